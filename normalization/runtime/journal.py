@@ -1,0 +1,753 @@
+"""The order journal: a local SQLite record of every order before it is sent and of everything after.
+
+Why it exists: a bot that crashes or loses its connection between "send" and "acknowledged" must
+neither lose track of a live order nor send it a second time. The journal makes three promises:
+
+* **Intent before send.** ``record_intent`` is committed with ``synchronous=FULL`` (fsync) before a
+  single byte reaches the broker, and ``mark_sent`` (also fsynced) flips the row to ``sent_unknown``
+  right before the network write. After a crash, ``pending_send`` therefore means "provably never
+  sent" and ``sent_unknown`` means "ask the broker" (see :mod:`normalization.runtime.reconcile`).
+* **Idempotency.** The same clientOrderId recorded twice returns the first row, also across restarts
+  and across processes sharing the file; a fill with an execution id already seen is a no-op.
+* **Shareable.** WAL mode plus a busy timeout lets several bot processes use one file; every write is
+  a short ``BEGIN IMMEDIATE`` transaction so writers queue instead of deadlocking.
+
+The journal is synchronous on purpose: each call is one small local transaction (well under a
+millisecond without fsync, a few milliseconds with), cheaper than a thread hop. It is thread-safe
+(one connection guarded by a lock), so the adapters' event-loop thread and the caller's thread can
+both use it.
+
+``options["journal"] = None`` turns the file off: :class:`NullJournal` keeps the same interface in
+memory (so idempotency still holds for the life of the process) and writes nothing to disk.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sqlite3
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "ACKNOWLEDGED",
+    "OPEN_STATES",
+    "PENDING_SEND",
+    "SENT_UNKNOWN",
+    "STATES",
+    "TERMINAL_STATES",
+    "UNRESOLVED_STATES",
+    "USE_DEFAULT",
+    "JournalFill",
+    "JournalOrder",
+    "NullJournal",
+    "OrderJournal",
+    "default_journal_path",
+    "open_journal",
+]
+
+# Local states: where the order is in *our* lifecycle before the broker has spoken.
+PENDING_SEND = "pending_send"  # intent recorded, nothing sent: safe to forget after a crash
+SENT_UNKNOWN = "sent_unknown"  # the send may have left the process; only the broker knows
+ACKNOWLEDGED = "acknowledged"  # the broker accepted it but has not reported a ccxt status yet
+# ccxt statuses, as reported by the broker.
+TERMINAL_STATES = frozenset({"closed", "canceled", "rejected", "expired"})
+UNRESOLVED_STATES = frozenset({PENDING_SEND, SENT_UNKNOWN})
+OPEN_STATES = frozenset({ACKNOWLEDGED, "open"})
+STATES = UNRESOLVED_STATES | OPEN_STATES | TERMINAL_STATES
+
+BROKER_ID_FIELDS = ("order_id", "perm_id", "deal_reference", "deal_id")
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS orders (
+    exchange        TEXT NOT NULL,
+    account         TEXT NOT NULL,
+    client_order_id TEXT NOT NULL,
+    symbol          TEXT NOT NULL,
+    side            TEXT NOT NULL,
+    type            TEXT NOT NULL,
+    amount          REAL NOT NULL,
+    price           REAL,
+    trigger_price   REAL,
+    params          TEXT NOT NULL DEFAULT '{}',
+    state           TEXT NOT NULL,
+    reason          TEXT,
+    filled          REAL,
+    remaining       REAL,
+    order_id        TEXT,
+    perm_id         TEXT,
+    deal_reference  TEXT,
+    deal_id         TEXT,
+    created         INTEGER NOT NULL,
+    updated         INTEGER NOT NULL,
+    info            TEXT,
+    PRIMARY KEY (exchange, account, client_order_id)
+);
+CREATE INDEX IF NOT EXISTS orders_state ON orders (exchange, account, state);
+CREATE INDEX IF NOT EXISTS orders_order_id ON orders (exchange, account, order_id);
+CREATE INDEX IF NOT EXISTS orders_perm_id ON orders (exchange, account, perm_id);
+CREATE INDEX IF NOT EXISTS orders_deal_reference ON orders (exchange, account, deal_reference);
+CREATE INDEX IF NOT EXISTS orders_deal_id ON orders (exchange, account, deal_id);
+CREATE TABLE IF NOT EXISTS status_history (
+    seq             INTEGER PRIMARY KEY AUTOINCREMENT,
+    exchange        TEXT NOT NULL,
+    account         TEXT NOT NULL,
+    client_order_id TEXT NOT NULL,
+    state           TEXT NOT NULL,
+    reason          TEXT,
+    timestamp       INTEGER NOT NULL,
+    info            TEXT
+);
+CREATE INDEX IF NOT EXISTS history_order ON status_history (exchange, account, client_order_id);
+CREATE TABLE IF NOT EXISTS fills (
+    exchange        TEXT NOT NULL,
+    account         TEXT NOT NULL,
+    exec_id         TEXT NOT NULL,
+    client_order_id TEXT,
+    order_id        TEXT,
+    symbol          TEXT,
+    side            TEXT,
+    amount          REAL NOT NULL,
+    price           REAL NOT NULL,
+    fee_cost        REAL,
+    fee_currency    TEXT,
+    timestamp       INTEGER,
+    info            TEXT,
+    PRIMARY KEY (exchange, account, exec_id)
+);
+CREATE INDEX IF NOT EXISTS fills_order ON fills (exchange, account, client_order_id);
+CREATE TABLE IF NOT EXISTS early_fees (
+    exchange        TEXT NOT NULL,
+    account         TEXT NOT NULL,
+    exec_id         TEXT NOT NULL,
+    fee_cost        REAL NOT NULL,
+    fee_currency    TEXT,
+    PRIMARY KEY (exchange, account, exec_id)
+);
+"""
+
+
+class _UseDefault:
+    """Sentinel type: "no journal option given" (as opposed to ``None``, which means "off")."""
+
+    def __repr__(self) -> str:
+        return "USE_DEFAULT"
+
+
+USE_DEFAULT: Any = _UseDefault()
+
+
+@dataclass(frozen=True)
+class JournalOrder:
+    """One row of the ``orders`` table, as the adapters see it."""
+
+    client_order_id: str
+    exchange: str
+    account: str
+    symbol: str
+    side: str
+    type: str
+    amount: float
+    price: float | None
+    trigger_price: float | None
+    params: dict[str, Any]
+    state: str
+    reason: str | None
+    filled: float | None
+    remaining: float | None
+    order_id: str | None
+    perm_id: str | None
+    deal_reference: str | None
+    deal_id: str | None
+    created: int
+    updated: int
+    info: Any = None
+
+    @property
+    def unresolved(self) -> bool:
+        """True while the placement outcome is unknown to us (``pending_send`` / ``sent_unknown``)."""
+        return self.state in UNRESOLVED_STATES
+
+    @property
+    def is_open(self) -> bool:
+        return self.state in OPEN_STATES
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.state in TERMINAL_STATES
+
+    @property
+    def ccxt_status(self) -> str:
+        """The status to show a ccxt caller: local states all read as ``open``.
+
+        A timeout after send must be reported as ``open`` with what is known, never as a
+        rejection (DESIGN §4), so ``sent_unknown`` shows as open too.
+        """
+        return self.state if self.state in TERMINAL_STATES else "open"
+
+
+@dataclass(frozen=True)
+class JournalFill:
+    """One execution, unique by ``exec_id``; the fee may arrive later (IB commissionReport)."""
+
+    exec_id: str
+    client_order_id: str | None
+    order_id: str | None
+    symbol: str | None
+    side: str | None
+    amount: float
+    price: float
+    fee_cost: float | None
+    fee_currency: str | None
+    timestamp: int | None
+    info: Any = None
+
+
+@dataclass(frozen=True)
+class StatusChange:
+    """One entry of the append-only status history."""
+
+    state: str
+    reason: str | None
+    timestamp: int
+    info: Any = None
+
+
+def _safe_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "default"
+
+
+def default_journal_path(exchange: str, account: str | None = None) -> Path:
+    """Per-user journal location: ``$XDG_STATE_HOME/ccxt-brokers/journal-<exchange>-<account>.sqlite``.
+
+    Falls back to ``~/.local/state`` (XDG's default) and, on Windows, ``%LOCALAPPDATA%``. One file per
+    exchange and account keeps unrelated accounts from ever matching each other's orders.
+    """
+    if sys.platform == "win32" and os.environ.get("LOCALAPPDATA"):
+        base = Path(os.environ["LOCALAPPDATA"])
+    elif os.environ.get("XDG_STATE_HOME"):
+        base = Path(os.environ["XDG_STATE_HOME"])
+    else:
+        base = Path.home() / ".local" / "state"
+    name = f"journal-{_safe_name(exchange)}-{_safe_name(account or 'default')}.sqlite"
+    return base / "ccxt-brokers" / name
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _dumps(value: Any) -> str | None:
+    if value is None:
+        return None
+    return json.dumps(value, default=str, sort_keys=True)
+
+
+def _loads(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+def _id(value: Any) -> str | None:
+    """Broker ids are stored as text: IB ints and Capital strings compare the same way."""
+    return None if value is None else str(value)
+
+
+class OrderJournal:
+    """SQLite-backed order journal bound to one exchange and account.
+
+    ``path`` is a file path or ``":memory:"``. ``exchange`` and ``account`` scope every query, so one
+    file may safely hold several accounts. ``busy_timeout`` (seconds) is how long a write waits for
+    another process holding the write lock. ``now_ms`` is injectable for tests.
+    """
+
+    persistent = True
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        exchange: str,
+        account: str = "default",
+        busy_timeout: float = 10.0,
+        now_ms: Callable[[], int] = _now_ms,
+    ) -> None:
+        self.exchange = exchange
+        self.account = account or "default"
+        self._now_ms = now_ms
+        self._lock = threading.RLock()
+        memory = str(path) == ":memory:"
+        self.path: Path | None = None if memory else Path(path)
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: we issue BEGIN IMMEDIATE / COMMIT ourselves so that every write takes
+        # the write lock up front (no lock upgrade => no SQLITE_BUSY deadlock between processes).
+        self._conn = sqlite3.connect(
+            ":memory:" if memory else str(self.path),
+            timeout=busy_timeout,
+            isolation_level=None,
+            check_same_thread=False,
+        )
+        self._conn.row_factory = sqlite3.Row
+        self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+        if not memory:
+            self._conn.execute("PRAGMA journal_mode = WAL")
+        # NORMAL in WAL mode survives a process crash (SIGKILL); FULL is switched on for the writes
+        # that must also survive an OS crash or power loss (see _write(durable=True)).
+        self._conn.execute("PRAGMA synchronous = NORMAL")
+        self._conn.execute("PRAGMA foreign_keys = OFF")
+        with self._write():
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    self._conn.execute(statement)
+            version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+            if version == 0:
+                self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            elif version > SCHEMA_VERSION:
+                raise RuntimeError(
+                    f"order journal {self.path} has schema version {version}; this library "
+                    f"understands up to {SCHEMA_VERSION}. Upgrade ccxt-brokers or use another file."
+                )
+
+    # ------------------------------------------------------------------ plumbing
+
+    @contextmanager
+    def _write(self, durable: bool = False) -> Iterator[sqlite3.Connection]:
+        """One short write transaction; ``durable`` fsyncs the commit (intent before send)."""
+        with self._lock:
+            conn = self._conn
+            if durable:
+                conn.execute("PRAGMA synchronous = FULL")
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield conn
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+            finally:
+                if durable:
+                    conn.execute("PRAGMA synchronous = NORMAL")
+
+    def _read(self, sql: str, args: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._conn.execute(sql, args).fetchall()
+
+    @property
+    def _scope(self) -> tuple[str, str]:
+        return (self.exchange, self.account)
+
+    def _get(self, conn: sqlite3.Connection, client_order_id: str) -> JournalOrder | None:
+        row = conn.execute(
+            "SELECT * FROM orders WHERE exchange=? AND account=? AND client_order_id=?",
+            (*self._scope, client_order_id),
+        ).fetchone()
+        return None if row is None else _order(row)
+
+    def _history(
+        self, conn: sqlite3.Connection, cid: str, state: str, reason: str | None, info: Any, now: int
+    ) -> None:
+        conn.execute(
+            "INSERT INTO status_history (exchange, account, client_order_id, state, reason, timestamp, info)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (*self._scope, cid, state, reason, now, _dumps(info)),
+        )
+
+    def _require(self, conn: sqlite3.Connection, client_order_id: str) -> JournalOrder:
+        order = self._get(conn, client_order_id)
+        if order is None:
+            raise KeyError(f"clientOrderId {client_order_id!r} is not in the order journal")
+        return order
+
+    # ------------------------------------------------------------------ orders
+
+    def record_intent(
+        self,
+        client_order_id: str,
+        *,
+        symbol: str,
+        side: str,
+        type: str,
+        amount: float,
+        price: float | None = None,
+        trigger_price: float | None = None,
+        params: Mapping[str, Any] | None = None,
+        state: str = PENDING_SEND,
+    ) -> tuple[JournalOrder, bool]:
+        """Record an order before it is sent; fsynced. Returns ``(order, created)``.
+
+        Idempotent: if ``client_order_id`` is already journaled, nothing is written and the *first*
+        order comes back with ``created=False`` -- that is how "the same clientOrderId placed twice
+        returns the first order" works, across restarts and processes. The caller sends only when
+        ``created`` is True. ``state`` is for reconciliation adopting an order found at the broker.
+        """
+        if state not in STATES:
+            raise ValueError(f"unknown journal state {state!r}")
+        now = self._now_ms()
+        with self._write(durable=True) as conn:
+            existing = self._get(conn, client_order_id)
+            if existing is not None:
+                return existing, False
+            conn.execute(
+                "INSERT INTO orders (exchange, account, client_order_id, symbol, side, type, amount, price,"
+                " trigger_price, params, state, created, updated) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    *self._scope,
+                    client_order_id,
+                    symbol,
+                    side,
+                    type,
+                    float(amount),
+                    None if price is None else float(price),
+                    None if trigger_price is None else float(trigger_price),
+                    _dumps(dict(params or {})),
+                    state,
+                    now,
+                    now,
+                ),
+            )
+            self._history(conn, client_order_id, state, None, None, now)
+            return self._require(conn, client_order_id), True
+
+    def mark_sent(self, client_order_id: str) -> bool:
+        """Flip ``pending_send`` to ``sent_unknown`` right before the network write; fsynced.
+
+        A compare-and-set: returns False (and changes nothing) if the row is no longer
+        ``pending_send`` -- e.g. a concurrent reconciliation already resolved it as "never sent".
+        The caller must then NOT send.
+        """
+        now = self._now_ms()
+        with self._write(durable=True) as conn:
+            cur = conn.execute(
+                "UPDATE orders SET state=?, updated=? WHERE exchange=? AND account=? AND client_order_id=?"
+                " AND state=?",
+                (SENT_UNKNOWN, now, *self._scope, client_order_id, PENDING_SEND),
+            )
+            if cur.rowcount:
+                self._history(conn, client_order_id, SENT_UNKNOWN, None, None, now)
+            return bool(cur.rowcount)
+
+    def attach_ids(self, client_order_id: str, **ids: Any) -> JournalOrder:
+        """Store broker ids as they become known (``order_id``, ``perm_id``, ``deal_reference``,
+        ``deal_id``); ``None`` values are ignored so a later partial update never erases an id. Fsynced:
+        the ids are what reconciliation matches on after a crash."""
+        unknown = set(ids) - set(BROKER_ID_FIELDS)
+        if unknown:
+            raise TypeError(f"unknown broker id field(s): {sorted(unknown)}; use {BROKER_ID_FIELDS}")
+        values = {k: _id(v) for k, v in ids.items() if v is not None}
+        with self._write(durable=bool(values)) as conn:
+            self._require(conn, client_order_id)
+            if values:
+                assignments = ", ".join(f"{k}=?" for k in values)
+                conn.execute(
+                    f"UPDATE orders SET {assignments}, updated=? "
+                    "WHERE exchange=? AND account=? AND client_order_id=?",
+                    (*values.values(), self._now_ms(), *self._scope, client_order_id),
+                )
+            return self._require(conn, client_order_id)
+
+    def update_status(
+        self,
+        client_order_id: str,
+        status: str,
+        info: Any = None,
+        *,
+        reason: str | None = None,
+        filled: float | None = None,
+        remaining: float | None = None,
+        force: bool = False,
+    ) -> bool:
+        """Record a status the broker reported (or reconciliation decided); returns True if it changed.
+
+        Terminal states are sticky: a late ``open`` after ``closed`` (events out of order) is ignored
+        unless ``force`` (reconciliation uses it when the broker's full snapshot says otherwise).
+        ``filled`` / ``remaining`` / ``info`` are kept even when the state does not change. Every
+        state change is appended to the status history.
+        """
+        if status not in STATES:
+            raise ValueError(f"unknown journal state {status!r}; expected one of {sorted(STATES)}")
+        now = self._now_ms()
+        with self._write() as conn:
+            current = self._require(conn, client_order_id)
+            regress = current.state in TERMINAL_STATES and status not in TERMINAL_STATES
+            change = status != current.state and (force or not regress)
+            new_state = status if change else current.state
+            conn.execute(
+                "UPDATE orders SET state=?, reason=?, filled=?, remaining=?, info=?, updated=?"
+                " WHERE exchange=? AND account=? AND client_order_id=?",
+                (
+                    new_state,
+                    reason if change or reason is not None else current.reason,
+                    current.filled if filled is None else float(filled),
+                    current.remaining if remaining is None else float(remaining),
+                    _dumps(info) if info is not None else _dumps(current.info),
+                    now,
+                    *self._scope,
+                    client_order_id,
+                ),
+            )
+            if change:
+                self._history(conn, client_order_id, new_state, reason, info, now)
+            return change
+
+    def get(self, client_order_id: str) -> JournalOrder | None:
+        with self._lock:
+            return self._get(self._conn, client_order_id)
+
+    def find_by(self, **ids: Any) -> JournalOrder | None:
+        """The order carrying a broker id: ``find_by(perm_id=...)``, ``find_by(deal_reference=...)``.
+
+        With several keywords, the first that matches wins in the order given. If an id matches
+        several rows (IB order ids repeat across client sessions) the most recent one is returned.
+        """
+        for name, value in ids.items():
+            if name not in BROKER_ID_FIELDS:
+                raise TypeError(f"unknown broker id field {name!r}; use {BROKER_ID_FIELDS}")
+            if value is None:
+                continue
+            rows = self._read(
+                f"SELECT * FROM orders WHERE exchange=? AND account=? AND {name}=? "
+                "ORDER BY created DESC LIMIT 1",
+                (*self._scope, _id(value)),
+            )
+            if rows:
+                return _order(rows[0])
+        return None
+
+    def unresolved(self) -> list[JournalOrder]:
+        """Orders whose placement outcome is unknown: ``pending_send`` and ``sent_unknown``."""
+        return self._by_states(UNRESOLVED_STATES)
+
+    def open_orders(self) -> list[JournalOrder]:
+        """Orders the journal believes live at the broker (``acknowledged`` / ``open``)."""
+        return self._by_states(OPEN_STATES)
+
+    def orders(self, states: frozenset[str] | None = None) -> list[JournalOrder]:
+        """All orders of this exchange/account (optionally only ``states``), oldest first."""
+        return self._by_states(STATES if states is None else states)
+
+    def _by_states(self, states: frozenset[str]) -> list[JournalOrder]:
+        marks = ",".join("?" * len(states))
+        rows = self._read(
+            f"SELECT * FROM orders WHERE exchange=? AND account=? AND state IN ({marks}) ORDER BY created",
+            (*self._scope, *sorted(states)),
+        )
+        return [_order(r) for r in rows]
+
+    def history(self, client_order_id: str) -> list[StatusChange]:
+        """The append-only status history of one order, oldest first."""
+        rows = self._read(
+            "SELECT state, reason, timestamp, info FROM status_history"
+            " WHERE exchange=? AND account=? AND client_order_id=? ORDER BY seq",
+            (*self._scope, client_order_id),
+        )
+        return [StatusChange(r["state"], r["reason"], r["timestamp"], _loads(r["info"])) for r in rows]
+
+    # ------------------------------------------------------------------ fills
+
+    def record_fill(
+        self,
+        exec_id: str,
+        *,
+        amount: float,
+        price: float,
+        client_order_id: str | None = None,
+        order_id: Any = None,
+        symbol: str | None = None,
+        side: str | None = None,
+        timestamp: int | None = None,
+        fee_cost: float | None = None,
+        fee_currency: str | None = None,
+        info: Any = None,
+    ) -> bool:
+        """Record one execution; returns False (a no-op) if ``exec_id`` was already recorded.
+
+        A fee recorded earlier by :meth:`record_fee` (commission before execution) is folded in.
+        """
+        with self._write() as conn:
+            early = conn.execute(
+                "SELECT fee_cost, fee_currency FROM early_fees WHERE exchange=? AND account=? AND exec_id=?",
+                (*self._scope, exec_id),
+            ).fetchone()
+            if early is not None and fee_cost is None:
+                fee_cost, fee_currency = early["fee_cost"], early["fee_currency"]
+            cur = conn.execute(
+                "INSERT OR IGNORE INTO fills (exchange, account, exec_id, client_order_id, order_id, symbol,"
+                " side, amount, price, fee_cost, fee_currency, timestamp, info)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    *self._scope,
+                    exec_id,
+                    client_order_id,
+                    _id(order_id),
+                    symbol,
+                    side,
+                    float(amount),
+                    float(price),
+                    None if fee_cost is None else float(fee_cost),
+                    fee_currency,
+                    timestamp,
+                    _dumps(info),
+                ),
+            )
+            if cur.rowcount and early is not None:
+                conn.execute(
+                    "DELETE FROM early_fees WHERE exchange=? AND account=? AND exec_id=?",
+                    (*self._scope, exec_id),
+                )
+            return bool(cur.rowcount)
+
+    def record_fee(self, exec_id: str, cost: float, currency: str | None) -> bool:
+        """Attach a fee that arrived after its fill (IB ``commissionReport``); idempotent.
+
+        Returns True if the fill exists and now carries this fee. A fee for an execution not yet
+        recorded is parked and applied when the fill arrives (returns False).
+        """
+        with self._write() as conn:
+            cur = conn.execute(
+                "UPDATE fills SET fee_cost=?, fee_currency=? WHERE exchange=? AND account=? AND exec_id=?",
+                (float(cost), currency, *self._scope, exec_id),
+            )
+            if cur.rowcount:
+                return True
+            conn.execute(
+                "INSERT OR REPLACE INTO early_fees (exchange, account, exec_id, fee_cost, fee_currency)"
+                " VALUES (?,?,?,?,?)",
+                (*self._scope, exec_id, float(cost), currency),
+            )
+            return False
+
+    def link_fill(self, exec_id: str, client_order_id: str) -> bool:
+        """Attach a fill recorded without a clientOrderId to its order once that is known."""
+        with self._write() as conn:
+            cur = conn.execute(
+                "UPDATE fills SET client_order_id=? WHERE exchange=? AND account=? AND exec_id=?"
+                " AND client_order_id IS NULL",
+                (client_order_id, *self._scope, exec_id),
+            )
+            return bool(cur.rowcount)
+
+    def get_fill(self, exec_id: str) -> JournalFill | None:
+        rows = self._read(
+            "SELECT * FROM fills WHERE exchange=? AND account=? AND exec_id=?", (*self._scope, exec_id)
+        )
+        return _fill(rows[0]) if rows else None
+
+    def fills(self, client_order_id: str | None = None) -> list[JournalFill]:
+        """Fills of one order, or of the whole account; ordered by timestamp then exec id."""
+        if client_order_id is None:
+            rows = self._read(
+                "SELECT * FROM fills WHERE exchange=? AND account=? ORDER BY timestamp, exec_id", self._scope
+            )
+        else:
+            rows = self._read(
+                "SELECT * FROM fills WHERE exchange=? AND account=? AND client_order_id=?"
+                " ORDER BY timestamp, exec_id",
+                (*self._scope, client_order_id),
+            )
+        return [_fill(r) for r in rows]
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> OrderJournal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        where = self.path if self.path is not None else "memory"
+        return f"{type(self).__name__}({where}, exchange={self.exchange!r}, account={self.account!r})"
+
+
+class NullJournal(OrderJournal):
+    """The journal with ``options["journal"] = None``: same interface, nothing on disk.
+
+    It still keeps this process's orders in an in-memory database, so a repeated clientOrderId
+    returns the first order while the process lives; nothing survives a restart.
+    """
+
+    persistent = False
+
+    def __init__(
+        self, *, exchange: str = "", account: str = "default", now_ms: Callable[[], int] = _now_ms
+    ) -> None:
+        super().__init__(":memory:", exchange=exchange, account=account, now_ms=now_ms)
+
+
+def open_journal(
+    option: Any = USE_DEFAULT, *, exchange: str, account: str | None = None
+) -> OrderJournal:
+    """Build the journal from ``options["journal"]``.
+
+    * absent (``USE_DEFAULT``) or ``True`` -> the per-user default file (:func:`default_journal_path`);
+    * ``None`` or ``False`` -> :class:`NullJournal`;
+    * a path (``str`` / ``PathLike``) -> that file (``":memory:"`` -> an unshared in-memory journal);
+    * an :class:`OrderJournal` -> used as is (tests, or two exchange objects sharing one).
+    """
+    acct = account or "default"
+    if isinstance(option, OrderJournal):
+        return option
+    if option is None or option is False:
+        return NullJournal(exchange=exchange, account=acct)
+    if option is USE_DEFAULT or option is True:
+        return OrderJournal(default_journal_path(exchange, acct), exchange=exchange, account=acct)
+    if isinstance(option, (str, os.PathLike)):
+        where = option if option == ":memory:" else Path(option).expanduser()
+        return OrderJournal(where, exchange=exchange, account=acct)
+    raise TypeError(f"options['journal'] must be a path, None or True, not {type(option).__name__}")
+
+
+def _order(row: sqlite3.Row) -> JournalOrder:
+    return JournalOrder(
+        client_order_id=row["client_order_id"],
+        exchange=row["exchange"],
+        account=row["account"],
+        symbol=row["symbol"],
+        side=row["side"],
+        type=row["type"],
+        amount=row["amount"],
+        price=row["price"],
+        trigger_price=row["trigger_price"],
+        params=_loads(row["params"]) or {},
+        state=row["state"],
+        reason=row["reason"],
+        filled=row["filled"],
+        remaining=row["remaining"],
+        order_id=row["order_id"],
+        perm_id=row["perm_id"],
+        deal_reference=row["deal_reference"],
+        deal_id=row["deal_id"],
+        created=row["created"],
+        updated=row["updated"],
+        info=_loads(row["info"]),
+    )
+
+
+def _fill(row: sqlite3.Row) -> JournalFill:
+    return JournalFill(
+        exec_id=row["exec_id"],
+        client_order_id=row["client_order_id"],
+        order_id=row["order_id"],
+        symbol=row["symbol"],
+        side=row["side"],
+        amount=row["amount"],
+        price=row["price"],
+        fee_cost=row["fee_cost"],
+        fee_currency=row["fee_currency"],
+        timestamp=row["timestamp"],
+        info=_loads(row["info"]),
+    )
