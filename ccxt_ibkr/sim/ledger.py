@@ -97,7 +97,9 @@ class Ledger:
         self.lock = threading.RLock()
 
     # -- mutations -------------------------------------------------------------------------
-    def apply_fill(self, inst: Instrument, side: str, qty: float, price: float, commission: float) -> FillResult:
+    def apply_fill(
+        self, inst: Instrument, side: str, qty: float, price: float, commission: float
+    ) -> FillResult:
         """Book one execution; ``side`` is BOT/SLD; commission is in the instrument currency."""
         with self.lock:
             ccy = inst.currency

@@ -282,7 +282,7 @@ class OrderJournal:
     ) -> None:
         self.exchange = exchange
         self.account = account or "default"
-        self._now_ms = now_ms
+        self.now_ms = now_ms  # public: reconciliation and tests read the journal's clock
         self._lock = threading.RLock()
         memory = str(path) == ":memory:"
         self.path: Path | None = None if memory else Path(path)
@@ -392,7 +392,7 @@ class OrderJournal:
         """
         if state not in STATES:
             raise ValueError(f"unknown journal state {state!r}")
-        now = self._now_ms()
+        now = self.now_ms()
         with self._write(durable=True) as conn:
             existing = self._get(conn, client_order_id)
             if existing is not None:
@@ -425,7 +425,7 @@ class OrderJournal:
         ``pending_send`` -- e.g. a concurrent reconciliation already resolved it as "never sent".
         The caller must then NOT send.
         """
-        now = self._now_ms()
+        now = self.now_ms()
         with self._write(durable=True) as conn:
             cur = conn.execute(
                 "UPDATE orders SET state=?, updated=? WHERE exchange=? AND account=? AND client_order_id=?"
@@ -451,7 +451,7 @@ class OrderJournal:
                 conn.execute(
                     f"UPDATE orders SET {assignments}, updated=? "
                     "WHERE exchange=? AND account=? AND client_order_id=?",
-                    (*values.values(), self._now_ms(), *self._scope, client_order_id),
+                    (*values.values(), self.now_ms(), *self._scope, client_order_id),
                 )
             return self._require(conn, client_order_id)
 
@@ -475,7 +475,7 @@ class OrderJournal:
         """
         if status not in STATES:
             raise ValueError(f"unknown journal state {status!r}; expected one of {sorted(STATES)}")
-        now = self._now_ms()
+        now = self.now_ms()
         with self._write() as conn:
             current = self._require(conn, client_order_id)
             regress = current.state in TERMINAL_STATES and status not in TERMINAL_STATES

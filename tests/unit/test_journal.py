@@ -1,0 +1,208 @@
+"""The order journal: idempotent intent, fills exactly once, late fees, crash safety, shared files."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import pytest
+
+from normalization.runtime.journal import (
+    PENDING_SEND,
+    SENT_UNKNOWN,
+    USE_DEFAULT,
+    NullJournal,
+    OrderJournal,
+    default_journal_path,
+    open_journal,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def journal(tmp_path: Path) -> OrderJournal:
+    with OrderJournal(tmp_path / "j.sqlite", exchange="ibkr", account="DU123") as j:
+        yield j
+
+
+def intent(j: OrderJournal, cid: str = "bot-1", **kw):
+    args = dict(symbol="AAPL/USD", side="buy", type="limit", amount=10, price=187.5)
+    args.update(kw)
+    return j.record_intent(cid, **args)
+
+
+def test_intent_is_idempotent_and_returns_the_first_order(journal: OrderJournal) -> None:
+    first, created = intent(journal, params={"timeInForce": "GTC"})
+    assert created and first.state == PENDING_SEND and first.params == {"timeInForce": "GTC"}
+    again, created_again = intent(journal, amount=99, price=1.0)
+    assert not created_again
+    assert again == first and again.amount == 10 and again.price == 187.5
+    assert [o.client_order_id for o in journal.unresolved()] == ["bot-1"]
+
+
+def test_lifecycle_ids_status_history(journal: OrderJournal) -> None:
+    intent(journal)
+    assert journal.mark_sent("bot-1") is True
+    assert journal.mark_sent("bot-1") is False  # compare-and-set: only from pending_send
+    assert journal.get("bot-1").state == SENT_UNKNOWN
+    journal.attach_ids("bot-1", order_id=7, perm_id=123456)
+    journal.attach_ids("bot-1", order_id=None)  # never erases
+    assert journal.update_status("bot-1", "open", {"status": "Submitted"}, filled=0, remaining=10)
+    assert journal.find_by(perm_id=123456).client_order_id == "bot-1"
+    assert journal.find_by(order_id="7").order_id == "7"
+    assert journal.find_by(deal_id="nope") is None
+    assert [o.client_order_id for o in journal.open_orders()] == ["bot-1"]
+    assert journal.update_status("bot-1", "closed", filled=10, remaining=0)
+    # terminal is sticky against late, out-of-order events ...
+    assert not journal.update_status("bot-1", "open")
+    assert journal.get("bot-1").state == "closed"
+    assert journal.get("bot-1").filled == 10
+    assert [h.state for h in journal.history("bot-1")] == [PENDING_SEND, SENT_UNKNOWN, "open", "closed"]
+    # ... unless forced (reconciliation with the broker's full view)
+    assert journal.update_status("bot-1", "canceled", force=True, reason="broker says so")
+    assert journal.get("bot-1").reason == "broker says so"
+    assert journal.get("bot-1").ccxt_status == "canceled"
+
+
+def test_unknown_states_and_ids_are_refused(journal: OrderJournal) -> None:
+    intent(journal)
+    with pytest.raises(ValueError):
+        journal.update_status("bot-1", "filled")
+    with pytest.raises(TypeError):
+        journal.attach_ids("bot-1", conid=5)
+    with pytest.raises(KeyError):
+        journal.update_status("nobody", "open")
+
+
+def test_sent_unknown_reads_as_open_for_ccxt(journal: OrderJournal) -> None:
+    order, _ = intent(journal)
+    journal.mark_sent(order.client_order_id)
+    assert journal.get("bot-1").ccxt_status == "open"
+
+
+def test_fills_exactly_once_and_fee_arriving_late(journal: OrderJournal) -> None:
+    intent(journal)
+    assert journal.record_fill("e1", client_order_id="bot-1", amount=4, price=187.4, timestamp=1) is True
+    assert journal.record_fill("e1", client_order_id="bot-1", amount=4, price=187.4, timestamp=1) is False
+    assert journal.fills("bot-1")[0].fee_cost is None
+    assert journal.record_fee("e1", 1.0, "USD") is True
+    assert journal.record_fee("e1", 1.0, "USD") is True  # idempotent
+    fill = journal.get_fill("e1")
+    assert (fill.fee_cost, fill.fee_currency) == (1.0, "USD")
+    # a commission that overtakes its execution is parked and folded in
+    assert journal.record_fee("e2", 0.5, "USD") is False
+    assert journal.record_fill("e2", client_order_id="bot-1", amount=6, price=187.5, timestamp=2)
+    assert journal.get_fill("e2").fee_cost == 0.5
+    assert [f.exec_id for f in journal.fills("bot-1")] == ["e1", "e2"]
+    assert sum(f.amount for f in journal.fills()) == 10
+
+
+def test_accounts_sharing_a_file_do_not_see_each_other(tmp_path: Path) -> None:
+    a = OrderJournal(tmp_path / "j.sqlite", exchange="ibkr", account="A")
+    b = OrderJournal(tmp_path / "j.sqlite", exchange="capitalcom", account="A")
+    intent(a, "same-id")
+    assert b.get("same-id") is None
+    assert intent(b, "same-id")[1] is True
+    a.close()
+    b.close()
+
+
+def test_null_journal_keeps_the_interface_in_memory() -> None:
+    j = open_journal(None, exchange="ibkr")
+    assert isinstance(j, NullJournal) and not j.persistent and j.path is None
+    assert intent(j)[1] and not intent(j)[1]
+    assert j.record_fill("x", amount=1, price=1) and not j.record_fill("x", amount=1, price=1)
+
+
+def test_open_journal_options(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    assert default_journal_path("ibkr", "DU 1/2") == tmp_path / "state/ccxt-brokers/journal-ibkr-DU_1_2.sqlite"
+    j = open_journal(USE_DEFAULT, exchange="ibkr", account="DU1")
+    assert j.path == tmp_path / "state/ccxt-brokers/journal-ibkr-DU1.sqlite" and j.path.exists()
+    j.close()
+    k = open_journal(str(tmp_path / "custom.sqlite"), exchange="ibkr")
+    assert open_journal(k, exchange="ibkr") is k
+    k.close()
+    with pytest.raises(TypeError):
+        open_journal(42, exchange="ibkr")
+
+
+def test_thread_safe(journal: OrderJournal) -> None:
+    def work(n: int) -> None:
+        for i in range(25):
+            intent(journal, f"t{n}-{i}")
+            journal.record_fill(f"e{n}-{i}", client_order_id=f"t{n}-{i}", amount=1, price=1)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(journal.unresolved()) == 100 and len(journal.fills()) == 100
+
+
+def _python(code: str) -> list[str]:
+    return [sys.executable, "-c", textwrap.dedent(code)]
+
+
+def test_intent_survives_sigkill(tmp_path: Path) -> None:
+    """A child records intent, marks it sent and is SIGKILLed mid-flight; a new process sees both."""
+    path = tmp_path / "crash.sqlite"
+    child = subprocess.Popen(
+        _python(
+            f"""
+            import sys, time
+            from normalization.runtime.journal import OrderJournal
+            j = OrderJournal({str(path)!r}, exchange="ibkr", account="DU1")
+            j.record_intent("c1", symbol="AAPL/USD", side="buy", type="market", amount=1)
+            j.record_intent("c2", symbol="AAPL/USD", side="buy", type="market", amount=2)
+            j.mark_sent("c2")
+            print("ready", flush=True)
+            time.sleep(60)
+            """
+        ),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout.readline().strip() == "ready"
+        os.kill(child.pid, signal.SIGKILL)
+        assert child.wait(timeout=10) == -signal.SIGKILL
+    finally:
+        if child.poll() is None:
+            child.kill()
+        child.stdout.close()
+    j = OrderJournal(path, exchange="ibkr", account="DU1")
+    assert {o.client_order_id: o.state for o in j.unresolved()} == {"c1": PENDING_SEND, "c2": SENT_UNKNOWN}
+    j.close()
+
+
+def test_two_processes_share_one_file(tmp_path: Path) -> None:
+    """Two processes race to record the same clientOrderIds and fills; each id exists exactly once."""
+    path = tmp_path / "shared.sqlite"
+    code = f"""
+        import sys
+        from normalization.runtime.journal import OrderJournal
+        j = OrderJournal({str(path)!r}, exchange="ibkr", account="DU1")
+        created = fills = 0
+        for i in range(40):
+            _, new = j.record_intent(f"o{{i}}", symbol="AAPL/USD", side="buy", type="market", amount=1)
+            created += new
+            fills += j.record_fill(f"x{{i}}", client_order_id=f"o{{i}}", amount=1, price=1)
+        print(created, fills)
+        """
+    procs = [subprocess.Popen(_python(code), cwd=ROOT, stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=30)[0].split() for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    assert sum(int(o[0]) for o in outs) == 40  # every intent created by exactly one process
+    assert sum(int(o[1]) for o in outs) == 40  # every fill recorded by exactly one process
+    j = OrderJournal(path, exchange="ibkr", account="DU1")
+    assert len(j.unresolved()) == 40 and len(j.fills()) == 40
+    j.close()
