@@ -22,7 +22,7 @@ from typing import Any
 
 from .account import Account, Transaction, money
 from .catalogue import SWAP_SECOND_OF_DAY, Catalogue, Instrument
-from .errors import ApiError, bad_request, not_found
+from .errors import bad_request, not_found
 from .models import Activity, Confirm, Position, WorkingOrder
 from .pricing import MINUTE, PriceFeed
 from .timefmt import fmt
@@ -754,8 +754,3 @@ def _next_swap(after: float) -> float:
 
 def _num(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(float(value))
-
-
-def raise_if(condition: bool, error: ApiError) -> None:
-    if condition:
-        raise error

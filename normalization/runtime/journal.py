@@ -688,9 +688,7 @@ class NullJournal(OrderJournal):
         super().__init__(":memory:", exchange=exchange, account=account, now_ms=now_ms)
 
 
-def open_journal(
-    option: Any = USE_DEFAULT, *, exchange: str, account: str | None = None
-) -> OrderJournal:
+def open_journal(option: Any = USE_DEFAULT, *, exchange: str, account: str | None = None) -> OrderJournal:
     """Build the journal from ``options["journal"]``.
 
     * absent (``USE_DEFAULT``) or ``True`` -> the per-user default file (:func:`default_journal_path`);

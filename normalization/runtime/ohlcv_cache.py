@@ -43,7 +43,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .progress import progress_bar
-from .resample import COLUMNS, bar_end_ms, is_calendar_timeframe, ohlcv_to_dataframe, timeframe_to_ms
+from .resample import COLUMNS, bar_end_ms, is_calendar_timeframe, timeframe_to_ms
 
 __all__ = [
     "CacheKey",
@@ -314,11 +314,16 @@ class OhlcvCache:
         *,
         chunk_ms: int | None = None,
     ) -> pd.DataFrame:
-        """:meth:`get` as a DataFrame (see ``ohlcv_to_dataframe``), for backtests."""
-        rows = await self.get(
-            key, since_ms, until_ms, fetch_range, timeframe_ms, now_ms, expected_times, chunk_ms=chunk_ms
+        """:meth:`get` as a DataFrame (same shape as ``ohlcv_to_dataframe``), built straight from the
+        stored arrays: the backtest path never materializes millions of Python floats."""
+        ts, values, fresh = await self._get_arrays(
+            key, since_ms, until_ms, fetch_range, timeframe_ms, now_ms, expected_times, chunk_ms
         )
-        return ohlcv_to_dataframe(rows)
+        if fresh:
+            extra_ts, extra_v = _rows_to_arrays([r for r in fresh if since_ms <= int(r[0]) < until_ms])
+            ts, values = _merge_bars(ts, values, extra_ts, extra_v)
+        index = pd.DatetimeIndex(ts.astype("datetime64[ms]"), name="timestamp").tz_localize("UTC")
+        return pd.DataFrame(values, index=index, columns=list(COLUMNS), copy=False)
 
     # -- internals --------------------------------------------------------------------------------
 

@@ -130,7 +130,9 @@ class Pacer:
     def _applicable(self, keys: Mapping[str, Hashable]) -> list[tuple[Window, _Bucket]]:
         unknown = set(keys) - self.scopes
         if unknown:
-            raise ValueError(f"unknown pacing scope(s) {sorted(unknown)}; this pacer knows {sorted(self.scopes)}")
+            raise ValueError(
+                f"unknown pacing scope(s) {sorted(unknown)}; this pacer knows {sorted(self.scopes)}"
+            )
         out = []
         for index, rule in enumerate(self.rules):
             if rule.scope is None:
@@ -152,21 +154,30 @@ class Pacer:
 
     def _earliest(self, keys: Mapping[str, Hashable], weight: int, at: float) -> tuple[float, list[_Bucket]]:
         applicable = self._applicable(keys)
+        buckets = [b for _, b in applicable]
         checks = []
-        candidates = {at}
         for rule, bucket in applicable:
             count = weight if rule.weighted else 1
             if count > rule.max_requests:
                 raise ValueError(f"a request of weight {weight} can never satisfy {rule.describe()}")
-            seconds = rule.seconds + self.margin
-            entries = self._buckets.get(bucket, [])
-            checks.append((entries, count, rule.max_requests, seconds))
-            candidates.update(e + seconds for e in entries)
-            candidates.update(e - seconds for e in entries)
-            candidates.update(entries)
-        for t in sorted(c for c in candidates if c >= at):
-            if all(_fits(entries, t, count, mx, s) for entries, count, mx, s in checks):
-                return t, [b for _, b in applicable]
+            checks.append(
+                (self._buckets.get(bucket, []), count, rule.max_requests, rule.seconds + self.margin)
+            )
+
+        def feasible(t: float) -> bool:
+            return all(_fits(entries, t, count, mx, s) for entries, count, mx, s in checks)
+
+        if feasible(at):  # the common case: no wait
+            return at, buckets
+        # The earliest feasible time is where some window boundary moves past an existing entry;
+        # trying every such boundary (plus the entries themselves) in order finds it.
+        candidates: set[float] = set()
+        for entries, _, _, seconds in checks:
+            for e in entries:
+                candidates.update((e + seconds, e - seconds, e))
+        for t in sorted(c for c in candidates if c > at):
+            if feasible(t):
+                return t, buckets
         raise AssertionError("unreachable: the latest entry + window is always feasible")
 
     def plan_delay(self, weight: int = 1, **keys: Hashable) -> float:
@@ -181,7 +192,7 @@ class Pacer:
         now = self._clock() if at is None else at
         self._prune(min(now, self._clock()))
         t, buckets = self._earliest(keys, weight, now)
-        for (index, key) in buckets:
+        for index, key in buckets:
             rule = self.rules[index]
             entries = self._buckets.setdefault((index, key), [])
             for _ in range(weight if rule.weighted else 1):
@@ -251,7 +262,9 @@ def ib_historical_pacer(
     return Pacer(
         [
             Window(60, 600.0, name="IB historical: 60 per 10 min"),
-            Window(per_contract, 2.0, scope="contract", name=f"IB historical: {per_contract} per contract per 2s"),
+            Window(
+                per_contract, 2.0, scope="contract", name=f"IB historical: {per_contract} per contract per 2s"
+            ),
             no_identical(15.0),
         ],
         clock=clock,

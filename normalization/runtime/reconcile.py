@@ -48,6 +48,7 @@ __all__ = [
     "Discrepancy",
     "ReconcileReport",
     "SnapshotIncomplete",
+    "MATCH_ORDER",
     "reconcile",
 ]
 
@@ -56,7 +57,7 @@ ABSENT_AFTER_SYNC = "absent at broker after full sync"
 
 # Matching order: clientOrderId is ours and unique; permId / dealReference / dealId are stable broker
 # ids; the broker order id last, because IB order ids repeat across client sessions.
-_MATCH_ORDER = ("perm_id", "deal_reference", "deal_id", "order_id")
+MATCH_ORDER = ("perm_id", "deal_reference", "deal_id", "order_id")
 
 
 class SnapshotIncomplete(ccxt.ExchangeNotAvailable):
@@ -149,12 +150,12 @@ class ReconcileReport:
         return bool(self.adopted or self.updated or self.resolved or self.imported or self.new_fills)
 
 
-def _match(journal: OrderJournal, order: BrokerOrder) -> JournalOrder | None:
+def _match(journal: OrderJournal, order: BrokerOrder, match_on: Sequence[str]) -> JournalOrder | None:
     if order.client_order_id:
         found = journal.get(order.client_order_id)
         if found is not None:
             return found
-    for name in _MATCH_ORDER:
+    for name in match_on:
         value = getattr(order, name)
         if value is not None:
             found = journal.find_by(**{name: value})
@@ -171,6 +172,7 @@ def reconcile(
     grace_ms: int = 0,
     now_ms: int | None = None,
     adopt_unknown: Callable[[BrokerOrder], bool] | None = None,
+    match_on: Sequence[str] = MATCH_ORDER,
 ) -> ReconcileReport:
     """Bring ``journal`` in line with ``snapshot``; returns what changed. Sends nothing.
 
@@ -181,6 +183,8 @@ def reconcile(
     :meth:`OrderJournal.mark_sent` is a compare-and-set). ``adopt_unknown``: broker orders absent
     from the journal (e.g. placed by an earlier run with the journal off) for which this returns True
     (say, clientOrderId carries our prefix) are written into the journal; others are only reported.
+    ``match_on``: broker ids tried, in order, after the clientOrderId; the IB adapter may drop
+    ``"order_id"`` when its orders always carry ``orderRef`` (IB order ids repeat across sessions).
     """
     if not snapshot.complete:
         raise SnapshotIncomplete(
@@ -199,7 +203,7 @@ def reconcile(
     for order in ordered:
         if order.status not in STATES:
             raise ValueError(f"broker order status must be a ccxt status, got {order.status!r}")
-        found = _match(journal, order)
+        found = _match(journal, order, match_on)
         if found is None:
             cid = order.client_order_id
             if cid and adopt_unknown is not None and adopt_unknown(order):
@@ -221,7 +225,9 @@ def reconcile(
                 found = journal.get(cid)
             else:
                 report.discrepancies.append(
-                    Discrepancy("unknown_at_journal", cid, f"broker order {order.ids()} is not in the journal")
+                    Discrepancy(
+                        "unknown_at_journal", cid, f"broker order {order.ids()} is not in the journal"
+                    )
                 )
                 continue
         assert found is not None

@@ -49,8 +49,12 @@ async def test_opens_after_threshold_and_fails_fast_naming_itself() -> None:
 
 async def test_answers_from_the_broker_do_not_count() -> None:
     b = CircuitBreaker("x", failure_threshold=1)
-    for exc in (ccxt.InvalidOrder("bad"), ccxt.InsufficientFunds("poor"), ccxt.RateLimitExceeded("429"),
-                ValueError("bug")):
+    for exc in (
+        ccxt.InvalidOrder("bad"),
+        ccxt.InsufficientFunds("poor"),
+        ccxt.RateLimitExceeded("429"),
+        ValueError("bug"),
+    ):
         with pytest.raises(type(exc)):
             async with b:
                 raise exc

@@ -122,7 +122,9 @@ def test_null_journal_keeps_the_interface_in_memory() -> None:
 
 def test_open_journal_options(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
-    assert default_journal_path("ibkr", "DU 1/2") == tmp_path / "state/ccxt-brokers/journal-ibkr-DU_1_2.sqlite"
+    assert (
+        default_journal_path("ibkr", "DU 1/2") == tmp_path / "state/ccxt-brokers/journal-ibkr-DU_1_2.sqlite"
+    )
     j = open_journal(USE_DEFAULT, exchange="ibkr", account="DU1")
     assert j.path == tmp_path / "state/ccxt-brokers/journal-ibkr-DU1.sqlite" and j.path.exists()
     j.close()

@@ -61,7 +61,13 @@ def test_unknown_outcome_found_at_broker_is_adopted_with_true_state(journal: Ord
     report = reconcile(journal, snap)
     order = journal.get("a")
     assert report.adopted == ["a"] and report.resolved == []
-    assert (order.state, order.perm_id, order.order_id, order.filled, order.remaining) == ("open", "99", "5", 3, 7)
+    assert (order.state, order.perm_id, order.order_id, order.filled, order.remaining) == (
+        "open",
+        "99",
+        "5",
+        3,
+        7,
+    )
     assert report.new_fills == ["e1"]
     assert journal.fills("a")[0].fee_cost == 1.0  # matched to the order through permId
     # a second reconciliation changes nothing and records no fill twice
@@ -146,8 +152,18 @@ def test_discrepancies_are_reported_broker_wins(journal: OrderJournal) -> None:
 def test_adopt_unknown_imports_our_prefixed_orders(journal: OrderJournal) -> None:
     snap = BrokerSnapshot(
         orders=[
-            BrokerOrder("open", client_order_id="ccxt-1", perm_id=7, symbol="AAPL/USD", side="sell",
-                        type="limit", amount=5, price=200, filled=0, remaining=5),
+            BrokerOrder(
+                "open",
+                client_order_id="ccxt-1",
+                perm_id=7,
+                symbol="AAPL/USD",
+                side="sell",
+                type="limit",
+                amount=5,
+                price=200,
+                filled=0,
+                remaining=5,
+            ),
             BrokerOrder("open", client_order_id="manual", perm_id=8),
         ],
         fills=[BrokerFill("f", 1, 200.0, perm_id=7)],

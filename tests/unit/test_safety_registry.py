@@ -31,8 +31,8 @@ def test_registration_reaches_all_three_namespaces() -> None:
         pass
 
     register_exchange("dummybroker", Dummy, DummyAsync)
-    assert getattr(ccxt, "dummybroker") is Dummy and "dummybroker" in ccxt.exchanges
-    assert getattr(ccxt.async_support, "dummybroker") is DummyAsync and "dummybroker" in ccxt.async_support.exchanges
-    assert getattr(ccxt.pro, "dummybroker") is DummyAsync
+    assert ccxt.dummybroker is Dummy and "dummybroker" in ccxt.exchanges
+    assert ccxt.async_support.dummybroker is DummyAsync and "dummybroker" in ccxt.async_support.exchanges
+    assert ccxt.pro.dummybroker is DummyAsync
     register_exchange("dummybroker", Dummy, DummyAsync)
     assert ccxt.exchanges.count("dummybroker") == 1

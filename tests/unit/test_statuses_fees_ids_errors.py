@@ -100,16 +100,23 @@ def test_client_order_ids() -> None:
     "code, text, cls",
     [
         (200, "No security definition has been found for the request", ccxt.BadSymbol),
-        (201, "Order rejected - reason:YOUR ORDER IS NOT ACCEPTED. IN ORDER TO OBTAIN THE DESIRED POSITION YOUR EQUITY WITH LOAN VALUE [100 USD] MUST EXCEED THE INITIAL MARGIN", ccxt.InsufficientFunds),
+        (
+            201,
+            "Order rejected - reason:YOUR ORDER IS NOT ACCEPTED. IN ORDER TO OBTAIN THE DESIRED POSITION "
+            "YOUR EQUITY WITH LOAN VALUE [100 USD] MUST EXCEED THE INITIAL MARGIN",
+            ccxt.InsufficientFunds,
+        ),
         (201, "Order rejected - reason:Invalid order type", ccxt.InvalidOrder),
-        (162, "Historical Market Data Service error message:Historical data request pacing violation", ccxt.RateLimitExceeded),
+        (162, "Historical Market Data Service error message:Historical data request pacing violation",
+         ccxt.RateLimitExceeded),
         (162, "Historical Market Data Service error message:HMDS query returned no data", ccxt.BadRequest),
         (110, "The price does not conform to the minimum price variation for this contract.", ccxt.InvalidOrder),
         (434, "The order size cannot be zero", ccxt.InvalidOrder),
         (10147, "OrderId 5 that needs to be cancelled is not found.", ccxt.OrderNotFound),
         (103, "Duplicate order id", ccxt.DuplicateOrderId),
         (504, "Not connected", ccxt.NetworkError),
-        (1100, "Connectivity between IB and Trader Workstation has been lost.", ccxt.ExchangeNotAvailable),
+        (1100, "Connectivity between IB and Trader Workstation has been lost.",
+         ccxt.ExchangeNotAvailable),
         (326, "Unable to connect as the client id is already in use.", ccxt.AuthenticationError),
         (99999, "something new", ccxt.ExchangeError),
     ],
@@ -122,7 +129,8 @@ def test_ib_error_map_keeps_code_and_text(code: int, text: str, cls: type) -> No
 
 def test_ib_warnings_and_cancel_state() -> None:
     assert errors.ib_is_warning(2104) and errors.ib_is_warning(10349) and not errors.ib_is_warning(201)
-    assert errors.ib_cancel_state("OrderId 5 that needs to be cancelled cannot be cancelled, state: Filled.") == "closed"
+    text = "OrderId 5 that needs to be cancelled cannot be cancelled, state: Filled."
+    assert errors.ib_cancel_state(text) == "closed"
     assert errors.ib_cancel_state("... state: Cancelled.") == "canceled"
 
 

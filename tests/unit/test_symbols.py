@@ -22,7 +22,6 @@ expiries = st.builds(
     lambda y, m, d: f"{y:02d}{m:02d}{d:02d}",
     st.integers(0, 99), st.integers(1, 12), st.integers(1, 28),
 )
-strikes = st.decimals(min_value="0.5", max_value="5000", places=2).map(lambda d: str(d.normalize()) if d == d.to_integral() else str(d).rstrip("0"))
 
 
 @pytest.mark.parametrize(
@@ -79,11 +78,14 @@ def test_future_symbols_round_trip_through_ib_contracts(base: str, quote: str, e
 
 
 @given(codes, currencies, expiries, st.integers(1, 5000), st.sampled_from(["C", "P"]))
-def test_option_symbols_round_trip_through_ib_contracts(base: str, quote: str, expiry: str, strike: int, right: str) -> None:
+def test_option_symbols_round_trip_through_ib_contracts(
+    base: str, quote: str, expiry: str, strike: int, right: str
+) -> None:
     symbol = f"{base}/{quote}:{quote}-{expiry}-{strike}-{right}"
     spec = symbol_to_ib_contract(symbol)
     back = ib_contract_to_symbol(
-        spec.sec_type, spec.symbol, spec.currency, last_trade_date=spec.last_trade_date, strike=spec.strike, right=spec.right
+        spec.sec_type, spec.symbol, spec.currency,
+        last_trade_date=spec.last_trade_date, strike=spec.strike, right=spec.right,
     )
     assert back == symbol
 

@@ -51,7 +51,7 @@ def test_paginate_covers_range_without_overlap(since: int, length: int, step: in
     step = max(step, length // 1000)  # keep the window count small
     windows = tf.paginate(since, since + length, step)
     assert windows[0][0] == since and windows[-1][1] == since + length
-    assert all(a[1] == b[0] for a, b in zip(windows, windows[1:]))
+    assert all(a[1] == b[0] for a, b in zip(windows, windows[1:], strict=False))
     assert all(0 < end - start <= step for start, end in windows)
     assert len(windows) == -(-length // step)
 
