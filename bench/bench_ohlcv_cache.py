@@ -51,10 +51,7 @@ def synthetic_fetch_factory(calls: list[tuple[int, int]]):
         high = np.maximum(openp, close) + 0.1
         low = np.minimum(openp, close) - 0.1
         vol = rng.integers(100, 10_000, len(ts)).astype("float64")
-        return [
-            [int(t), o, h, lo, c, v]
-            for t, o, h, lo, c, v in zip(ts, openp, high, low, close, vol, strict=True)
-        ]
+        return [[int(t), o, h, lo, c, v] for t, o, h, lo, c, v in zip(ts, openp, high, low, close, vol, strict=True)]
 
     return fetch
 

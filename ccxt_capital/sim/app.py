@@ -363,7 +363,10 @@ def markets(ctx: Ctx) -> Any:
     else:
         chosen = list(catalogue.instruments)
     if epics:
-        return {"marketDetails": [views.market_details(dealer, inst, ctx.account, ctx.now) for inst in chosen]}
+        # Real clients read ``marketDetails`` (full objects) here; ``markets`` (summaries) is
+        # what capital-api.md describes, so both are sent.
+        return {"marketDetails": [views.market_details(dealer, inst, ctx.account, ctx.now) for inst in chosen],
+                "markets": [views.market_summary(dealer, inst, ctx.now) for inst in chosen]}
     return {"markets": [views.market_summary(dealer, inst, ctx.now) for inst in chosen]}
 
 

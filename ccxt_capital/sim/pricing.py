@@ -172,6 +172,20 @@ class PriceFeed:
         return cached[0], cached[1], previous_close
 
     # -- bars ---------------------------------------------------------------------------
+    @staticmethod
+    def _partial(path: PinnedPath, start: int, now_minute: int) -> list[Bar]:
+        """Bars covering [start, now_minute] cheaply: whole hours, then minutes (days for weeks)."""
+        out: list[Bar] = []
+        cursor = start
+        for step in (DAY, 3600, MINUTE):
+            if now_minute + MINUTE - cursor >= step:
+                whole_end = cursor + (now_minute + MINUTE - cursor) // step * step
+                if step == MINUTE:
+                    whole_end = now_minute + MINUTE
+                out.extend(path.bars(cursor, whole_end, step))
+                cursor = whole_end
+        return out
+
     def bars_until(self, epic: str, start: int, now: float, seconds: int) -> list[Bar]:
         """Mid bars opening in [start, now]; the bar containing ``now`` is cut at ``now``.
 
@@ -183,28 +197,49 @@ class PriceFeed:
         current_open = _align(now_minute, seconds)
         if start > current_open:
             return []
-        bars = path.bars(start, current_open, seconds) if current_open > start else []
+        bars = path_bars(path, start, current_open, seconds) if current_open > start else []
         if current_open >= start:
-            minutes = path.bars(current_open, now_minute + MINUTE, MINUTE)
+            minutes = self._partial(path, current_open, now_minute)
             if minutes:
-                bars.append(
-                    Bar(
-                        time=current_open,
-                        open=minutes[0].open,
-                        high=max(bar.high for bar in minutes),
-                        low=min(bar.low for bar in minutes),
-                        close=minutes[-1].close,
-                        volume=sum(bar.volume for bar in minutes),
-                    )
-                )
+                bars.append(_merge(current_open, minutes))
         return bars
 
 
+WEEK = 7 * DAY
+#: 1970-01-01 was a Thursday, so the first Monday is day 4. (The shared PricePath uses day 3, a
+#: Sunday, for its week bars; weeks are therefore built here from daily bars.)
+FIRST_MONDAY = 4 * DAY
+
+
 def _align(ts: int, seconds: int) -> int:
-    if seconds == 7 * DAY:
-        monday = 3 * DAY
-        return ts - ((ts - monday) % seconds)
+    if seconds == WEEK:
+        return ts - ((ts - FIRST_MONDAY) % seconds)
     return ts - (ts % seconds)
+
+
+def path_bars(path: PricePath | PinnedPath, start: int, end: int, seconds: int) -> list[Bar]:
+    """``path.bars`` with Monday-aligned weeks aggregated from daily bars."""
+    if seconds != WEEK:
+        return path.bars(start, end, seconds)
+    first = _align(start, WEEK)
+    if first < start:
+        first += WEEK
+    if first >= end:
+        return []
+    days = path.bars(first, end + WEEK, DAY)
+    out: list[Bar] = []
+    t = first
+    while t < end:
+        group = [bar for bar in days if t <= bar.time < t + WEEK]
+        if group:
+            out.append(_merge(t, group))
+        t += WEEK
+    return out
+
+
+def _merge(t: int, group: list[Bar]) -> Bar:
+    return Bar(time=t, open=group[0].open, high=max(b.high for b in group), low=min(b.low for b in group),
+               close=group[-1].close, volume=sum(b.volume for b in group))
 
 
 def align(ts: int, seconds: int) -> int:

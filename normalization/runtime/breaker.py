@@ -106,9 +106,7 @@ class CircuitBreaker:
             return
         assert self._opened_at is not None
         retry_in = max(0.0, self.reset_timeout - (self._clock() - self._opened_at))
-        detail = (
-            f"; last error: {type(self.last_error).__name__}: {self.last_error}" if self.last_error else ""
-        )
+        detail = f"; last error: {type(self.last_error).__name__}: {self.last_error}" if self.last_error else ""
         raise ccxt.ExchangeNotAvailable(
             f"{self.name} circuit breaker is open after {self._failures} consecutive network failures; "
             f"failing fast, next trial in {retry_in:.1f}s{detail}"

@@ -136,9 +136,7 @@ def ib_config_from_env(env: Mapping[str, str] | None = None) -> dict[str, Any]:
                 "use 7497/4002 for paper or set IB_PAPER=0"
             )
         if not paper and options["port"] in _IB_PAPER_PORTS:
-            raise ConfigError(
-                f"IB_PORT={options['port']} is a paper TWS/Gateway port but IB_PAPER=0 asks for live"
-            )
+            raise ConfigError(f"IB_PORT={options['port']} is a paper TWS/Gateway port but IB_PAPER=0 asks for live")
     if (client_id := _get(env, "IB_CLIENT_ID")) is not None:
         options["clientId"] = _parse_int("IB_CLIENT_ID", client_id, 0)
     if (account := _get(env, "IB_ACCOUNT_ID")) is not None:
@@ -227,9 +225,7 @@ def resolve_exchange_class(
             module = importlib.import_module(module_name)
             return getattr(module, cls_name)
         except (ImportError, AttributeError) as exc:
-            raise ConfigError(
-                f"ACTIVE_EXCHANGE={name}: cannot load {module_name}.{cls_name} ({exc})"
-            ) from exc
+            raise ConfigError(f"ACTIVE_EXCHANGE={name}: cannot load {module_name}.{cls_name} ({exc})") from exc
     namespace: Any = ccxt
     if async_:
         namespace = importlib.import_module("ccxt.async_support")
@@ -260,9 +256,7 @@ def create_exchange(
     if name is None:
         name = _get(env, ACTIVE_EXCHANGE_ENV)
         if name is None:
-            raise ConfigError(
-                f"{ACTIVE_EXCHANGE_ENV} is not set; use IB, CAPITAL or a ccxt id such as gemini"
-            )
+            raise ConfigError(f"{ACTIVE_EXCHANGE_ENV} is not set; use IB, CAPITAL or a ccxt id such as gemini")
     cls = resolve_exchange_class(name, async_=async_, registry=registry)
     if config is None:
         config = config_from_env(name, env)

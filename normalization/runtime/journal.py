@@ -38,6 +38,7 @@ from typing import Any
 
 __all__ = [
     "ACKNOWLEDGED",
+    "BROKER_ID_FIELDS",
     "OPEN_STATES",
     "PENDING_SEND",
     "SENT_UNKNOWN",
@@ -49,6 +50,7 @@ __all__ = [
     "JournalOrder",
     "NullJournal",
     "OrderJournal",
+    "StatusChange",
     "default_journal_path",
     "open_journal",
 ]
@@ -296,10 +298,18 @@ class OrderJournal:
             isolation_level=None,
             check_same_thread=False,
         )
+        try:
+            self._setup(memory, busy_timeout)
+        except BaseException:
+            self._conn.close()
+            raise
+
+    def _setup(self, memory: bool, busy_timeout: float) -> None:
+        """Pragmas and schema; idempotent, so every process opening the file runs it."""
         self._conn.row_factory = sqlite3.Row
         self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
         if not memory:
-            self._conn.execute("PRAGMA journal_mode = WAL")
+            self._enable_wal(busy_timeout)
         # NORMAL in WAL mode survives a process crash (SIGKILL); FULL is switched on for the writes
         # that must also survive an OS crash or power loss (see _write(durable=True)).
         self._conn.execute("PRAGMA synchronous = NORMAL")
@@ -318,6 +328,27 @@ class OrderJournal:
                 )
 
     # ------------------------------------------------------------------ plumbing
+
+    def _enable_wal(self, busy_timeout: float) -> None:
+        """Switch the file to WAL once; tolerate another process doing the same at the same moment.
+
+        Changing the journal mode needs an exclusive lock and SQLite does not always run the busy
+        handler for it, so two processes creating the file together can see "database is locked".
+        Once the file is in WAL mode (persistent), later opens only read the mode and never contend.
+        """
+        deadline = time.monotonic() + busy_timeout
+        delay = 0.005
+        while True:
+            try:
+                mode = self._conn.execute("PRAGMA journal_mode").fetchone()[0]
+                if str(mode).lower() != "wal":
+                    self._conn.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() >= deadline:
+                    raise
+                time.sleep(delay)  # only on first-open contention; bounded by busy_timeout
+                delay = min(delay * 2, 0.1)
 
     @contextmanager
     def _write(self, durable: bool = False) -> Iterator[sqlite3.Connection]:
@@ -353,9 +384,7 @@ class OrderJournal:
         ).fetchone()
         return None if row is None else _order(row)
 
-    def _history(
-        self, conn: sqlite3.Connection, cid: str, state: str, reason: str | None, info: Any, now: int
-    ) -> None:
+    def _history(self, conn: sqlite3.Connection, cid: str, state: str, reason: str | None, info: Any, now: int) -> None:
         conn.execute(
             "INSERT INTO status_history (exchange, account, client_order_id, state, reason, timestamp, info)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -428,8 +457,7 @@ class OrderJournal:
         now = self.now_ms()
         with self._write(durable=True) as conn:
             cur = conn.execute(
-                "UPDATE orders SET state=?, updated=? WHERE exchange=? AND account=? AND client_order_id=?"
-                " AND state=?",
+                "UPDATE orders SET state=?, updated=? WHERE exchange=? AND account=? AND client_order_id=? AND state=?",
                 (SENT_UNKNOWN, now, *self._scope, client_order_id, PENDING_SEND),
             )
             if cur.rowcount:
@@ -444,15 +472,17 @@ class OrderJournal:
         if unknown:
             raise TypeError(f"unknown broker id field(s): {sorted(unknown)}; use {BROKER_ID_FIELDS}")
         values = {k: _id(v) for k, v in ids.items() if v is not None}
-        with self._write(durable=bool(values)) as conn:
-            self._require(conn, client_order_id)
-            if values:
-                assignments = ", ".join(f"{k}=?" for k in values)
-                conn.execute(
-                    f"UPDATE orders SET {assignments}, updated=? "
-                    "WHERE exchange=? AND account=? AND client_order_id=?",
-                    (*values.values(), self.now_ms(), *self._scope, client_order_id),
-                )
+        current = self.get(client_order_id)
+        if current is None:
+            raise KeyError(f"clientOrderId {client_order_id!r} is not in the order journal")
+        if all(getattr(current, k) == v for k, v in values.items()):
+            return current  # nothing new: no write, no fsync (reconciliation calls this a lot)
+        with self._write(durable=True) as conn:
+            assignments = ", ".join(f"{k}=?" for k in values)
+            conn.execute(
+                f"UPDATE orders SET {assignments}, updated=? WHERE exchange=? AND account=? AND client_order_id=?",
+                (*values.values(), self.now_ms(), *self._scope, client_order_id),
+            )
             return self._require(conn, client_order_id)
 
     def update_status(
@@ -481,23 +511,40 @@ class OrderJournal:
             regress = current.state in TERMINAL_STATES and status not in TERMINAL_STATES
             change = status != current.state and (force or not regress)
             new_state = status if change else current.state
+            row = (
+                new_state,
+                reason if change or reason is not None else current.reason,
+                current.filled if filled is None else float(filled),
+                current.remaining if remaining is None else float(remaining),
+                _dumps(info) if info is not None else _dumps(current.info),
+            )
+            old = (current.state, current.reason, current.filled, current.remaining, _dumps(current.info))
+            if row == old:
+                return False  # nothing new: leave ``updated`` alone
             conn.execute(
                 "UPDATE orders SET state=?, reason=?, filled=?, remaining=?, info=?, updated=?"
                 " WHERE exchange=? AND account=? AND client_order_id=?",
-                (
-                    new_state,
-                    reason if change or reason is not None else current.reason,
-                    current.filled if filled is None else float(filled),
-                    current.remaining if remaining is None else float(remaining),
-                    _dumps(info) if info is not None else _dumps(current.info),
-                    now,
-                    *self._scope,
-                    client_order_id,
-                ),
+                (*row, now, *self._scope, client_order_id),
             )
             if change:
                 self._history(conn, client_order_id, new_state, reason, info, now)
             return change
+
+    def purge(self, before_ms: int) -> int:
+        """Delete terminal orders last updated before ``before_ms``, with their history and fills;
+        returns how many orders went. For long-running bots; never touches live or unresolved orders."""
+        marks = ",".join("?" * len(TERMINAL_STATES))
+        where = f"exchange=? AND account=? AND state IN ({marks}) AND updated < ?"
+        args = (*self._scope, *sorted(TERMINAL_STATES), before_ms)
+        with self._write() as conn:
+            ids = [r[0] for r in conn.execute(f"SELECT client_order_id FROM orders WHERE {where}", args)]
+            for table in ("status_history", "fills"):
+                conn.executemany(
+                    f"DELETE FROM {table} WHERE exchange=? AND account=? AND client_order_id=?",
+                    [(*self._scope, cid) for cid in ids],
+                )
+            conn.execute(f"DELETE FROM orders WHERE {where}", args)
+            return len(ids)
 
     def get(self, client_order_id: str) -> JournalOrder | None:
         with self._lock:
@@ -515,8 +562,7 @@ class OrderJournal:
             if value is None:
                 continue
             rows = self._read(
-                f"SELECT * FROM orders WHERE exchange=? AND account=? AND {name}=? "
-                "ORDER BY created DESC LIMIT 1",
+                f"SELECT * FROM orders WHERE exchange=? AND account=? AND {name}=? ORDER BY created DESC LIMIT 1",
                 (*self._scope, _id(value)),
             )
             if rows:
@@ -637,9 +683,7 @@ class OrderJournal:
             return bool(cur.rowcount)
 
     def get_fill(self, exec_id: str) -> JournalFill | None:
-        rows = self._read(
-            "SELECT * FROM fills WHERE exchange=? AND account=? AND exec_id=?", (*self._scope, exec_id)
-        )
+        rows = self._read("SELECT * FROM fills WHERE exchange=? AND account=? AND exec_id=?", (*self._scope, exec_id))
         return _fill(rows[0]) if rows else None
 
     def fills(self, client_order_id: str | None = None) -> list[JournalFill]:
@@ -650,8 +694,7 @@ class OrderJournal:
             )
         else:
             rows = self._read(
-                "SELECT * FROM fills WHERE exchange=? AND account=? AND client_order_id=?"
-                " ORDER BY timestamp, exec_id",
+                "SELECT * FROM fills WHERE exchange=? AND account=? AND client_order_id=? ORDER BY timestamp, exec_id",
                 (*self._scope, client_order_id),
             )
         return [_fill(r) for r in rows]
@@ -682,9 +725,7 @@ class NullJournal(OrderJournal):
 
     persistent = False
 
-    def __init__(
-        self, *, exchange: str = "", account: str = "default", now_ms: Callable[[], int] = _now_ms
-    ) -> None:
+    def __init__(self, *, exchange: str = "", account: str = "default", now_ms: Callable[[], int] = _now_ms) -> None:
         super().__init__(":memory:", exchange=exchange, account=account, now_ms=now_ms)
 
 

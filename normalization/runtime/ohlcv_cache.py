@@ -215,9 +215,7 @@ def _write(path: Path, series: _Series, key: CacheKey) -> None:
         {
             _COVERAGE_META: json.dumps(series.coverage).encode(),
             _VERSION_META: _FORMAT_VERSION,
-            b"ccxt_brokers.key": json.dumps(
-                [key.exchange, key.instrument, key.timeframe, key.price]
-            ).encode(),
+            b"ccxt_brokers.key": json.dumps([key.exchange, key.instrument, key.timeframe, key.price]).encode(),
         }
     )
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".parquet", dir=path.parent)
@@ -374,9 +372,7 @@ class OhlcvCache:
                         self.fetch_calls += 1
                         rows = list(await _awaitable(fetch_range(a, b)))
                         fresh.extend(rows)
-                        await self._absorb(
-                            path, key, series, rows, a, min(b, horizon), now, timeframe_ms, calendar_tf
-                        )
+                        await self._absorb(path, key, series, rows, a, min(b, horizon), now, timeframe_ms, calendar_tf)
                         bar.update(round((b - a) / timeframe_ms))
             lo = int(np.searchsorted(series.ts, since_ms, side="left"))
             hi = int(np.searchsorted(series.ts, until_ms, side="left"))

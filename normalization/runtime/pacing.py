@@ -130,9 +130,7 @@ class Pacer:
     def _applicable(self, keys: Mapping[str, Hashable]) -> list[tuple[Window, _Bucket]]:
         unknown = set(keys) - self.scopes
         if unknown:
-            raise ValueError(
-                f"unknown pacing scope(s) {sorted(unknown)}; this pacer knows {sorted(self.scopes)}"
-            )
+            raise ValueError(f"unknown pacing scope(s) {sorted(unknown)}; this pacer knows {sorted(self.scopes)}")
         out = []
         for index, rule in enumerate(self.rules):
             if rule.scope is None:
@@ -160,9 +158,7 @@ class Pacer:
             count = weight if rule.weighted else 1
             if count > rule.max_requests:
                 raise ValueError(f"a request of weight {weight} can never satisfy {rule.describe()}")
-            checks.append(
-                (self._buckets.get(bucket, []), count, rule.max_requests, rule.seconds + self.margin)
-            )
+            checks.append((self._buckets.get(bucket, []), count, rule.max_requests, rule.seconds + self.margin))
 
         def feasible(t: float) -> bool:
             return all(_fits(entries, t, count, mx, s) for entries, count, mx, s in checks)
@@ -262,9 +258,7 @@ def ib_historical_pacer(
     return Pacer(
         [
             Window(60, 600.0, name="IB historical: 60 per 10 min"),
-            Window(
-                per_contract, 2.0, scope="contract", name=f"IB historical: {per_contract} per contract per 2s"
-            ),
+            Window(per_contract, 2.0, scope="contract", name=f"IB historical: {per_contract} per contract per 2s"),
             no_identical(15.0),
         ],
         clock=clock,

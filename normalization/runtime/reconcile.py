@@ -225,9 +225,7 @@ def reconcile(
                 found = journal.get(cid)
             else:
                 report.discrepancies.append(
-                    Discrepancy(
-                        "unknown_at_journal", cid, f"broker order {order.ids()} is not in the journal"
-                    )
+                    Discrepancy("unknown_at_journal", cid, f"broker order {order.ids()} is not in the journal")
                 )
                 continue
         assert found is not None
@@ -318,9 +316,7 @@ def reconcile(
     return report
 
 
-def _fill_owner(
-    journal: OrderJournal, fill: BrokerFill, by_broker_id: dict[tuple[str, str], str]
-) -> str | None:
+def _fill_owner(journal: OrderJournal, fill: BrokerFill, by_broker_id: dict[tuple[str, str], str]) -> str | None:
     if fill.client_order_id and journal.get(fill.client_order_id) is not None:
         return fill.client_order_id
     for name in ("perm_id", "deal_id", "order_id"):

@@ -122,9 +122,7 @@ def test_null_journal_keeps_the_interface_in_memory() -> None:
 
 def test_open_journal_options(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
-    assert (
-        default_journal_path("ibkr", "DU 1/2") == tmp_path / "state/ccxt-brokers/journal-ibkr-DU_1_2.sqlite"
-    )
+    assert default_journal_path("ibkr", "DU 1/2") == tmp_path / "state/ccxt-brokers/journal-ibkr-DU_1_2.sqlite"
     j = open_journal(USE_DEFAULT, exchange="ibkr", account="DU1")
     assert j.path == tmp_path / "state/ccxt-brokers/journal-ibkr-DU1.sqlite" and j.path.exists()
     j.close()
@@ -207,4 +205,36 @@ def test_two_processes_share_one_file(tmp_path: Path) -> None:
     assert sum(int(o[1]) for o in outs) == 40  # every fill recorded by exactly one process
     j = OrderJournal(path, exchange="ibkr", account="DU1")
     assert len(j.unresolved()) == 40 and len(j.fills()) == 40
+    j.close()
+
+
+def test_unchanged_updates_do_not_write(tmp_path: Path) -> None:
+    now = [1000]
+    j = OrderJournal(tmp_path / "j.sqlite", exchange="ibkr", now_ms=lambda: now[0])
+    intent(j)
+    j.attach_ids("bot-1", perm_id=5)
+    j.update_status("bot-1", "open", {"a": 1}, filled=0)
+    now[0] = 2000
+    assert j.attach_ids("bot-1", perm_id=5).updated == 1000
+    assert j.update_status("bot-1", "open", {"a": 1}, filled=0) is False
+    assert j.get("bot-1").updated == 1000
+    assert j.update_status("bot-1", "open", filled=2) is False  # progress, not a state change
+    assert j.get("bot-1").filled == 2 and j.get("bot-1").updated == 2000
+    with pytest.raises(KeyError):
+        j.attach_ids("nobody", perm_id=1)
+    j.close()
+
+
+def test_purge_drops_only_old_terminal_orders(tmp_path: Path) -> None:
+    now = [1000]
+    j = OrderJournal(tmp_path / "j.sqlite", exchange="ibkr", now_ms=lambda: now[0])
+    for cid in ("done", "live", "unknown"):
+        intent(j, cid)
+    j.update_status("done", "closed")
+    j.update_status("live", "open")
+    j.record_fill("e", client_order_id="done", amount=1, price=1)
+    now[0] = 5000
+    assert j.purge(before_ms=2000) == 1
+    assert j.get("done") is None and j.fills() == [] and j.history("done") == []
+    assert {o.client_order_id for o in j.orders()} == {"live", "unknown"}
     j.close()

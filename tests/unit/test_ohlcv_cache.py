@@ -113,7 +113,11 @@ async def test_partial_bar_returned_but_never_cached(cache: OhlcvCache) -> None:
 async def test_empty_weekend_is_not_refetched(cache: OhlcvCache) -> None:
     # Stock bars Mon-Fri only; 2024-06-08/09 is a weekend.
     key = CacheKey("ibkr", "AAPL/USD", "1h", "TRADES")
-    weekdays = [t for t in hourly(ms(2024, 6, 3), ms(2024, 6, 15)) if datetime.fromtimestamp(t / 1000, timezone.utc).weekday() < 5]
+    weekdays = [
+        t
+        for t in hourly(ms(2024, 6, 3), ms(2024, 6, 15))
+        if datetime.fromtimestamp(t / 1000, timezone.utc).weekday() < 5
+    ]
     broker = FakeBroker(weekdays)
     now = ms(2024, 7, 1)
     sat, mon = ms(2024, 6, 8), ms(2024, 6, 10)

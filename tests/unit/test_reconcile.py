@@ -195,3 +195,11 @@ def test_late_fee_and_late_link_from_a_later_snapshot(journal: OrderJournal) -> 
 def test_bad_broker_status_is_refused(journal: OrderJournal) -> None:
     with pytest.raises(ValueError):
         reconcile(journal, BrokerSnapshot(orders=[BrokerOrder("Filled", client_order_id="x")], complete=True))
+
+
+def test_match_on_can_exclude_session_scoped_order_ids(journal: OrderJournal) -> None:
+    place(journal, "old-session", order_id=5)
+    snap = BrokerSnapshot(orders=[BrokerOrder("open", order_id=5)], complete=True)
+    report = reconcile(journal, snap, match_on=("perm_id",))
+    assert report.adopted == [] and report.discrepancies[0].kind == "unknown_at_journal"
+    assert report.resolved == [("old-session", ABSENT_AFTER_SYNC)]

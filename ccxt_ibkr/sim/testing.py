@@ -1,0 +1,74 @@
+"""Test helpers: a running simulator as a context manager / pytest fixture, and waiting
+helpers that block on the client's own events (bounded by a timeout) instead of sleeping.
+
+The fixtures are re-exported from ``tests/ib/conftest.py``; other test packages can do the
+same with ``from ccxt_ibkr.sim.testing import ib_sim, ib_client``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+
+from .server import IBSimulator
+
+TEST_SEED = 7
+_client_ids = itertools.count(1)
+
+
+@contextmanager
+def running_simulator(**kwargs: Any) -> Iterator[IBSimulator]:
+    """An ``IBSimulator`` serving on a free loopback port in its own thread."""
+    kwargs.setdefault("port", 0)
+    kwargs.setdefault("seed", TEST_SEED)
+    with IBSimulator(**kwargs) as sim:
+        yield sim
+
+
+async def wait_until(ib: Any, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Wait for ``predicate()`` to hold, re-checking after each batch of client messages."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            raise TimeoutError("condition not met in time")
+        try:
+            await asyncio.wait_for(_next(ib.updateEvent), min(remaining, 0.25))
+        except asyncio.TimeoutError:
+            pass
+
+
+async def _next(event: Any) -> Any:
+    return await event
+
+
+async def connect(sim: IBSimulator, client_id: int | None = None, timeout: float = 5.0, **kwargs: Any) -> Any:
+    """A connected client from the shim (ib_async or ib_insync)."""
+    from ccxt_ibkr._ib import IB
+
+    ib = IB()
+    await ib.connectAsync(sim.host, sim.port, clientId=client_id or next(_client_ids), timeout=timeout, **kwargs)
+    return ib
+
+
+@pytest.fixture
+def ib_sim() -> Iterator[IBSimulator]:
+    """A fresh simulator per test: seed 7, clock frozen at Tue 2025-06-10 14:00 UTC, USD 1M."""
+    with running_simulator() as sim:
+        yield sim
+
+
+@pytest.fixture
+async def ib_client(ib_sim: IBSimulator) -> AsyncIterator[Any]:
+    """An ib_async (or ib_insync) ``IB`` connected to ``ib_sim`` with clientId 1."""
+    ib = await connect(ib_sim, client_id=1)
+    try:
+        yield ib
+    finally:
+        ib.disconnect()
