@@ -44,6 +44,16 @@ async def wait_until(ib: Any, predicate: Callable[[], bool], timeout: float = 5.
             pass
 
 
+async def eventually(predicate: Callable[[], bool], timeout: float = 5.0, interval: float = 0.005) -> None:
+    """Poll simulator-side state (not client events) until ``predicate()`` holds, bounded."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            raise TimeoutError("condition not met in time")
+        await asyncio.sleep(interval)
+
+
 async def _next(event: Any) -> Any:
     return await event
 

@@ -302,7 +302,7 @@ def exit_code_for(exc: BaseException) -> int:
 # -- parser ---------------------------------------------------------------------------------------
 
 
-def _common_parent(add_connection_args: Callable[[argparse.ArgumentParser], None] | None) -> _Parser:
+def _common_parent(add_connection_args: Callable[[Any], None] | None) -> _Parser:
     parent = _Parser(add_help=False)
     out = parent.add_argument_group("output")
     out.add_argument("--pretty", action="store_true", help="indent the JSON output")
@@ -323,15 +323,24 @@ def _common_parent(add_connection_args: Callable[[argparse.ArgumentParser], None
 
 def build_parser(
     prog: str,
-    add_connection_args: Callable[[argparse.ArgumentParser], None] | None = None,
+    add_connection_args: Callable[[Any], None] | None = None,
     description: str | None = None,
 ) -> argparse.ArgumentParser:
     """The full parser; exposed so brokers can test their flags and docs can print the help."""
     parser = _Parser(
         prog=prog,
         description=description or "ccxt-style JSON command line. Output is one JSON document on stdout.",
-        epilog="exit codes: 0 ok, 2 usage/config, 3 exchange error (rejected, bad input), "
-        "4 network error, 1 other. Errors are JSON on stderr.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=(
+            "examples:\n"
+            f"  {prog} health\n"
+            f"  {prog} ticker AAPL/USD EUR/USD\n"
+            f"  {prog} ohlcv AAPL/USD -t 1h --since 2024-01-01 --until 2024-02-01 --format csv\n"
+            f"  {prog} place AAPL/USD buy 10 --type limit --price 187.5 --dry-run\n"
+            f"  {prog} <command> --help\n\n"
+            "exit codes: 0 ok, 2 usage/config, 3 exchange error (rejected, bad input, auth),\n"
+            "4 network error (retry later), 1 other. Errors are JSON on stderr."
+        ),
     )
     parent = _common_parent(add_connection_args)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -374,16 +383,23 @@ def build_parser(
         p = add(name, _cmd_place, help_text)
         p.add_argument("symbol", metavar="SYMBOL")
         p.add_argument("side", choices=("buy", "sell"))
-        p.add_argument("amount", type=_positive_float)
+        p.add_argument("amount", type=_positive_float, help="in base units (shares, contracts, lots)")
         p.add_argument("--type", dest="order_type", default="market", choices=("market", "limit", "stop", "stop-limit"))
         p.add_argument("--price", type=_positive_float, help="limit price")
         p.add_argument("--trigger-price", type=_positive_float, help="stop trigger price")
         p.add_argument("--stop-loss", type=_positive_float, help="attached stop-loss trigger price")
         p.add_argument("--take-profit", type=_positive_float, help="attached take-profit price")
         p.add_argument("--tif", choices=("GTC", "DAY", "IOC", "FOK", "PO"), help="time in force")
-        p.add_argument("--client-order-id")
+        p.add_argument("--client-order-id", help="idempotency key; placing it twice returns the first")
         p.add_argument("--reduce-only", action="store_true")
-        p.add_argument("--param", action="append", type=_key_value, default=[], metavar="KEY=VALUE")
+        p.add_argument(
+            "--param",
+            action="append",
+            type=_key_value,
+            default=[],
+            metavar="KEY=VALUE",
+            help="extra ccxt params (value parsed as JSON when it can be); repeatable",
+        )
         p.set_defaults(dry_run=name == "validate")
         if name == "place":
             p.add_argument("--dry-run", action="store_true", help="validate and price only, never send")
@@ -450,12 +466,16 @@ def run_cli(
     prog: str,
     build_exchange: Callable[[argparse.Namespace], Any],
     run_simulator: Callable[[list[str]], int],
-    add_connection_args: Callable[[argparse.ArgumentParser], None] | None = None,
+    add_connection_args: Callable[[Any], None] | None = None,
     description: str | None = None,
     stdout: IO[str] | None = None,
     stderr: IO[str] | None = None,
 ) -> int:
     """Parse ``argv``, run one command, print one JSON document, return the exit code.
+
+    ``add_connection_args(group)`` receives the "connection" argument group shared by every
+    subcommand (call ``group.add_argument(...)``); ``build_exchange(args)`` gets the parsed
+    namespace (see :func:`config_from_args`); ``run_simulator(argv)`` gets everything after ``sim``.
 
     Brokers wire it as ``def main(): raise SystemExit(run_cli(sys.argv[1:], prog="ccxt-ibkr", ...))``.
     """

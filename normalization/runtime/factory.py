@@ -22,6 +22,8 @@ from typing import Any
 
 import ccxt
 
+from ..client_ids import validate_prefix
+
 __all__ = [
     "ConfigError",
     "ACTIVE_EXCHANGE_ENV",
@@ -61,7 +63,6 @@ _BUILTIN: dict[str, tuple[str, str, str]] = {
 _IB_PAPER_PORTS = {7497, 4002}
 _IB_LIVE_PORTS = {7496, 4001}
 
-_PREFIX_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,32}$")
 _CCY_RE = re.compile(r"^[A-Za-z]{3}$")
 
 #: registry value: one class for both faces, or a (sync_class, async_class) pair.
@@ -107,10 +108,12 @@ def _parse_int(name: str, value: str, lo: int, hi: int | None = None) -> int:
 
 def _prefix(env: Mapping[str, str]) -> str | None:
     value = _get(env, "CLIENT_ORDER_PREFIX")
-    if value is not None and not _PREFIX_RE.match(value):
-        raise ConfigError(
-            f"CLIENT_ORDER_PREFIX={value!r} must be 1-32 characters of letters, digits, '_', '-', '.', ':'"
-        )
+    if value is not None:
+        # The same rule the order path enforces (normalization.client_ids), reported at start.
+        try:
+            validate_prefix(value)
+        except ccxt.BaseError as exc:
+            raise ConfigError(f"CLIENT_ORDER_PREFIX={value!r}: {exc}") from None
     return value
 
 

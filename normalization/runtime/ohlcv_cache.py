@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import logging
 import os
 import sys
 import tempfile
@@ -55,6 +56,8 @@ __all__ = [
     "merge_intervals",
     "subtract_intervals",
 ]
+
+logger = logging.getLogger(__name__)
 
 CACHE_DIR_ENV = "CCXT_BROKERS_CACHE_DIR"
 _COVERAGE_META = b"ccxt_brokers.coverage"
@@ -194,8 +197,16 @@ def _read(path: Path) -> _Series:
         st = path.stat()
     except FileNotFoundError:
         return _Series.empty()
-    table = pq.read_table(path)
+    try:
+        table = pq.read_table(path)
+    except (OSError, pa.ArrowException) as exc:
+        # A damaged or foreign file must not stop a bot: refetch and overwrite it.
+        logger.warning("ignoring unreadable OHLCV cache file %s: %s", path, exc)
+        return _Series.empty()
     meta = table.schema.metadata or {}
+    if meta.get(_VERSION_META) != _FORMAT_VERSION or "timestamp" not in table.column_names:
+        logger.warning("ignoring OHLCV cache file %s written in an unknown format", path)
+        return _Series.empty()
     coverage = [(int(a), int(b)) for a, b in json.loads(meta.get(_COVERAGE_META, b"[]"))]
     ts = table.column("timestamp").to_numpy().astype("int64", copy=False)
     values = (

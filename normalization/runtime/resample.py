@@ -27,6 +27,7 @@ __all__ = [
     "is_calendar_timeframe",
     "bucket_start_ms",
     "bar_end_ms",
+    "resample_window",
     "ohlcv_to_dataframe",
     "dataframe_to_ohlcv",
     "resample_ohlcv",
@@ -101,6 +102,18 @@ def bar_end_ms(start_ms: int, timeframe: str) -> int:
         months = amount * (12 if unit == "y" else 1)
         return _month_start_ms(_month_index(start_ms) + months) + (start_ms - bucket_start_ms(start_ms, "1M"))
     return start_ms + amount * _UNIT_MS[unit]
+
+
+def resample_window(since_ms: int, until_ms: int, timeframe: str) -> tuple[int, int]:
+    """The source-bar window ``[a, b)`` needed to build every ``timeframe`` bucket that starts in
+    ``[since_ms, until_ms)`` completely: ``a`` = start of the first such bucket, ``b`` = end of the
+    last. Adapters fetch (through the cache) ``a..b`` of the finer timeframe, resample, and keep the
+    buckets with ``since_ms <= start < until_ms``."""
+    first = bucket_start_ms(since_ms, timeframe)
+    if first < since_ms:
+        first = bar_end_ms(first, timeframe)
+    last = bucket_start_ms(max(until_ms - 1, first), timeframe)
+    return first, bar_end_ms(last, timeframe)
 
 
 def ohlcv_to_dataframe(rows: Iterable[Sequence[float | int | None]]) -> pd.DataFrame:

@@ -9,7 +9,7 @@ import pytest
 
 from ccxt_ibkr._ib import IB_LIBRARY_NAME
 from ccxt_ibkr.sim import IBSimulator
-from ccxt_ibkr.sim.testing import connect
+from ccxt_ibkr.sim.testing import connect, eventually
 from ccxt_ibkr.sim.wire import negotiate
 
 from .rawclient import RawClient
@@ -56,10 +56,10 @@ async def test_account_summary_and_base_currency() -> None:
 
 
 async def test_req_ids_and_order_ids_persist_per_client(ib_sim: IBSimulator) -> None:
-    from ccxt_ibkr._ib import LimitOrder, Stock
+    from ccxt_ibkr._ib import ib_lib
 
     ib = await connect(ib_sim, client_id=5)
-    trade = ib.placeOrder(Stock("AAPL", "SMART", "USD"), LimitOrder("BUY", 1, 100.0))
+    trade = ib.placeOrder(ib_lib.Stock("AAPL", "SMART", "USD"), ib_lib.LimitOrder("BUY", 1, 100.0))
     await asyncio.wait_for(trade.statusEvent, 5)
     used = trade.order.orderId
     ib.disconnect()
@@ -158,4 +158,4 @@ async def test_garbage_is_logged_and_closed_without_disturbing_others(ib_sim: IB
     half.send_raw(b"\x00\x00\x01\x00" + b"49\x00")  # promises 256 bytes, sends 3, then hangs up
     half.close()
     assert await ib_client.reqCurrentTimeAsync()
-    assert ib_sim.connected_client_ids() == [1]
+    await eventually(lambda: ib_sim.connected_client_ids() == [1])

@@ -15,6 +15,7 @@ from normalization.runtime.ohlcv_cache import (
     merge_intervals,
     subtract_intervals,
 )
+from normalization.runtime.progress import progress_bar, progress_enabled
 
 H = 3_600_000
 D = 24 * H
@@ -251,3 +252,37 @@ def test_paths_interval_helpers_and_default_root(tmp_path, monkeypatch) -> None:
 async def test_sync_fetcher_is_a_clear_error(cache: OhlcvCache) -> None:
     with pytest.raises(TypeError, match="async"):
         await cache.get(crypto_key(), 0, H, lambda a, b: [], H, 10 * H)  # type: ignore[arg-type,return-value]
+
+
+def test_progress_is_off_without_a_terminal_and_env_forces_it(monkeypatch) -> None:
+    import io
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.delenv("CCXT_BROKERS_PROGRESS", raising=False)
+    assert progress_enabled(io.StringIO()) is False
+    assert progress_enabled(Tty()) is True
+    with progress_bar(total=10, stream=io.StringIO()) as bar:
+        assert bar.disable
+    monkeypatch.setenv("CCXT_BROKERS_PROGRESS", "1")
+    assert progress_enabled(io.StringIO()) is True
+    monkeypatch.setenv("CCXT_BROKERS_PROGRESS", "0")
+    assert progress_enabled(Tty()) is False
+    out = Tty()
+    with progress_bar(total=4, desc="AAPL 1h", stream=out, enabled=True, delay=0) as bar:
+        bar.update(4)
+    assert "AAPL 1h" in out.getvalue()
+
+
+async def test_damaged_cache_file_is_refetched_and_replaced(cache: OhlcvCache) -> None:
+    t0 = ms(2024, 1, 1)
+    broker = FakeBroker(hourly(t0, t0 + D))
+    path = cache.path_for(crypto_key())
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"not parquet")
+    rows = await cache.get(crypto_key(), t0, t0 + D, broker.fetch, H, ms(2024, 2, 1))
+    assert len(rows) == 24 and len(broker.calls) == 1
+    await cache.get(crypto_key(), t0, t0 + D, broker.fetch, H, ms(2024, 2, 1))
+    assert len(broker.calls) == 1

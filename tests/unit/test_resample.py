@@ -14,6 +14,7 @@ from normalization.runtime.resample import (
     ohlcv_to_dataframe,
     parse_timeframe,
     resample_ohlcv,
+    resample_window,
     timeframe_to_ms,
 )
 
@@ -90,3 +91,9 @@ def test_timeframe_helpers() -> None:
     assert bar_end_ms(ms(2024, 2, 1), "1M") == ms(2024, 3, 1)
     assert bar_end_ms(ms(2024, 12, 1), "1M") == ms(2025, 1, 1)
     assert bar_end_ms(ms(2024, 6, 1, 4), "1d") == ms(2024, 6, 2, 4)
+
+
+def test_resample_window_covers_whole_buckets() -> None:
+    assert resample_window(ms(2024, 1, 1), ms(2024, 3, 1), "1M") == (ms(2024, 1, 1), ms(2024, 3, 1))
+    assert resample_window(ms(2024, 1, 15), ms(2024, 3, 2), "1M") == (ms(2024, 2, 1), ms(2024, 4, 1))
+    assert resample_window(ms(2024, 1, 1, 1), ms(2024, 1, 1, 5), "2h") == (ms(2024, 1, 1, 2), ms(2024, 1, 1, 6))

@@ -1,0 +1,362 @@
+"""The wire to Capital.com: one ``httpx.AsyncClient``, the session, the limiter, the error mapping.
+
+Why a separate layer: a ccxt bot must never see Capital's session mechanics. This module logs in
+lazily, sends ``CST`` / ``X-SECURITY-TOKEN`` on every call, logs in again before the ten-minute
+inactivity expiry (at ``refresh_after`` seconds of idleness, 9 minutes by default) and once more
+when the broker still answers 401. It paces every request through the shared
+:func:`normalization.runtime.pacing.capital_pacer` so the bot never causes a 429 itself, and turns
+every non-2xx answer into the ccxt exception :mod:`normalization.errors` assigns to the HTTP status
+and ``errorCode``.
+
+What it never does:
+
+* repeat a write blindly. A read that hit an expired session is re-sent after the re-login; a
+  POST/PUT/DELETE that got 401 is re-sent only if the caller's ``verify`` coroutine proves it was
+  not applied (Capital authenticates before it books anything, and the exchange layer checks the
+  books to be sure);
+* re-send after a transport failure that may have happened after the request left the process
+  (read timeout, dropped connection): that is :class:`SentButUnknown`, resolved by the caller from
+  confirms and positions. Only failures that prove nothing was sent (:class:`RequestNotSent`:
+  connect errors, pool timeouts) are safe to retry;
+* put a secret anywhere a user can read it: the API key, password, CST and security token never
+  appear in log records, exception messages or ``repr``.
+
+Time is injectable (``clock``, ``sleep``) so tests drive the session expiry and the limiter on the
+simulator's clock instead of sleeping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import ccxt
+import httpx
+
+from normalization.errors import capital_exception
+from normalization.runtime.pacing import Pacer, capital_pacer
+from normalization.runtime.retry import RequestNotSent
+
+__all__ = [
+    "API_PREFIX",
+    "DEMO_HOST",
+    "LIVE_HOST",
+    "CapitalTransport",
+    "SentButUnknown",
+    "SessionInfo",
+]
+
+log = logging.getLogger("ccxt_capital.transport")
+
+LIVE_HOST = "https://api-capital.backend-capital.com"
+DEMO_HOST = "https://demo-api-capital.backend-capital.com"
+API_PREFIX = "/api/v1"
+
+#: Capital ends a session after 10 minutes without a request; log in again a minute before.
+SESSION_TIMEOUT = 600.0
+DEFAULT_REFRESH_AFTER = 540.0
+
+#: Transport failures that prove the request never left this process.
+_UNSENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
+
+Verify = Callable[[], Awaitable[bool]]
+
+
+class SentButUnknown(ccxt.RequestTimeout):
+    """The request may have reached the broker but no answer came back; never re-send it blindly."""
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    """What the login told us that is not a secret: which account, which currency."""
+
+    account_id: str
+    currency: str
+    client_id: str | None
+    accounts: tuple[dict[str, Any], ...]
+    body: dict[str, Any]
+
+
+def _error_code(response: httpx.Response) -> str | None:
+    try:
+        body = response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError, ValueError):
+        return None
+    if isinstance(body, dict):
+        code = body.get("errorCode")
+        return str(code) if code is not None else None
+    return None
+
+
+class CapitalTransport:
+    """Authenticated, paced JSON requests to ``<host>/api/v1``.
+
+    ``credentials`` are read through a callable at login time so that a user who changes
+    ``exchange.apiKey`` after construction is honoured and the transport keeps no copy.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        credentials: Callable[[], tuple[str | None, str | None, str | None]],
+        *,
+        exchange_id: str = "capitalcom",
+        timeout: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+        pacing: bool = True,
+        demo: bool = True,
+        refresh_after: float = DEFAULT_REFRESH_AFTER,
+        account_id: str | None = None,
+        http_transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.host = host.rstrip("/")
+        if self.host.endswith(API_PREFIX):
+            self.host = self.host[: -len(API_PREFIX)]
+        self.exchange_id = exchange_id
+        self.timeout = timeout
+        self.clock = clock
+        self.sleep = sleep
+        self.refresh_after = refresh_after
+        self.account_id = account_id
+        self.pacer: Pacer | None = capital_pacer(clock=clock, sleep=sleep, demo=demo) if pacing else None
+        self._credentials = credentials
+        self._http_transport = http_transport
+        self._client: httpx.AsyncClient | None = None
+        self._tokens: tuple[str, str] | None = None
+        self._last_used: float | None = None
+        self._login_lock: asyncio.Lock | None = None
+        self.session: SessionInfo | None = None
+        #: Counters for tests and diagnostics (no secrets).
+        self.stats = {"requests": 0, "logins": 0, "relogins_on_401": 0, "proactive_relogins": 0}
+
+    def __repr__(self) -> str:
+        state = "logged in" if self._tokens else "logged out"
+        return f"CapitalTransport({self.host + API_PREFIX!r}, {state})"
+
+    @property
+    def api_url(self) -> str:
+        return self.host + API_PREFIX
+
+    @property
+    def logged_in(self) -> bool:
+        return self._tokens is not None
+
+    # ------------------------------------------------------------------ the client
+
+    def client(self) -> httpx.AsyncClient:
+        """The one ``httpx.AsyncClient``; created on first use, on the loop that runs the exchange."""
+        if self._client is None or self._client.is_closed:
+            self._client = httpx.AsyncClient(
+                base_url=self.api_url,
+                timeout=httpx.Timeout(self.timeout),
+                limits=httpx.Limits(max_connections=20, max_keepalive_connections=10, keepalive_expiry=60.0),
+                headers={"Accept": "application/json", "User-Agent": "ccxt-brokers capitalcom"},
+                transport=self._http_transport,
+            )
+        return self._client
+
+    async def close(self) -> None:
+        client, self._client = self._client, None
+        self._tokens = None
+        if client is not None and not client.is_closed:
+            await client.aclose()
+
+    def forget_session(self) -> None:
+        """Drop the tokens (the next request logs in); used when the broker says they are dead."""
+        self._tokens = None
+
+    # ------------------------------------------------------------------ session
+
+    def _lock(self) -> asyncio.Lock:
+        if self._login_lock is None:
+            self._login_lock = asyncio.Lock()
+        return self._login_lock
+
+    def _idle(self) -> float:
+        return 0.0 if self._last_used is None else self.clock() - self._last_used
+
+    async def ensure_session(self) -> None:
+        """Log in if there is no session or it has been idle long enough to be near its expiry."""
+        if self._tokens is not None and self._idle() < self.refresh_after:
+            return
+        async with self._lock():
+            if self._tokens is not None and self._idle() < self.refresh_after:
+                return
+            if self._tokens is not None:
+                self.stats["proactive_relogins"] += 1
+                log.debug("%s: session idle %.0fs, logging in again before it expires", self.exchange_id, self._idle())
+            await self._login()
+
+    async def _login(self) -> None:
+        api_key, identifier, password = self._credentials()
+        missing = [name for name, value in (("apiKey", api_key), ("login", identifier), ("password", password))
+                   if not value]
+        if missing:
+            raise ccxt.AuthenticationError(f"{self.exchange_id} requires {', '.join(missing)} in its config")
+        self._tokens = None
+        body = {"identifier": identifier, "password": password, "encryptedPassword": False}
+        response = await self._send("POST", "/session", json_body=body, headers={"X-CAP-API-KEY": str(api_key)},
+                                    kind="session")
+        if response.status_code >= 400:
+            raise self._error(response, "POST", "/session")
+        cst, token = response.headers.get("CST"), response.headers.get("X-SECURITY-TOKEN")
+        if not cst or not token:
+            raise ccxt.BadResponse(f"{self.exchange_id} POST /session answered without session tokens")
+        self._tokens = (cst, token)
+        self._last_used = self.clock()
+        self.stats["logins"] += 1
+        data = self._json(response, "POST", "/session")
+        accounts = tuple(a for a in data.get("accounts") or [] if isinstance(a, dict))
+        self.session = SessionInfo(
+            account_id=str(data.get("currentAccountId") or ""),
+            currency=str(data.get("currencyIsoCode") or ""),
+            client_id=data.get("clientId"),
+            accounts=accounts,
+            body=data,
+        )
+        log.debug("%s: logged in (account %s)", self.exchange_id, self.session.account_id)
+        wanted = self.account_id
+        if wanted and wanted != self.session.account_id:
+            switch = await self._send("PUT", "/session", json_body={"accountId": wanted}, kind="write")
+            if switch.status_code >= 400:
+                raise self._error(switch, "PUT", "/session")
+            chosen = next((a for a in accounts if str(a.get("accountId")) == wanted), {})
+            self.session = SessionInfo(wanted, str(chosen.get("currency") or self.session.currency),
+                                       self.session.client_id, accounts, data)
+
+    # ------------------------------------------------------------------ requests
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json_body: Any = None,
+        headers: Mapping[str, str] | None = None,
+        kind: str = "read",
+    ) -> httpx.Response:
+        """One paced HTTP exchange; transport failures become ccxt network errors."""
+        if self.pacer is not None:
+            if kind == "session":
+                await self.pacer.acquire(session=True)
+            elif kind == "deal":
+                await self.pacer.acquire(deal=True)
+            else:
+                await self.pacer.acquire()
+        all_headers = dict(headers or {})
+        if self._tokens is not None and kind != "session":
+            all_headers["CST"], all_headers["X-SECURITY-TOKEN"] = self._tokens
+            self._last_used = self.clock()
+        self.stats["requests"] += 1
+        try:
+            response = await self.client().request(method, path, params=params, json=json_body, headers=all_headers)
+        except _UNSENT as error:
+            raise RequestNotSent(f"{self.exchange_id} {method} {path}: not sent ({type(error).__name__})") from None
+        except httpx.TimeoutException as error:
+            if kind in ("deal", "write"):
+                raise SentButUnknown(
+                    f"{self.exchange_id} {method} {path}: no answer within {self.timeout:g}s "
+                    f"({type(error).__name__}); it may have been applied"
+                ) from None
+            raise ccxt.RequestTimeout(f"{self.exchange_id} {method} {path}: timed out ({type(error).__name__})") from None
+        except httpx.TransportError as error:
+            if kind in ("deal", "write"):
+                raise SentButUnknown(
+                    f"{self.exchange_id} {method} {path}: connection lost ({type(error).__name__}); "
+                    "it may have been applied"
+                ) from None
+            raise ccxt.NetworkError(f"{self.exchange_id} {method} {path}: {type(error).__name__}") from None
+        log.debug("%s %s %s -> %s", self.exchange_id, method, path, response.status_code)
+        return response
+
+    def _error(self, response: httpx.Response, method: str, path: str) -> ccxt.BaseError:
+        code = _error_code(response)
+        if code is None and response.status_code >= 400:
+            code = f"HTTP {response.status_code}"
+        return capital_exception(response.status_code, code, exchange_id=self.exchange_id, context=f"{method} {path}")
+
+    def _json(self, response: httpx.Response, method: str, path: str) -> Any:
+        if not response.content:
+            return {}
+        try:
+            return response.json()
+        except (json.JSONDecodeError, UnicodeDecodeError, ValueError):
+            raise ccxt.BadResponse(f"{self.exchange_id} {method} {path}: the answer is not JSON") from None
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        body: Any = None,
+        kind: str | None = None,
+        verify: Verify | None = None,
+    ) -> Any:
+        """An authenticated JSON request; returns the decoded body.
+
+        ``kind`` is ``read`` (GET; default), ``deal`` (POST /positions, POST /workingorders: the
+        deal limiter applies) or ``write`` (other mutations). A read that meets 401 or a lost
+        connection is repeated once; a write that meets 401 is repeated only if ``verify()``
+        returns True after the re-login (proof that it was not applied); without ``verify`` the
+        401 is raised as ``AuthenticationError``.
+        """
+        method = method.upper()
+        if kind is None:
+            kind = "read" if method == "GET" else "write"
+        read = kind == "read"
+        await self.ensure_session()
+        relogged = False
+        retried_transport = False
+        retried_429 = False
+        while True:
+            try:
+                response = await self._send(method, path, params=params, json_body=body, kind=kind)
+            except RequestNotSent:
+                if read and not retried_transport:
+                    retried_transport = True
+                    continue
+                raise
+            except ccxt.NetworkError as error:
+                if read and not retried_transport and not isinstance(error, SentButUnknown):
+                    retried_transport = True
+                    continue
+                raise
+            status = response.status_code
+            if status == 401 and not relogged:
+                relogged = True
+                self.stats["relogins_on_401"] += 1
+                log.info("%s %s %s: session rejected (%s); logging in again", self.exchange_id, method, path,
+                         _error_code(response))
+                async with self._lock():
+                    self._tokens = None
+                    await self._login()
+                if read or (verify is not None and await verify()):
+                    continue
+                raise self._error(response, method, path)
+            if status == 429 and read and not retried_429:
+                # Someone else shares this API key; wait out the window once before giving up.
+                retried_429 = True
+                await self.sleep(1.0)
+                continue
+            if status >= 400:
+                raise self._error(response, method, path)
+            return self._json(response, method, path)
+
+    async def public(self, method: str, path: str, *, params: Mapping[str, Any] | None = None) -> Any:
+        """An unauthenticated request (``GET /time``); paced like any other."""
+        response = await self._send(method.upper(), path, params=params, kind="read")
+        if response.status_code >= 400:
+            raise self._error(response, method.upper(), path)
+        return self._json(response, method.upper(), path)
+
+    async def ping(self) -> Any:
+        """``GET /ping``: keeps the session alive without logging in again."""
+        return await self.request("GET", "/ping")

@@ -1,0 +1,317 @@
+"""The connection to TWS / IB Gateway: connect, reconnect, events, bounded requests, pacing.
+
+Everything that touches the ``IB`` object's request methods lives here, so the ccxt surface
+(``exchange.py``) never sees a socket, a request id or a library exception. Three rules:
+
+* **Bounded.** Every request has a timeout (``requestTimeout`` seconds); ib_async's own blocking
+  waits (a missing ``tickSnapshotEnd``, a connect to a clientId in use) would otherwise hang a
+  bot for a minute or forever.
+* **Typed failures.** Library errors become ccxt exceptions here (:func:`to_ccxt_error`), with
+  IB's code and text kept in the message.
+* **Paced.** Historical requests pass through the shared pacer (``ib_historical_pacer``), so a long
+  ``fetch_ohlcv`` never trips IB's error 162 pacing violation.
+
+The transport is created and used on the exchange's event loop only; it is not thread-safe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import ccxt
+
+from normalization.errors import ib_exception
+from normalization.runtime.pacing import Pacer, ib_historical_pacer
+from normalization.runtime.retry import RequestNotSent
+
+from ._ib import IB, IB_LIBRARY_NAME, BarData, Contract, ContractDetails, RequestError, Ticker, Trade
+
+log = logging.getLogger("ccxt_ibkr")
+
+#: Codes that say "IB itself is unreachable right now" (1100) or back again (1101, 1102).
+OUTAGE_START = 1100
+OUTAGE_END = frozenset({1101, 1102})
+CLIENT_ID_IN_USE = 326
+
+
+def to_ccxt_error(exc: BaseException, exchange_id: str = "ibkr", what: str = "request") -> ccxt.BaseError:
+    """Translate a client-library or socket failure into the ccxt exception a bot can act on."""
+    if isinstance(exc, ccxt.BaseError):
+        return exc
+    if isinstance(exc, RequestError):
+        return ib_exception(exc.code, exc.message, exchange_id=exchange_id)
+    if isinstance(exc, ConnectionRefusedError):
+        return ccxt.ExchangeNotAvailable(f"{exchange_id} {what}: connection refused ({exc}); is TWS / IB Gateway running?")
+    if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
+        return ccxt.RequestTimeout(f"{exchange_id} {what} timed out")
+    if isinstance(exc, (ConnectionError, OSError)):
+        return ccxt.NetworkError(f"{exchange_id} {what}: {type(exc).__name__}: {exc}")
+    return ccxt.ExchangeError(f"{exchange_id} {what}: {type(exc).__name__}: {exc}")
+
+
+class IBTransport:
+    """One ``IB`` connection with lazy (re)connect and the request helpers the adapter needs."""
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int,
+        client_id: int,
+        account: str | None = None,
+        connect_timeout: float = 10.0,
+        request_timeout: float = 30.0,
+        readonly: bool = False,
+        pacer: Pacer | None = None,
+        exchange_id: str = "ibkr",
+    ) -> None:
+        self.host = host
+        self.port = int(port)
+        self.client_id = int(client_id)
+        self.account = account or ""
+        self.connect_timeout = connect_timeout
+        self.request_timeout = request_timeout
+        self.readonly = readonly
+        self.exchange_id = exchange_id
+        self.pacer = pacer or ib_historical_pacer()
+        self.ib: IB = IB()
+        # Request errors raise RequestError instead of silently returning empty results.
+        self.ib.RaiseRequestErrors = True
+        self.outage = False
+        self.last_system_error: tuple[int, str] | None = None
+        self._connect_lock = asyncio.Lock()
+        self._clash: asyncio.Future[tuple[int, str]] | None = None
+        self._listeners: list[Callable[[], Any]] = []
+        self.ib.errorEvent += self._on_error
+
+    # ------------------------------------------------------------------ connection
+
+    @property
+    def connected(self) -> bool:
+        return self.ib.isConnected()
+
+    def on_connected(self, callback: Callable[[], Any]) -> None:
+        """Run ``callback`` (sync or async) after every successful (re)connect: reconciliation."""
+        self._listeners.append(callback)
+
+    def _on_error(self, req_id: int, code: int, text: str, contract: Any = None) -> None:
+        if code == CLIENT_ID_IN_USE and self._clash is not None and not self._clash.done():
+            self._clash.set_result((code, text))
+        if code == OUTAGE_START:
+            self.outage = True
+            self.last_system_error = (code, text)
+        elif code in OUTAGE_END:
+            self.outage = False
+            self.last_system_error = None
+
+    async def connect(self) -> IB:
+        """Connect (or return at once if connected); raise a ccxt error saying what went wrong.
+
+        A clientId already in use makes TWS send 326 and close the socket, after which both client
+        libraries wait out their whole timeout; we watch for 326 and fail at once instead.
+        """
+        if self.connected:
+            return self.ib
+        async with self._connect_lock:
+            if self.connected:
+                return self.ib
+            loop = asyncio.get_running_loop()
+            self._clash = loop.create_future()
+            kwargs: dict[str, Any] = {
+                "host": self.host,
+                "port": self.port,
+                "clientId": self.client_id,
+                "timeout": self.connect_timeout,
+                "readonly": self.readonly,
+                "account": self.account,
+            }
+            connecting = asyncio.ensure_future(self.ib.connectAsync(**kwargs))
+            try:
+                done, _ = await asyncio.wait(
+                    {connecting, self._clash}, timeout=self.connect_timeout + 1, return_when=asyncio.FIRST_COMPLETED
+                )
+                if self._clash in done:
+                    connecting.cancel()
+                    await asyncio.gather(connecting, return_exceptions=True)
+                    self.ib.disconnect()
+                    code, text = self._clash.result()
+                    raise ccxt.AuthenticationError(
+                        f"{self.exchange_id} {code}: {text} (clientId {self.client_id} is taken by another "
+                        "connection; set a different options['clientId'])"
+                    )
+                if connecting not in done:
+                    connecting.cancel()
+                    await asyncio.gather(connecting, return_exceptions=True)
+                    self.ib.disconnect()
+                    raise ccxt.ExchangeNotAvailable(
+                        f"{self.exchange_id}: no API handshake from {self.host}:{self.port} within "
+                        f"{self.connect_timeout:g} s (is the API enabled in TWS / IB Gateway?)"
+                    )
+                connecting.result()
+            except ccxt.BaseError:
+                raise
+            except BaseException as exc:
+                self.ib.disconnect()
+                raise to_ccxt_error(exc, self.exchange_id, f"connect to {self.host}:{self.port}") from exc
+            finally:
+                self._clash = None
+            if not self.account:
+                accounts = self.ib.managedAccounts()
+                self.account = accounts[0] if accounts else ""
+            log.info("connected to %s:%s as clientId %s (%s)", self.host, self.port, self.client_id, IB_LIBRARY_NAME)
+        for callback in list(self._listeners):
+            result = callback()
+            if asyncio.iscoroutine(result):
+                await result
+        return self.ib
+
+    async def ensure(self) -> IB:
+        """The connected ``IB``; connects lazily. A failure here happened before any send."""
+        if self.connected:
+            return self.ib
+        try:
+            return await self.connect()
+        except ccxt.NetworkError as exc:
+            raise RequestNotSent(str(exc)) from exc
+
+    def disconnect(self) -> None:
+        if self.ib.isConnected():
+            self.ib.disconnect()
+
+    # ------------------------------------------------------------------ waiting on events
+
+    async def wait_trade(self, trade: Trade, done: Callable[[Trade], bool], timeout: float) -> bool:
+        """Wait until ``done(trade)`` holds or ``timeout`` passes; True if it holds.
+
+        Woken by the trade's own events (status, fills, modifications), so no polling and no sleeps.
+        """
+        if done(trade):
+            return True
+        event = asyncio.Event()
+
+        def wake(*_: Any) -> None:
+            event.set()
+
+        events = [trade.statusEvent, trade.fillEvent, trade.modifyEvent, trade.cancelledEvent]
+        for ev in events:
+            ev += wake
+        self.ib.disconnectedEvent += wake
+        deadline = time.monotonic() + timeout
+        try:
+            while not done(trade):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not self.connected:
+                    return done(trade)
+                event.clear()
+                try:
+                    await asyncio.wait_for(event.wait(), remaining)
+                except asyncio.TimeoutError:
+                    return done(trade)
+            return True
+        finally:
+            for ev in events:
+                ev -= wake
+            self.ib.disconnectedEvent -= wake
+
+    async def wait_event(self, event: Any, predicate: Callable[[], bool], timeout: float) -> bool:
+        """Wait on an eventkit ``event`` until ``predicate()`` holds, at most ``timeout`` seconds."""
+        if predicate():
+            return True
+        flag = asyncio.Event()
+
+        def wake(*_: Any) -> None:
+            flag.set()
+
+        event += wake
+        deadline = time.monotonic() + timeout
+        try:
+            while not predicate():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                flag.clear()
+                try:
+                    await asyncio.wait_for(flag.wait(), remaining)
+                except asyncio.TimeoutError:
+                    return predicate()
+            return True
+        finally:
+            event -= wake
+
+    # ------------------------------------------------------------------ requests
+
+    async def _bounded(self, awaitable: Any, what: str, timeout: float | None = None) -> Any:
+        try:
+            return await asyncio.wait_for(awaitable, timeout or self.request_timeout)
+        except ccxt.BaseError:
+            raise
+        except Exception as exc:
+            raise to_ccxt_error(exc, self.exchange_id, what) from exc
+
+    async def contract_details(self, contract: Contract) -> list[ContractDetails]:
+        """All contracts matching ``contract``; [] when IB has no security definition (error 200)."""
+        ib = await self.ensure()
+        try:
+            return list(await self._bounded(ib.reqContractDetailsAsync(contract), "reqContractDetails"))
+        except ccxt.BadSymbol:
+            return []
+
+    async def snapshot(self, contract: Contract) -> Ticker:
+        """One market-data snapshot (``reqMktData`` with snapshot=True, ended by tickSnapshotEnd)."""
+        ib = await self.ensure()
+        tickers = await self._bounded(ib.reqTickersAsync(contract), "reqTickers")
+        return tickers[0]
+
+    async def depth(self, contract: Contract, rows: int, timeout: float) -> Ticker:
+        """Subscribe to depth, wait for both sides (bounded), then cancel: a snapshot of the book."""
+        ib = await self.ensure()
+        ticker = ib.reqMktDepth(contract, numRows=rows)
+        try:
+            await self.wait_event(ticker.updateEvent, lambda: bool(ticker.domBids) and bool(ticker.domAsks), timeout)
+        finally:
+            ib.cancelMktDepth(contract)
+        return ticker
+
+    async def current_time(self) -> Any:
+        ib = await self.ensure()
+        return await self._bounded(ib.reqCurrentTimeAsync(), "reqCurrentTime")
+
+    async def historical(
+        self,
+        contract: Contract,
+        *,
+        end: str,
+        duration: str,
+        bar_size: str,
+        what: str,
+        use_rth: bool,
+    ) -> list[BarData]:
+        """One ``reqHistoricalData`` (formatDate=2: epoch seconds), scheduled by the pacer.
+
+        IB's "no data" answer is an empty list; a pacing violation raises ``RateLimitExceeded``.
+        """
+        ib = await self.ensure()
+        weight = 2 if what == "BID_ASK" else 1
+        await self.pacer.acquire(
+            weight,
+            contract=(contract.conId, contract.exchange, what),
+            identical=(contract.conId, end, duration, bar_size, what, use_rth),
+        )
+        started = time.monotonic()
+        try:
+            bars = await ib.reqHistoricalDataAsync(
+                contract, end, duration, bar_size, what, use_rth, formatDate=2, timeout=self.request_timeout
+            )
+        except RequestError as exc:
+            if exc.code in (162, 165) and "pacing" not in exc.message.lower():
+                return []  # "HMDS query returned no data"
+            raise to_ccxt_error(exc, self.exchange_id, "reqHistoricalData") from exc
+        except Exception as exc:
+            raise to_ccxt_error(exc, self.exchange_id, "reqHistoricalData") from exc
+        if not bars and time.monotonic() - started >= self.request_timeout * 0.98:
+            raise ccxt.RequestTimeout(f"{self.exchange_id} reqHistoricalData timed out after {self.request_timeout:g} s")
+        return list(bars)
