@@ -1,1 +1,36 @@
-"""Capital.com for unmodified ccxt bots: the CapitalTrader adapter and its simulator (``ccxt_capital.sim``)."""
+"""Capital.com for unmodified ccxt bots: ``ccxt_capital.CapitalTrader`` (ccxt id ``capitalcom``).
+
+``import ccxt_capital`` registers ``ccxt.capitalcom`` (sync), ``ccxt.async_support.capitalcom`` and
+``ccxt.pro.capitalcom`` (async) and lists the id in their ``exchanges``, so
+``getattr(ccxt, 'capitalcom')(config)`` works. The sync class is generated from the async
+implementation by the shared facade: one implementation, two faces. The simulator lives in
+``ccxt_capital.sim``.
+
+    exchange = ccxt_capital.CapitalTrader({"apiKey": ..., "login": ..., "password": ...})   # demo host
+"""
+
+from __future__ import annotations
+
+import ccxt
+
+from normalization.runtime.facade import SyncFacade
+from normalization.runtime.registry import register_exchange
+
+from .exchange import CapitalTrader as AsyncCapitalTrader
+from .transport import DEMO_HOST, LIVE_HOST
+
+
+class CapitalTrader(SyncFacade, ccxt.Exchange):
+    """The sync ccxt exchange ``capitalcom``; every unified method runs the async twin on a private loop."""
+
+    async_class = AsyncCapitalTrader
+
+
+register_exchange("capitalcom", CapitalTrader, AsyncCapitalTrader)
+
+try:  # the factory is shared with ccxt_ibkr; re-exported for strategy runners
+    from normalization.runtime.factory import create_exchange
+except ImportError:  # pragma: no cover - while the factory is being written
+    create_exchange = None  # type: ignore[assignment]
+
+__all__ = ["DEMO_HOST", "LIVE_HOST", "AsyncCapitalTrader", "CapitalTrader", "create_exchange"]

@@ -201,8 +201,14 @@ class CapitalTransport:
             raise ccxt.AuthenticationError(f"{self.exchange_id} requires {', '.join(missing)} in its config")
         self._tokens = None
         body = {"identifier": identifier, "password": password, "encryptedPassword": False}
-        response = await self._send("POST", "/session", json_body=body, headers={"X-CAP-API-KEY": str(api_key)},
-                                    kind="session")
+        for attempt in range(3):
+            response = await self._send("POST", "/session", json_body=body,
+                                        headers={"X-CAP-API-KEY": str(api_key)}, kind="session")
+            if response.status_code != 429 or attempt == 2:
+                break
+            # Another client logged in with this API key within the second: logging in books nothing,
+            # so waiting out the 1-per-second window and trying again is safe.
+            await self.sleep(1.0)
         if response.status_code >= 400:
             raise self._error(response, "POST", "/session")
         cst, token = response.headers.get("CST"), response.headers.get("X-SECURITY-TOKEN")
@@ -265,7 +271,8 @@ class CapitalTransport:
                     f"{self.exchange_id} {method} {path}: no answer within {self.timeout:g}s "
                     f"({type(error).__name__}); it may have been applied"
                 ) from None
-            raise ccxt.RequestTimeout(f"{self.exchange_id} {method} {path}: timed out ({type(error).__name__})") from None
+            raise ccxt.RequestTimeout(
+                f"{self.exchange_id} {method} {path}: timed out ({type(error).__name__})") from None
         except httpx.TransportError as error:
             if kind in ("deal", "write"):
                 raise SentButUnknown(

@@ -1,1 +1,47 @@
-"""placeholder"""
+"""Interactive Brokers for unmodified ccxt bots: ``ccxt_ibkr.IBTrader`` (ccxt id ``ibkr``).
+
+``import ccxt_ibkr`` registers ``ccxt.ibkr`` (sync), ``ccxt.async_support.ibkr`` and
+``ccxt.pro.ibkr`` (async), so ``getattr(ccxt, 'ibkr')(config)`` works. The sync class is generated
+from the async implementation by the shared facade: one implementation, two faces.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ccxt
+
+from normalization.runtime.facade import SyncFacade
+from normalization.runtime.registry import register_exchange
+
+from ._ib import IB_LIBRARY_NAME
+from .exchange import IBTrader as AsyncIBTrader
+
+
+class IBTrader(SyncFacade, ccxt.Exchange):
+    """The sync ccxt exchange ``ibkr``; every unified method runs the async twin on a private loop."""
+
+    async_class = AsyncIBTrader
+
+    def _call(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        result = super()._call(name, *args, **kwargs)
+        # A method may have loaded or extended the markets on the loop thread (a symbol resolved on
+        # demand); keep this face's tables the same objects as the twin's.
+        impl = self._impl
+        if impl is not None and impl.markets is not None and self.markets is not impl.markets:
+            self._mirror_markets()
+        return result
+
+    def connect(self) -> None:
+        """Connect now instead of on first use."""
+        self._call("connect")
+
+
+register_exchange("ibkr", IBTrader, AsyncIBTrader)
+
+try:  # the factory is shared with ccxt_capital; re-exported for strategy runners
+    from normalization.runtime.factory import create_exchange
+except ImportError:  # pragma: no cover - while the factory is being written
+    create_exchange = None  # type: ignore[assignment]
+
+__all__ = ["IB_LIBRARY_NAME", "AsyncIBTrader", "IBTrader", "create_exchange"]

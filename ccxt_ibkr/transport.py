@@ -38,6 +38,10 @@ OUTAGE_END = frozenset({1101, 1102})
 CLIENT_ID_IN_USE = 326
 
 
+class NotConnected(RequestNotSent, ccxt.ExchangeNotAvailable):
+    """TWS / IB Gateway could not be reached: nothing was sent, so a retry cannot duplicate anything."""
+
+
 def to_ccxt_error(exc: BaseException, exchange_id: str = "ibkr", what: str = "request") -> ccxt.BaseError:
     """Translate a client-library or socket failure into the ccxt exception a bot can act on."""
     if isinstance(exc, ccxt.BaseError):
@@ -45,7 +49,9 @@ def to_ccxt_error(exc: BaseException, exchange_id: str = "ibkr", what: str = "re
     if isinstance(exc, RequestError):
         return ib_exception(exc.code, exc.message, exchange_id=exchange_id)
     if isinstance(exc, ConnectionRefusedError):
-        return ccxt.ExchangeNotAvailable(f"{exchange_id} {what}: connection refused ({exc}); is TWS / IB Gateway running?")
+        return ccxt.ExchangeNotAvailable(
+            f"{exchange_id} {what}: connection refused ({exc}); is TWS / IB Gateway running?"
+        )
     if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
         return ccxt.RequestTimeout(f"{exchange_id} {what} timed out")
     if isinstance(exc, (ConnectionError, OSError)):
@@ -175,6 +181,8 @@ class IBTransport:
             return self.ib
         try:
             return await self.connect()
+        except ccxt.ExchangeNotAvailable as exc:
+            raise NotConnected(str(exc)) from exc
         except ccxt.NetworkError as exc:
             raise RequestNotSent(str(exc)) from exc
 
@@ -184,7 +192,9 @@ class IBTransport:
 
     # ------------------------------------------------------------------ waiting on events
 
-    async def wait_trade(self, trade: Trade, done: Callable[[Trade], bool], timeout: float) -> bool:
+    async def wait_trade(
+        self, trade: Trade, done: Callable[[Trade], bool], timeout: float, extra_events: list[Any] = ()
+    ) -> bool:
         """Wait until ``done(trade)`` holds or ``timeout`` passes; True if it holds.
 
         Woken by the trade's own events (status, fills, modifications), so no polling and no sleeps.
@@ -196,7 +206,7 @@ class IBTransport:
         def wake(*_: Any) -> None:
             event.set()
 
-        events = [trade.statusEvent, trade.fillEvent, trade.modifyEvent, trade.cancelledEvent]
+        events = [trade.statusEvent, trade.fillEvent, trade.modifyEvent, trade.cancelledEvent, *extra_events]
         for ev in events:
             ev += wake
         self.ib.disconnectedEvent += wake
@@ -266,15 +276,20 @@ class IBTransport:
         tickers = await self._bounded(ib.reqTickersAsync(contract), "reqTickers")
         return tickers[0]
 
-    async def depth(self, contract: Contract, rows: int, timeout: float) -> Ticker:
-        """Subscribe to depth, wait for both sides (bounded), then cancel: a snapshot of the book."""
+    async def depth(self, contract: Contract, rows: int, timeout: float) -> tuple[list[Any], list[Any], Any]:
+        """Subscribe to depth, wait for both sides (bounded), copy the book, cancel: a snapshot.
+
+        The copy matters: cancelling the subscription clears the ticker's DOM lists.
+        """
         ib = await self.ensure()
         ticker = ib.reqMktDepth(contract, numRows=rows)
         try:
-            await self.wait_event(ticker.updateEvent, lambda: bool(ticker.domBids) and bool(ticker.domAsks), timeout)
+            await self.wait_event(
+                ib.pendingTickersEvent, lambda: bool(ticker.domBids) and bool(ticker.domAsks), timeout
+            )
+            return list(ticker.domBids), list(ticker.domAsks), ticker.time
         finally:
             ib.cancelMktDepth(contract)
-        return ticker
 
     async def current_time(self) -> Any:
         ib = await self.ensure()
@@ -313,5 +328,7 @@ class IBTransport:
         except Exception as exc:
             raise to_ccxt_error(exc, self.exchange_id, "reqHistoricalData") from exc
         if not bars and time.monotonic() - started >= self.request_timeout * 0.98:
-            raise ccxt.RequestTimeout(f"{self.exchange_id} reqHistoricalData timed out after {self.request_timeout:g} s")
+            raise ccxt.RequestTimeout(
+                f"{self.exchange_id} reqHistoricalData timed out after {self.request_timeout:g} s"
+            )
         return list(bars)

@@ -14,7 +14,7 @@ import hashlib
 import json
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,11 +23,13 @@ from aiohttp import web
 from . import views
 from .account import Account, Transaction
 from .broker import Broker
+from .catalogue import LEVERAGES
 from .dealing import DealRequest
 from .errors import TOO_MANY_REQUESTS, ApiError, bad_request, not_found
 from .limits import DEALS, DEALS_PER_HOUR, LOGIN_PER_KEY, SESSION_REQUESTS
 from .pricing import RESOLUTIONS, align
 from .session import Session
+from .streaming import Streamer
 from .timefmt import fmt, parse
 
 PREFIX = "/api/v1"
@@ -45,7 +47,7 @@ class Ctx:
     path: str
     match: dict[str, str]
     query: dict[str, str]
-    headers: dict[str, str]
+    headers: Mapping[str, str]  # case-insensitive, as HTTP header names are
     body: Any
     now: float
     session: Session | None = None
@@ -160,7 +162,7 @@ def session_body(ctx: Ctx, session: Session) -> dict[str, Any]:
         "currencyIsoCode": account.currency,
         "currencySymbol": account.symbol,
         "currentAccountId": account.account_id,
-        "streamingHost": "ws://127.0.0.1/",
+        "streamingHost": f"ws://{ctx.headers.get('Host', '127.0.0.1')}/",
         "accounts": [
             {
                 "accountId": a.account_id, "accountName": a.name, "preferred": a.preferred,
@@ -209,7 +211,7 @@ def get_session(ctx: Ctx) -> Any:
     account = ctx.account
     return {"clientId": ctx.broker.client_id, "accountId": account.account_id,
             "timezoneOffset": ctx.broker.config.tz_offset, "locale": "en", "currency": account.currency,
-            "streamEndpoint": "ws://127.0.0.1/"}
+            "streamEndpoint": f"ws://{ctx.headers.get('Host', '127.0.0.1')}/"}
 
 
 def switch_account(ctx: Ctx) -> Any:
@@ -259,8 +261,6 @@ def put_preferences(ctx: Ctx) -> Any:
             value = value.get("current")
         if kind not in account.leverages or isinstance(value, bool) or not isinstance(value, int):
             raise bad_request("error.invalid.leverage.value")
-        from .catalogue import LEVERAGES
-
         if value not in LEVERAGES[kind]:
             raise bad_request("error.invalid.leverage.value")
         changes[kind] = value
@@ -409,33 +409,64 @@ def prices(ctx: Ctx) -> Any:
         end = min(end, ctx.now)  # a `to` in the future is read as "until now"
     if start is not None and end is not None and start > end:
         raise bad_request("error.invalid.daterange")
+    low, _ = broker.feed.valid_range(inst.epic)
+    feed = broker.feed
     if start is not None:
+        # Forward from `from`: the first `max` bars, skipping closed hours, never past `to` / now.
         first = align(int(start), seconds)
         if first < start:
             first += seconds
-        last = align(int(end if end is not None else ctx.now), seconds)
+        last = min(align(int(end), seconds), now_bar) if end is not None else now_bar
         if end is not None and (last - first) // seconds + 1 > 1000:
             raise bad_request("error.invalid.daterange")
-        last = min(last, first + (limit - 1) * seconds, now_bar)
+        bars = []
+        window = limit * seconds
+        while first <= last:
+            upto = min(first + window - seconds, last)
+            bars = feed.bars_between(inst.epic, first, upto, ctx.now, seconds)
+            if len(bars) >= limit or upto >= last or window > max(64 * limit * seconds, 16 * 86_400):
+                break
+            window *= 4
+        bars = bars[:limit]
     else:
+        # Backward from `to` (or now): the latest `max` bars, skipping closed hours.
         last = min(align(int(end), seconds), now_bar) if end is not None else now_bar
-        first = last - (limit - 1) * seconds
-    bars = broker.feed.bars_until(inst.epic, first, min(ctx.now, last + seconds - 1), seconds) \
-        if first <= last else []
-    bars = [bar for bar in bars if first <= bar.time <= last]
+        window = limit * seconds
+        while True:
+            first = max(last - window + seconds, low)
+            bars = feed.bars_between(inst.epic, first, last, ctx.now, seconds)
+            # Grow the window over closed stretches (weekends, holidays) until `max` bars are found.
+            if len(bars) >= limit or first <= low or window > max(64 * limit * seconds, 16 * 86_400):
+                break
+            window *= 4
+        bars = bars[-limit:]
     out = []
+    cache = broker.rendered_bars
     for bar in bars:
-        side = {name: broker.feed.side_prices(inst, getattr(bar, name)) for name in ("open", "high", "low", "close")}
-        out.append({
-            "snapshotTime": fmt(bar.time, broker.config.tz_offset),
-            "snapshotTimeUTC": fmt(bar.time),
-            "openPrice": {"bid": side["open"][0], "ask": side["open"][1]},
-            "closePrice": {"bid": side["close"][0], "ask": side["close"][1]},
-            "highPrice": {"bid": side["high"][0], "ask": side["high"][1]},
-            "lowPrice": {"bid": side["low"][0], "ask": side["low"][1]},
-            "lastTradedVolume": int(bar.volume),
-        })
+        complete = bar.time + seconds <= ctx.now
+        key = (inst.epic, seconds, bar.time)
+        rendered = cache.get(key) if complete else None
+        if rendered is None:
+            rendered = _render_bar(broker, inst, bar)
+            if complete:
+                if len(cache) >= 200_000:
+                    cache.clear()
+                cache[key] = rendered
+        out.append(rendered)
     return {"prices": out, "instrumentType": inst.type}
+
+
+def _render_bar(broker: Broker, inst: Any, bar: Any) -> dict[str, Any]:
+    side = {name: broker.feed.side_prices(inst, getattr(bar, name)) for name in ("open", "high", "low", "close")}
+    return {
+        "snapshotTime": fmt(bar.time, broker.config.tz_offset),
+        "snapshotTimeUTC": fmt(bar.time),
+        "openPrice": {"bid": side["open"][0], "ask": side["open"][1]},
+        "closePrice": {"bid": side["close"][0], "ask": side["close"][1]},
+        "highPrice": {"bid": side["high"][0], "ask": side["high"][1]},
+        "lowPrice": {"bid": side["low"][0], "ask": side["low"][1]},
+        "lastTradedVolume": int(bar.volume),
+    }
 
 
 def _sentiment(ctx: Ctx, epic: str) -> dict[str, Any]:
@@ -474,7 +505,7 @@ def open_position(ctx: Ctx) -> Any:
 
 def get_position(ctx: Ctx) -> Any:
     dealer = ctx.broker.dealer
-    pos = dealer._own_position(ctx.account, ctx.match["deal"])
+    pos = dealer.own_position(ctx.account, ctx.match["deal"])
     return views.position(dealer, pos, ctx.now)
 
 
@@ -593,9 +624,18 @@ class BadBody:
     """Marker for a body that is not JSON; refused only after authentication, as the broker does."""
 
 
+try:  # orjson is several times faster on big price lists; the stdlib is the fallback
+    import orjson
+
+    def _dumps(body: Any) -> bytes:
+        return orjson.dumps(body)
+except ImportError:  # pragma: no cover - depends on the environment
+    def _dumps(body: Any) -> bytes:
+        return json.dumps(body, separators=(",", ":")).encode()
+
+
 def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(status=status, body=json.dumps(body, separators=(",", ":")).encode(),
-                        content_type="application/json", headers=headers)
+    return web.Response(status=status, body=_dumps(body), content_type="application/json", headers=headers)
 
 
 def _abort(request: web.Request) -> None:
@@ -628,7 +668,7 @@ def make_handler(route: Route) -> Callable[[web.Request], Any]:
             except (ValueError, UnicodeDecodeError):
                 body = BadBody()
         ctx = Ctx(broker, request.method, path, dict(request.match_info), dict(request.query),
-                  dict(request.headers), body, 0.0)
+                  request.headers, body, 0.0)
         status, payload, headers = run_route(broker, route, ctx)
         if "drop_after" in kinds:
             _abort(request)
@@ -651,9 +691,12 @@ async def error_middleware(request: web.Request, handler: Callable[[web.Request]
         return _json(error.status, {"errorCode": "error.invalid.request"})
 
 
-def build_app(broker: Broker) -> web.Application:
+def build_app(broker: Broker, streamer: Streamer | None = None) -> web.Application:
+    """The aiohttp application: REST routes under /api/v1 and, if given, the WebSocket /connect."""
     app = web.Application(middlewares=[error_middleware], client_max_size=1024 * 1024)
     app[BROKER_KEY] = broker
     for method, path, route in ROUTES:
         app.router.add_route(method, PREFIX + path, make_handler(route))
+    if streamer is not None:
+        app.router.add_get("/connect", streamer.handle)
     return app

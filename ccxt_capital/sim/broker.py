@@ -26,7 +26,7 @@ from .errors import unauthorized
 from .faults import FaultPlan
 from .limits import RateLimiter
 from .models import Position, WorkingOrder
-from .pricing import PriceFeed, Quote
+from .pricing import SYNTHETIC_END, SYNTHETIC_START, PriceFeed, Quote
 from .session import Credentials, SessionStore
 
 
@@ -63,6 +63,8 @@ class Broker:
         self.clock = clock or SimClock()
         self.lock = threading.RLock()
         cfg = self.config
+        if not SYNTHETIC_START <= self.clock.now() <= SYNTHETIC_END:
+            raise ValueError("the simulated clock must start between 2000-01-02 and 2049 (synthetic price range)")
         self.rng = random.Random(cfg.seed)
         self.catalogue = Catalogue()
         self.feed = PriceFeed(self.catalogue.by_epic, seed=cfg.seed, csv=cfg.csv)
@@ -81,6 +83,8 @@ class Broker:
         self.sessions = SessionStore([Credentials(cfg.api_key, cfg.identifier, cfg.password)], self.rng)
         self.limiter = RateLimiter(cfg.rate_limits, self.clock.now)
         self.faults = FaultPlan(self._arm_pending, self.expire_sessions)
+        #: Rendered JSON of completed bars, keyed (epic, seconds, open time); pins clear an epic.
+        self.rendered_bars: dict[tuple[str, int, int], dict[str, Any]] = {}
         self.clock.subscribe(self._on_clock)
 
     # -- clock -----------------------------------------------------------------------------
@@ -148,6 +152,8 @@ class Broker:
         """Hold ``epic``'s mid at ``mid`` from ``at`` (default: now) on; ``None`` releases it."""
         with self.lock:
             self.feed.pin(epic, mid, self.clock.now() if at is None else at)
+            for key in [k for k in self.rendered_bars if k[0] == epic]:
+                del self.rendered_bars[key]
 
     def positions(self, account_id: str | None = None) -> list[Position]:
         with self.lock:

@@ -366,7 +366,7 @@ class Dealer:
 
     def close_position(self, account: Account, deal_id: str, size: float | None = None) -> str:
         """DELETE /positions/{dealId}: close it (all of it) at the current quote."""
-        pos = self._own_position(account, deal_id)
+        pos = self.own_position(account, deal_id)
         inst = self.catalogue.by_epic[pos.epic]
         reference = self.new_reference("p_")
         ts = self.now()
@@ -388,7 +388,7 @@ class Dealer:
         })
         return reference
 
-    def _own_position(self, account: Account, deal_id: str) -> Position:
+    def own_position(self, account: Account, deal_id: str) -> Position:
         pos = self.positions.get(deal_id)
         if pos is None or pos.account_id != account.account_id:
             raise not_found("error.not-found.dealId")
@@ -396,7 +396,7 @@ class Dealer:
 
     def amend_position(self, account: Account, deal_id: str, req: DealRequest) -> str:
         """PUT /positions/{dealId}: replace stop and profit (absent ones are removed)."""
-        pos = self._own_position(account, deal_id)
+        pos = self.own_position(account, deal_id)
         inst = self.catalogue.by_epic[pos.epic]
         ts = self.now()
         quote = self.feed.quote(pos.epic, ts)
@@ -479,7 +479,7 @@ class Dealer:
             "guaranteedStop": order.guaranteed, "trailingStop": order.trailing, "actions": actions,
         }
 
-    def _own_order(self, account: Account, deal_id: str) -> WorkingOrder:
+    def own_order(self, account: Account, deal_id: str) -> WorkingOrder:
         order = self.orders.get(deal_id)
         if order is None or order.account_id != account.account_id:
             raise not_found("error.not-found.dealId")
@@ -487,7 +487,7 @@ class Dealer:
 
     def amend_order(self, account: Account, deal_id: str, req: DealRequest, fields: set[str]) -> str:
         """PUT /workingorders/{dealId}: new level, good-till and stop/profit (sent fields only)."""
-        order = self._own_order(account, deal_id)
+        order = self.own_order(account, deal_id)
         inst = self.catalogue.by_epic[order.epic]
         ts = self.now()
         level = round(req.level, inst.decimals) if req.level is not None else order.level
@@ -528,7 +528,7 @@ class Dealer:
         return reference
 
     def delete_order(self, account: Account, deal_id: str, *, source: str = "USER") -> str:
-        order = self._own_order(account, deal_id)
+        order = self.own_order(account, deal_id)
         reference = self.new_reference()
         self._remove_order(order, source, self.now())
         self.add_confirm(account, reference, {

@@ -11,16 +11,25 @@ from __future__ import annotations
 
 import bisect
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from normalization.runtime.pricepath import Bar, CsvPricePath, PricePath
+from normalization.runtime.pricepath import EPOCH_DAY, MAX_DAYS, Bar, CsvPricePath, PricePath
 
 from .catalogue import Instrument
 
 MINUTE = 60
 DAY = 86_400
+#: Synthetic paths exist from 2000-01-02 to about 2049; requests outside are clamped to this.
+SYNTHETIC_START = (EPOCH_DAY + 1) * DAY
+SYNTHETIC_END = (EPOCH_DAY + MAX_DAYS - 1) * DAY
+_CHUNKS = 1024
+WEEK = 7 * DAY
+#: 1970-01-01 was a Thursday, so the first Monday is day 4. (The shared PricePath uses day 3, a
+#: Sunday, for its week bars; weeks are therefore built here from daily bars.)
+FIRST_MONDAY = 4 * DAY
 
 #: Capital's resolutions and their length in seconds.
 RESOLUTIONS: dict[str, int] = {
@@ -103,6 +112,66 @@ class PinnedPath:
         return out
 
 
+class SessionPath:
+    """Prices move only while the market is open, as at the broker.
+
+    A closed market repeats the last open minute's price (a frozen quote over the weekend), bars
+    exist only for periods with at least one open minute, and a bar that straddles the open or the
+    close aggregates just its open minutes. The synthetic path keeps running underneath, so the
+    first minute of a session opens with a realistic gap.
+    """
+
+    def __init__(self, inner: PinnedPath, inst: Instrument, *, follow_hours: bool = True) -> None:
+        self.inner = inner
+        self.inst = inst
+        # A user's CSV is the truth as given (its own gaps), so only synthetic paths follow the hours.
+        self.always = not follow_hours or all(day == [(0, 1440)] for day in inst.hours.parsed())
+
+    def price_at(self, ts: float) -> float:
+        if self.always:
+            return self.inner.price_at(ts)
+        intervals = self.inst.open_intervals(ts - 10 * DAY, ts)
+        index = bisect.bisect_right([begin for begin, _ in intervals], ts) - 1
+        if index < 0:
+            return self.inner.price_at(ts)
+        begin, end = intervals[index]
+        return self.inner.price_at(ts if ts < end else end - MINUTE)
+
+    def bars(self, start: int, end: int, seconds: int) -> list[Bar]:
+        full = self.inner.bars(start, end, seconds)
+        if self.always or not full:
+            return full
+        intervals = self.inst.open_intervals(full[0].time, full[-1].time + seconds)
+        out: list[Bar] = []
+        for bar in full:
+            bar_end = bar.time + seconds
+            parts = [(max(a, bar.time), min(b, bar_end)) for a, b in intervals if a < bar_end and b > bar.time]
+            if not parts:
+                continue
+            if parts == [(bar.time, bar_end)]:
+                out.append(bar)
+                continue
+            pieces: list[Bar] = []
+            for a, b in parts:
+                pieces.extend(self._span(int(a) // MINUTE * MINUTE, int(b)))
+            if pieces:
+                out.append(_merge(bar.time, pieces))
+        return out
+
+    def _span(self, a: int, b: int) -> list[Bar]:
+        """Bars exactly covering [a, b): whole hours where possible, minutes at the edges."""
+        out: list[Bar] = []
+        first_hour = -(-a // 3600) * 3600
+        last_hour = b // 3600 * 3600
+        if last_hour - first_hour >= 3600:
+            out.extend(self.inner.bars(a, first_hour, MINUTE))
+            out.extend(self.inner.bars(first_hour, last_hour, 3600))
+            out.extend(self.inner.bars(last_hour, b, MINUTE))
+        else:
+            out.extend(self.inner.bars(a, b, MINUTE))
+        return out
+
+
 class PriceFeed:
     """Bid/offer quotes and bid/ask bars for every instrument of a catalogue."""
 
@@ -111,11 +180,20 @@ class PriceFeed:
         self.instruments = instruments
         self.seed = seed
         self._csv = dict(csv or {})
-        self._paths: dict[str, PinnedPath] = {}
+        self._paths: dict[str, SessionPath] = {}
         self._lock = threading.Lock()
         self._day_stats: dict[tuple[str, int], tuple[float, float]] = {}
+        # Bars are immutable once computed (pins clear their epic), so whole chunks are cached:
+        # a day of minutes costs ~20 ms to build and is then sliced for free.
+        self._chunks: OrderedDict[tuple[str, int, int], list[Bar]] = OrderedDict()
 
-    def path(self, epic: str) -> PinnedPath:
+    def valid_range(self, epic: str) -> tuple[int, int]:
+        """The span a path can price; CSV paths are not limited."""
+        if epic in self._csv:
+            return 0, 2**62
+        return SYNTHETIC_START, SYNTHETIC_END
+
+    def path(self, epic: str) -> SessionPath:
         with self._lock:
             path = self._paths.get(epic)
             if path is None:
@@ -124,14 +202,60 @@ class PriceFeed:
                     base: PricePath = CsvPricePath(epic, self._csv[epic], tick=inst.tick)
                 else:
                     base = _shared_path(epic, inst.price, self.seed, inst.daily_vol, inst.volume_scale)
-                path = self._paths[epic] = PinnedPath(base)
+                path = self._paths[epic] = SessionPath(PinnedPath(base), inst,
+                                                       follow_hours=epic not in self._csv)
             return path
 
     def pin(self, epic: str, price: float | None, at: float) -> None:
         """Hold ``epic``'s mid at ``price`` from ``at`` on (``None`` releases it)."""
-        self.path(epic).pin(at, price)
+        self.path(epic).inner.pin(at, price)
         with self._lock:
             self._day_stats = {k: v for k, v in self._day_stats.items() if k[0] != epic}
+            for key in [k for k in self._chunks if k[0] == epic]:
+                del self._chunks[key]
+
+    @staticmethod
+    def _chunk_span(seconds: int) -> tuple[int, int]:
+        """(span, origin) of the cache chunks for bars of ``seconds``."""
+        if seconds < DAY:
+            return DAY, 0
+        if seconds == DAY:
+            return 64 * DAY, 0
+        return 16 * WEEK, FIRST_MONDAY
+
+    def bars(self, epic: str, start: int, end: int, seconds: int) -> list[Bar]:
+        """Complete or not, the bars opening in [start, end), served from cached chunks."""
+        low, high = self.valid_range(epic)
+        start, end = max(start, low), min(end, high)
+        if start >= end:
+            return []
+        span, origin = self._chunk_span(seconds)
+        path = self.path(epic)
+        out: list[Bar] = []
+        index = (start - origin) // span
+        while origin + index * span < end:
+            key = (epic, seconds, index)
+            with self._lock:
+                chunk = self._chunks.get(key)
+                if chunk is not None:
+                    self._chunks.move_to_end(key)
+            piece_start = max(start, origin + index * span)
+            piece_end = min(end, origin + (index + 1) * span)
+            if chunk is None and (piece_end - piece_start) * 24 < span:
+                # A small slice of an uncached chunk (a forming bar's last minutes): build just that.
+                out.extend(path_bars(path, piece_start, piece_end, seconds))
+                index += 1
+                continue
+            if chunk is None:
+                chunk_start = origin + index * span
+                chunk = path_bars(path, max(chunk_start, low), min(chunk_start + span, high), seconds)
+                with self._lock:
+                    self._chunks[key] = chunk
+                    while len(self._chunks) > _CHUNKS:
+                        self._chunks.popitem(last=False)
+            out.extend(bar for bar in chunk if start <= bar.time < end)
+            index += 1
+        return out
 
     # -- quotes -------------------------------------------------------------------------
     def mid(self, epic: str, ts: float) -> float:
@@ -172,8 +296,7 @@ class PriceFeed:
         return cached[0], cached[1], previous_close
 
     # -- bars ---------------------------------------------------------------------------
-    @staticmethod
-    def _partial(path: PinnedPath, start: int, now_minute: int) -> list[Bar]:
+    def _partial(self, epic: str, start: int, now_minute: int) -> list[Bar]:
         """Bars covering [start, now_minute] cheaply: whole hours, then minutes (days for weeks)."""
         out: list[Bar] = []
         cursor = start
@@ -182,9 +305,16 @@ class PriceFeed:
                 whole_end = cursor + (now_minute + MINUTE - cursor) // step * step
                 if step == MINUTE:
                     whole_end = now_minute + MINUTE
-                out.extend(path.bars(cursor, whole_end, step))
+                out.extend(self.bars(epic, cursor, whole_end, step))
                 cursor = whole_end
         return out
+
+    def bars_between(self, epic: str, start: int, last_open: int, now: float, seconds: int) -> list[Bar]:
+        """Bars opening in [start, last_open]; the one containing ``now`` (if any) is cut at ``now``."""
+        now_open = _align(int(now) // MINUTE * MINUTE, seconds)
+        if last_open >= now_open:
+            return self.bars_until(epic, start, now, seconds)
+        return self.bars(epic, start, last_open + seconds, seconds)
 
     def bars_until(self, epic: str, start: int, now: float, seconds: int) -> list[Bar]:
         """Mid bars opening in [start, now]; the bar containing ``now`` is cut at ``now``.
@@ -192,23 +322,16 @@ class PriceFeed:
         Cutting the last bar keeps the future out of anything a client sees, which matters
         for backtests that must not peek.
         """
-        path = self.path(epic)
         now_minute = int(now) // MINUTE * MINUTE
         current_open = _align(now_minute, seconds)
         if start > current_open:
             return []
-        bars = path_bars(path, start, current_open, seconds) if current_open > start else []
+        bars = self.bars(epic, start, current_open, seconds) if current_open > start else []
         if current_open >= start:
-            minutes = self._partial(path, current_open, now_minute)
+            minutes = self._partial(epic, current_open, now_minute)
             if minutes:
                 bars.append(_merge(current_open, minutes))
         return bars
-
-
-WEEK = 7 * DAY
-#: 1970-01-01 was a Thursday, so the first Monday is day 4. (The shared PricePath uses day 3, a
-#: Sunday, for its week bars; weeks are therefore built here from daily bars.)
-FIRST_MONDAY = 4 * DAY
 
 
 def _align(ts: int, seconds: int) -> int:
@@ -217,7 +340,7 @@ def _align(ts: int, seconds: int) -> int:
     return ts - (ts % seconds)
 
 
-def path_bars(path: PricePath | PinnedPath, start: int, end: int, seconds: int) -> list[Bar]:
+def path_bars(path: PricePath | PinnedPath | SessionPath, start: int, end: int, seconds: int) -> list[Bar]:
     """``path.bars`` with Monday-aligned weeks aggregated from daily bars."""
     if seconds != WEEK:
         return path.bars(start, end, seconds)

@@ -1,5 +1,8 @@
 """Running the simulator: on its own thread and loop (tests, notebooks) or on the caller's loop.
 
+The REST API is served under ``/api/v1`` and the streaming API on the WebSocket ``/connect`` of
+the same port (the session's ``streamingHost`` points there).
+
 ``CapitalSimulator`` is the object tests hold: ``base_url`` (without ``/api/v1``), the ``clock``
 they drive, the ``faults`` they arm and read-only views of the books. The thread mode exists so a
 synchronous test (or a sync ccxt client) can talk to the server while the test thread keeps
@@ -24,6 +27,7 @@ from .broker import Broker, BrokerConfig
 from .faults import FaultPlan
 from .models import Position, WorkingOrder
 from .pricing import Quote
+from .streaming import Streamer
 
 DEFAULT_API_KEY = "demo-api-key"
 DEFAULT_IDENTIFIER = "demo@example.com"
@@ -56,6 +60,7 @@ class CapitalSimulator:
                          identifier=identifier, password=password, csv=csv),
             self.clock,
         )
+        self.streamer = Streamer(self.broker)
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
@@ -96,7 +101,9 @@ class CapitalSimulator:
 
     # -- async mode: serve on the caller's loop ----------------------------------------------
     async def start_async(self) -> CapitalSimulator:
-        self._runner = web.AppRunner(build_app(self.broker), access_log=None, handle_signals=False)
+        self.streamer.loop = asyncio.get_running_loop()
+        self._runner = web.AppRunner(build_app(self.broker, self.streamer), access_log=None, handle_signals=False,
+                                    shutdown_timeout=0.5)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
         await site.start()
@@ -111,9 +118,13 @@ class CapitalSimulator:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker
             self._ticker = None
+        for conn in list(self.streamer.connections):
+            with contextlib.suppress(Exception):
+                await conn.ws.close()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        self.streamer.close()
         self.broker.close()
 
     async def _tick(self) -> None:
@@ -122,6 +133,7 @@ class CapitalSimulator:
             await asyncio.sleep(1.0)
             with self.broker.lock:
                 self.broker.sync()
+            await self.streamer.publish()
 
     async def __aenter__(self) -> CapitalSimulator:
         return await self.start_async()

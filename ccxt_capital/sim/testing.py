@@ -6,10 +6,10 @@
     @pytest.mark.capital_sim(rate_limits="wall", seed=7, currency="EUR")
     def test_something(capital_sim): ...
 
-The fixture's default is ``rate_limits="wall"``: the broker's limits measured in real time, which a
-well-behaved client (one that throttles itself by sleeping) passes even though the simulated clock
-is frozen. Pass ``rate_limits="sim"`` to test the limits deterministically (with a frozen clock the
-11th request of a session is refused until the test advances the clock) or ``"off"``.
+The fixture's default is ``rate_limits="sim"``: the broker's limits measured on the simulated clock,
+deterministic -- with a frozen clock the 11th request of a session within one simulated second is
+refused until the clock moves, so a client under test should throttle (sleep) on that same clock.
+Pass ``rate_limits="wall"`` for a client that sleeps in real time, or ``"off"``.
 :class:`SimClient` is a small logged-in httpx client for tests that speak HTTP directly.
 """
 
@@ -34,7 +34,7 @@ def _options(request: pytest.FixtureRequest) -> dict[str, Any]:
 @pytest.fixture
 def capital_sim(request: pytest.FixtureRequest) -> Iterator[CapitalSimulator]:
     """A running simulator (thread mode) for one test; stopped afterwards."""
-    options = {"rate_limits": "wall", **_options(request)}
+    options = {"rate_limits": "sim", **_options(request)}
     sim = CapitalSimulator(port=0, **options)
     sim.start()
     try:

@@ -72,6 +72,10 @@ def _noise(*parts: object) -> int:
     return int.from_bytes(hashlib.blake2b("|".join(map(str, parts)).encode(), digest_size=4).digest(), "big")
 
 
+def _digits(tick: float) -> int:
+    return max(0, -int(f"{tick:e}".split("e")[1])) + 2
+
+
 def parse_duration(text: str) -> int:
     match = re.fullmatch(r"\s*(\d+)\s*([SDWMY])\s*", text or "")
     if not match:
@@ -142,12 +146,38 @@ class MarketData:
     def half_spread(self, inst: Instrument) -> float:
         return inst.spread_ticks * inst.min_tick
 
-    def quote(self, inst: Instrument, ts: float) -> Quote:
+    def touch(self, inst: Instrument, ts: float) -> tuple[float, float, float]:
+        """(bid, ask, last) only: what matching needs, without the day statistics."""
         mid = self.mid(inst, ts)
         half = self.half_spread(inst)
-        minute = int(ts) // 60
-        digits = max(0, -int(f"{inst.min_tick:e}".split("e")[1])) + 2
-        n = _noise(inst.con_id, minute)
+        digits = _digits(inst.min_tick)
+        return round(mid - half, digits), round(mid + half, digits), mid
+
+    def _day_stats(self, inst: Instrument, ts: float) -> tuple[float, float, float]:
+        """Today's (UTC) high, low and volume up to ``ts``."""
+        path = self.path(inst)
+        day, second = divmod(int(ts), 86400)
+        cache = getattr(path, "_day_cache", None)
+        if cache is not None:
+            closes, volumes = cache(day)
+            upto = second // 60 + 1
+            prev = path.price_at(day * 86400 - 60)
+            return (
+                path._round(max(float(closes[:upto].max()), prev)),
+                path._round(min(float(closes[:upto].min()), prev)),
+                float(volumes[:upto].sum()),
+            )
+        today = path.bars(day * 86400, int(ts) + 1, 60)
+        mid = path.price_at(ts)
+        return (
+            max((b.high for b in today), default=mid),
+            min((b.low for b in today), default=mid),
+            sum(b.volume for b in today),
+        )
+
+    def quote(self, inst: Instrument, ts: float) -> Quote:
+        bid, ask, mid = self.touch(inst, ts)
+        n = _noise(inst.con_id, int(ts) // 60)
         if inst.sec_type == "CASH":
             unit = 1_000_000.0
         elif inst.sec_type == "CRYPTO":
@@ -156,14 +186,11 @@ class MarketData:
             unit = 5.0
         else:
             unit = 100.0
+        high, low, volume = self._day_stats(inst, ts)
         day_start = int(ts) - int(ts) % 86400
-        today = self.path(inst).bars(day_start, int(ts) + 1, 60)
-        high = max((b.high for b in today), default=mid)
-        low = min((b.low for b in today), default=mid)
-        volume = sum(b.volume for b in today)
         return Quote(
-            bid=round(mid - half, digits),
-            ask=round(mid + half, digits),
+            bid=bid,
+            ask=ask,
             last=mid,
             bid_size=unit * (1 + n % 9),
             ask_size=unit * (1 + (n >> 8) % 9),
@@ -197,6 +224,13 @@ class MarketData:
         if limit is not None and span > limit:
             raise HistoricalError(162, f"{HMDS}Time length exceed max.")
         return seconds, span
+
+    def check_age(self, inst: Instrument, seconds: int, end: float, now: float) -> None:
+        """IB keeps bars of 30 s or less for six months only."""
+        if seconds <= 30 and end < now - 183 * 86400:
+            raise HistoricalError(
+                162, f"{HMDS}HMDS query returned no data: {inst.local_symbol}@{inst.exchange} Trades"
+            )
 
     def _windows(self, inst: Instrument, start: float, end: float, liquid: bool) -> list[tuple[float, float]]:
         out: list[tuple[float, float]] = []

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from .catalogue import Instrument
 from .ledger import Ledger, order_fee
-from .marketdata import MarketData, Quote
+from .marketdata import MarketData
 
 ORDER_TYPES = {"MKT", "LMT", "STP", "STP LMT"}
 TIFS = {"DAY", "GTC", "IOC", "FOK", "GTD"}
@@ -164,6 +164,9 @@ class OrderEngine:
         self._exec_seq = itertools.count(1)
         self.reject_next: list[str] = []
         self.check_funds = True
+        #: Fault: cancels stop at PendingCancel (the order can still fill) until released.
+        self.hold_cancels = False
+        self._children_of: dict[tuple[int, int], list[SimOrder]] = {}
 
     # -- ids -------------------------------------------------------------------------------
     def next_valid_id(self, client_id: int) -> int:
@@ -195,6 +198,8 @@ class OrderEngine:
         order.expires_at = self._expiry(order, now)
         self.orders[order.perm_id] = order
         self.by_key[(client_id, req.order_id)] = order
+        if req.parent_id:
+            self._children_of.setdefault((client_id, req.parent_id), []).append(order)
         if not req.transmit:
             return order  # held until a later order of the family is transmitted
         family = self._family(order)
@@ -207,6 +212,10 @@ class OrderEngine:
             self._match(member, now, placement=True)
         return order
 
+    def preview(self, client_id: int, req: OrderRequest, inst: Instrument, now: float) -> SimOrder:
+        """An unbooked order object for what-if answers."""
+        return SimOrder(req=req, client_id=client_id, perm_id=0, inst=inst, placed_at=now, status="PreSubmitted")
+
     def _family(self, order: SimOrder) -> list[SimOrder]:
         """The untransmitted parent and siblings released together with ``order``."""
         root = order
@@ -215,10 +224,7 @@ class OrderEngine:
             if parent is None:
                 break
             root = parent
-        members = [root] + [
-            o for o in self.orders.values()
-            if o.client_id == order.client_id and o.req.parent_id == root.order_id and not o.done
-        ]
+        members = [root] + self._children(root)
         return [m for m in members if not m.transmitted]
 
     def _validate(self, req: OrderRequest, inst: Instrument, now: float) -> None:
@@ -252,8 +258,8 @@ class OrderEngine:
             if price is not None and req.order_type != "MKT" and not _on_tick(price, inst.min_tick):
                 raise Reject(110, "The price does not conform to the minimum price variation for this contract.")
         if self.check_funds:
-            quote = self.market.quote(inst, now)
-            price = req.lmt_price or req.aux_price or (quote.ask if req.action == "BUY" else quote.bid)
+            bid, ask, _ = self.market.touch(inst, now)
+            price = req.lmt_price or req.aux_price or (ask if req.action == "BUY" else bid)
             needed = self.ledger.margin_for(inst, req.action, req.total_qty, price)
             if needed > 0:
                 summary = self.ledger.summary(lambda i: self.market.mid(i, now))
@@ -341,13 +347,24 @@ class OrderEngine:
         order = self.by_key.get((client_id, order_id))
         if order is None:
             raise Reject(10147, f"OrderId {order_id} that needs to be cancelled is not found.", cancel=False)
-        if order.done:
+        if order.done or order.status == "PendingCancel":
             raise Reject(
                 10148,
                 f"OrderId {order_id} that needs to be cancelled cannot be cancelled, state: {order.status}.",
                 cancel=False,
             )
+        if self.hold_cancels:
+            order.status = "PendingCancel"
+            order.cancel_requested = True
+            self.emit(Event("status", order.client_id, order))
+            return
         self._cancel(order, now, reason="", user=True)
+
+    def release_cancels(self, now: float) -> None:
+        """Complete every held cancel (fault ``hold_cancels``)."""
+        for order in list(self.orders.values()):
+            if order.status == "PendingCancel":
+                self._cancel(order, now, reason="", user=True)
 
     def cancel_all(self, now: float) -> None:
         for order in list(self.orders.values()):
@@ -368,10 +385,7 @@ class OrderEngine:
             self._cancel(child, now, reason, user=user)
 
     def _children(self, order: SimOrder) -> list[SimOrder]:
-        return [
-            o for o in self.orders.values()
-            if o.client_id == order.client_id and o.req.parent_id == order.order_id and not o.done
-        ]
+        return [o for o in self._children_of.get((order.client_id, order.order_id), []) if not o.done]
 
     # -- matching --------------------------------------------------------------------------
     def step(self, now: float) -> None:
@@ -396,11 +410,11 @@ class OrderEngine:
             if tif in {"IOC", "FOK"}:
                 self._cancel(order, now, reason="", user=False)
             return
-        quote = self.market.quote(order.inst, now)
+        bid, ask, last = self.market.touch(order.inst, now)
         buy = order.req.action == "BUY"
         if order.req.order_type in {"STP", "STP LMT"} and not order.triggered:
             stop = order.req.aux_price or 0.0
-            if (buy and quote.last >= stop) or (not buy and quote.last <= stop):
+            if (buy and last >= stop) or (not buy and last <= stop):
                 order.triggered = True
                 if order.status != "Submitted":
                     order.status = "Submitted"
@@ -410,7 +424,7 @@ class OrderEngine:
         if order.status == "PreSubmitted":
             order.status = "Submitted"
             self.emit(Event("status", order.client_id, order))
-        price = self._fill_price(order, quote)
+        price = self._fill_price(order, bid, ask)
         if price is None:
             if tif in {"IOC", "FOK"}:
                 self._cancel(order, now, reason="", user=False)
@@ -432,9 +446,9 @@ class OrderEngine:
         increment = order.inst.size_increment
         return max(math.floor(cap / increment + 1e-9) * increment, increment)
 
-    def _fill_price(self, order: SimOrder, quote: Quote) -> float | None:
+    def _fill_price(self, order: SimOrder, bid: float, ask: float) -> float | None:
         buy = order.req.action == "BUY"
-        touch = quote.ask if buy else quote.bid
+        touch = ask if buy else bid
         kind = order.req.order_type
         if kind in {"MKT", "STP"}:
             return touch
@@ -461,7 +475,7 @@ class OrderEngine:
         if order.remaining <= 1e-12:
             order.status = "Filled"
             order.completed_at = now
-        else:
+        elif order.status != "PendingCancel":
             order.status = "Submitted"
         closing = abs(result.realized) > 0 or result.position.qty == 0
         execution = Execution(

@@ -11,8 +11,10 @@ sizes, versioned contractDetails), 163/164 (size rules), 166 (reject JSON in err
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from .catalogue import Instrument
+from .ledger import Ledger, order_fee
 from .matching import Execution, SimOrder
 from .wire import fmt_size
 
@@ -78,7 +80,21 @@ def _price(value: float | None) -> object:
     return "" if value is None else value
 
 
-def open_order(order: SimOrder, version: int, account: str) -> Fields:
+def estimate_fee(inst: Instrument, qty: float, price: float, ledger: Ledger) -> float:
+    usd_to_ccy = ledger.rate("USD") / max(ledger.rate(inst.currency), 1e-12)
+    return order_fee(inst, qty, qty * price * inst.mult, usd_to_ccy)
+
+
+def _what_if_state(state: dict[str, Any]) -> list[object]:
+    # TWS order: before x3, change x3, after x3 (init, maint, equity with loan)
+    befores = [f"{state[k][0]:.2f}" for k in ("init", "maint", "equity")]
+    changes = [f"{state[k][1]:.2f}" for k in ("init", "maint", "equity")]
+    afters = [f"{state[k][0] + state[k][1]:.2f}" for k in ("init", "maint", "equity")]
+    fee = state["commission"]
+    return [*befores, *changes, *afters, fee, fee, fee, state["currency"], ""]
+
+
+def open_order(order: SimOrder, version: int, account: str, what_if: dict[str, Any] | None = None) -> Fields:
     r = order.req
     inst = order.inst
     f: Fields = [5, order.order_id]
@@ -102,7 +118,8 @@ def open_order(order: SimOrder, version: int, account: str) -> Fields:
         "",  # hedgeType
         0, "", "IB", 0, 0,  # optOutSmartRouting clearingAccount clearingIntent notHeld dncPresent
         "",  # algoStrategy
-        0, 0, order.status, *([""] * 14),  # margins before/change/after, commissions, warningText
+        0, int(what_if is not None), order.status,
+        *(_what_if_state(what_if) if what_if else [""] * 14),  # margins, commissions, warningText
         0, 0,  # randomizeSize randomizePrice
         0,  # conditions
         "", "", "", "", "", "", "", 0,  # adjustedOrderType .. adjustableTrailingUnit

@@ -77,6 +77,8 @@ class IBSimulator:
         self.faults = FaultState()
         self.sessions: list[Session] = []
         self.tick_interval = tick_interval
+        #: Concurrent streaming reqMktData lines per client (TWS default 100; error 101 beyond).
+        self.max_market_data_lines = 100
         self.stats_messages_in = 0
         self.stats_messages_out = 0
         self.stats_bars_served = 0
@@ -485,6 +487,22 @@ class IBSimulator:
                     session.error(-1, 1102, "Connectivity between IB and Trader Workstation has been restored "
                                             "- data maintained. All data farms are connected: usfarm; ushmds; "
                                             "secdefnj.")
+
+        self._call(run)
+
+    def hold_cancels(self, hold: bool = True) -> None:
+        """Answer cancels with PendingCancel only; the order can still fill until released."""
+
+        def run() -> None:
+            self.engine.hold_cancels = hold
+
+        self._call(run)
+
+    def release_cancels(self) -> None:
+        def run() -> None:
+            self.engine.hold_cancels = False
+            self.engine.release_cancels(self.clock.now())
+            self.after_activity()
 
         self._call(run)
 

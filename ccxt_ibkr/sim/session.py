@@ -15,10 +15,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from normalization.runtime.pricepath import Bar
+
 from . import messages as M
 from .catalogue import ContractQuery, Instrument
 from .faults import ACKED, BEFORE, BOOKED
-from .marketdata import HistoricalError, Quote, format_bar_time, parse_end
+from .marketdata import HMDS, HistoricalError, Quote, format_bar_time, parse_end
 from .matching import OrderRequest, Reject
 from .wire import (
     Fields,
@@ -321,6 +323,9 @@ class Session:
         inst = self.resolve(q, req_id)
         if inst is None:
             return
+        if not snapshot and len(self.mkt) >= self.sim.max_market_data_lines:
+            self.error(req_id, 101, f"Max number of tickers has been reached ({self.sim.max_market_data_lines})")
+            return
         delayed = self.md_type in (3, 4)
         self.send([58, 1, req_id, self.md_type])
         self.send([81, req_id, inst.min_tick, "9c0001", 3])
@@ -414,6 +419,7 @@ class Session:
         try:
             seconds, span = self.sim.market.validate_request(inst, bar_size, duration, what)
             end = parse_end(end_text, now)
+            self.sim.market.check_age(inst, seconds, end, now)
         except HistoricalError as exc:
             self.error(req_id, exc.code, exc.text)
             return
@@ -425,6 +431,12 @@ class Session:
             self.error(req_id, 162, violation)
             return
         bars = self.sim.market.bars(inst, what, end, span, seconds, use_rth, now)
+        if not bars and not keep_up:
+            # TWS answers an empty window (weekend, before listing) with 162, not an empty list.
+            kind = "Trades" if what in {"TRADES", "ADJUSTED_LAST"} else what.title()
+            where = f"{inst.local_symbol}@{q.exchange or inst.exchange}"
+            self.error(req_id, 162, f"{HMDS}HMDS query returned no data: {where} {kind}")
+            return
         daily = seconds >= 86400
         out: list[object] = [17, req_id, self._stamp(end - span, inst), self._stamp(end, inst), len(bars)]
         for bar in bars:
@@ -437,7 +449,7 @@ class Session:
     def _stamp(self, ts: float, inst: Instrument) -> str:
         return dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%Y%m%d %H:%M:%S") + " UTC"
 
-    def _bar(self, bar, what: str, daily: bool, format_date: int, inst: Instrument) -> list[object]:
+    def _bar(self, bar: Bar, what: str, daily: bool, format_date: int, inst: Instrument) -> list[object]:
         date = format_bar_time(bar.time, daily, format_date, inst.hours.tz)
         if what in {"TRADES", "ADJUSTED_LAST"} and bar.volume >= 0:
             wap = round((bar.high + bar.low + bar.close) / 3, 6)
@@ -516,6 +528,7 @@ class Session:
             f.skip(1)  # faProfile
         f.skip(4)  # modelCode shortSaleSlot designatedLocation exemptCode
         oca_type = f.int(0)
+        what_if = self._read_what_if(f)
         if order_type == "STPLMT":
             order_type = "STP LMT"
         req = OrderRequest(
@@ -524,6 +537,9 @@ class Session:
             transmit=transmit, parent_id=parent_id, outside_rth=outside_rth, good_till_date=good_till_date,
             oca_type=oca_type, exchange=q.exchange,
         )
+        if what_if:
+            self._what_if(req, q)
+            return
         drop = self.sim.faults.take_order_drop(self.client_id or 0, order_ref)
         if drop is not None and drop.stage == BEFORE:
             log.info("fault: dropping client %s before booking order %s", self.client_id, order_id)
@@ -541,6 +557,59 @@ class Session:
                 self.sim.loop_call_soon(self.abort)
             else:
                 self.abort()
+
+    def _read_what_if(self, f: Fields) -> bool:
+        """Walk the rest of placeOrder (ib_async's layout) up to the whatIf flag."""
+        try:
+            f.skip(17)  # rule80A .. volatilityType
+            if f.str():  # deltaNeutralOrderType
+                f.skip(9)
+            else:
+                f.skip(1)
+            f.skip(6)  # continuousUpdate .. scaleSubsLevelSize
+            increment = f.float()
+            if increment is not None and 0 < increment:
+                f.skip(7)
+            f.skip(3)  # scaleTable activeStartTime activeStopTime
+            if f.str():  # hedgeType
+                f.skip(1)
+            f.skip(4)  # optOutSmartRouting clearingAccount clearingIntent notHeld
+            if f.bool():  # delta-neutral contract
+                f.skip(3)
+            if f.str():  # algoStrategy
+                f.skip(2 * f.int())
+            f.skip(1)  # algoId
+            return f.bool()
+        except ProtocolError:
+            return False
+
+    def _what_if(self, req: OrderRequest, q: ContractQuery) -> None:
+        """Answer a what-if order with margin and commission estimates; nothing is booked."""
+        inst, why = self.sim.catalogue.resolve(q, self.sim.clock.now())
+        if inst is None:
+            self.error(req.order_id, 200, why)
+            return
+        now = self.sim.clock.now()
+        engine = self.sim.engine
+        try:
+            engine._validate(req, inst, now)
+        except Reject as exc:
+            self.error(req.order_id, exc.code, exc.text)
+            return
+        bid, ask, _ = self.sim.market.touch(inst, now)
+        price = req.lmt_price or (ask if req.action == "BUY" else bid)
+        summary = self.sim.ledger.summary(self.sim.mark)
+        change = self.sim.ledger.margin_for(inst, req.action, req.total_qty, price)
+        fee = M.estimate_fee(inst, req.total_qty, price, self.sim.ledger)
+        state = {
+            "init": (summary["InitMarginReq"], change),
+            "maint": (summary["MaintMarginReq"], change * 0.8),
+            "equity": (summary["EquityWithLoanValue"], -fee),
+            "commission": fee,
+            "currency": inst.currency,
+        }
+        order = engine.preview(self.client_id or 0, req, inst, now)
+        self.send(M.open_order(order, self.version, self.account, what_if=state))
 
     def _place(self, req: OrderRequest, q: ContractQuery) -> None:
         inst, why = self.sim.catalogue.resolve(q, self.sim.clock.now())

@@ -58,8 +58,8 @@ async def _next(event: Any) -> Any:
     return await event
 
 
-async def connect(sim: IBSimulator, client_id: int | None = None, timeout: float = 5.0, **kwargs: Any) -> Any:
-    """A connected client from the shim (ib_async or ib_insync)."""
+async def connect(sim: Any, client_id: int | None = None, timeout: float = 5.0, **kwargs: Any) -> Any:
+    """A connected client from the shim (ib_async or ib_insync); ``sim`` needs .host and .port."""
     from ccxt_ibkr._ib import IB
 
     ib = IB()

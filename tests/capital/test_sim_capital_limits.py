@@ -77,7 +77,7 @@ def test_a_thousand_deals_per_hour(capital_sim):
 
     now = capital_sim.clock.now()
     with capital_sim.broker.lock:
-        for i in range(1000):
+        for _ in range(1000):
             limiter.admit([("deal-hour", session.api_key, DEALS_PER_HOUR)])
     capital_sim.advance(1)
     response = client.post("/positions", {"epic": "AAPL", "direction": "BUY", "size": 1})
@@ -97,8 +97,8 @@ def test_refused_requests_change_nothing(capital_sim):
 
 
 def test_public_endpoints_are_not_session_limited(capital_sim):
-    for _ in range(30):
-        assert httpx.get(capital_sim.api_url + "/time").status_code == 200
+    with httpx.Client(base_url=capital_sim.api_url) as client:
+        assert all(client.get("/time").status_code == 200 for _ in range(30))
 
 
 def test_limits_can_be_switched_off():

@@ -103,12 +103,12 @@ def test_navigation(capital_client):
 @pytest.mark.parametrize("resolution", list(RESOLUTIONS))
 def test_prices_every_resolution(capital_client, capital_sim, resolution):
     seconds = RESOLUTIONS[resolution]
-    body = capital_client.get("/prices/AAPL", params={"resolution": resolution, "max": 20}).json()
-    assert body["instrumentType"] == "SHARES"
+    body = capital_client.get("/prices/BTCUSD", params={"resolution": resolution, "max": 20}).json()
+    assert body["instrumentType"] == "CRYPTOCURRENCIES"
     bars = body["prices"]
     assert len(bars) == 20
     times = [_utc(bar["snapshotTimeUTC"]) for bar in bars]
-    assert all(b - a == seconds for a, b in zip(times, times[1:]))
+    assert all(b - a == seconds for a, b in zip(times, times[1:], strict=False))
     assert times[-1] <= capital_sim.clock.now() < times[-1] + seconds
     for bar in bars:
         for side in ("bid", "ask"):
@@ -117,8 +117,40 @@ def test_prices_every_resolution(capital_client, capital_sim, resolution):
         assert bar["closePrice"]["bid"] < bar["closePrice"]["ask"]
         assert isinstance(bar["lastTradedVolume"], int)
     # The forming bar ends at the current quote: nothing from the future leaks out.
-    quote = capital_sim.quote("AAPL")
+    quote = capital_sim.quote("BTCUSD")
     assert bars[-1]["closePrice"] == {"bid": quote.bid, "ask": quote.offer}
+
+
+def test_share_bars_follow_exchange_hours(capital_client, capital_sim):
+    # Daily bars of a US share skip the weekend; `max` still returns as many bars as asked.
+    days = capital_client.get("/prices/AAPL", params={"resolution": "DAY", "max": 10}).json()["prices"]
+    assert len(days) == 10
+    assert {datetime.fromisoformat(b["snapshotTimeUTC"]).weekday() for b in days} <= {0, 1, 2, 3, 4}
+    # Minute bars exist only while New York is open (14:30-21:00 UTC in March).
+    minutes = capital_client.get("/prices/AAPL", params={"resolution": "MINUTE", "max": 45}).json()["prices"]
+    assert minutes[0]["snapshotTimeUTC"] == "2024-03-04T20:46:00"
+    assert minutes[13]["snapshotTimeUTC"] == "2024-03-04T20:59:00"
+    assert minutes[14]["snapshotTimeUTC"] == "2024-03-05T14:30:00"
+    assert minutes[-1]["snapshotTimeUTC"] == "2024-03-05T15:00:00"
+    # The hourly bar that straddles the open holds only the open half hour.
+    hours = capital_client.get("/prices/AAPL", params={"resolution": "HOUR", "from": "2024-03-05T13:00:00",
+                                                      "to": "2024-03-05T14:00:00"}).json()["prices"]
+    assert [b["snapshotTimeUTC"] for b in hours] == ["2024-03-05T14:00:00"]
+    half = capital_client.get("/prices/AAPL", params={"resolution": "MINUTE", "from": "2024-03-05T14:00:00",
+                                                     "to": "2024-03-05T14:59:00", "max": 100}).json()["prices"]
+    assert len(half) == 30
+    assert hours[0]["lastTradedVolume"] == sum(b["lastTradedVolume"] for b in half)
+    assert hours[0]["highPrice"]["bid"] == max(b["highPrice"]["bid"] for b in half)
+    # After the close the quote stays at the last traded minute until the next open.
+    capital_sim.set_time(datetime(2024, 3, 9, 12, 0, tzinfo=timezone.utc))
+    capital_client.login()
+    frozen = capital_sim.quote("AAPL")
+    assert frozen == capital_sim.quote("AAPL", at=datetime(2024, 3, 8, 20, 59, tzinfo=timezone.utc).timestamp())
+    last = capital_client.get("/prices/AAPL", params={"resolution": "MINUTE", "max": 1}).json()["prices"][0]
+    assert last["snapshotTimeUTC"] == "2024-03-08T20:59:00"
+    assert last["closePrice"] == {"bid": frozen.bid, "ask": frozen.offer}
+    snapshot = capital_client.get("/markets/AAPL").json()["snapshot"]
+    assert (snapshot["bid"], snapshot["offer"], snapshot["marketStatus"]) == (frozen.bid, frozen.offer, "CLOSED")
 
 
 def test_prices_default_and_limits(capital_client):
@@ -175,7 +207,7 @@ def test_bars_are_consistent_across_resolutions(capital_client):
 
 
 def test_week_bars_start_on_monday(capital_client):
-    bars = capital_client.get("/prices/BTCUSD", params={"resolution": "WEEK", "max": 3}).json()["prices"]
+    bars = capital_client.get("/prices/AAPL", params={"resolution": "WEEK", "max": 3}).json()["prices"]
     assert [datetime.fromisoformat(b["snapshotTimeUTC"]).weekday() for b in bars] == [0, 0, 0]
 
 

@@ -100,7 +100,8 @@ def test_bad_query_values(capital_client):
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=False) | st.text(max_size=8),
+    st.none() | st.booleans() | st.integers(-10**6, 10**6)
+    | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=8),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
     max_leaves=8,
 )
@@ -137,3 +138,13 @@ def test_fuzzed_bodies_never_500(capital_sim, capital_client, method_path, body)
     capital_sim.check_books()
     if path == "/session" and response.status_code == 200:
         capital_client.put("/session", {"accountId": "200000000000001"})
+
+
+@pytest.mark.parametrize("raw", [b'{"epic": "AAPL", "direction": "BUY", "size": NaN}',
+                                 b'{"epic": "AAPL", "direction": "BUY", "size": Infinity}',
+                                 b'{"epic": "AAPL", "direction": "BUY", "size": 1e400}'])
+def test_non_finite_numbers(capital_sim, capital_client, raw):
+    response = capital_client.http.post("/positions", content=raw)
+    assert response.status_code == 400
+    assert response.json() == {"errorCode": "error.invalid.size"}
+    assert capital_sim.positions() == []

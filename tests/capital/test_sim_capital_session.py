@@ -161,3 +161,12 @@ def test_preferred_currency_is_configurable(capital_client):
     assert session["currency"] == "EUR"
     accounts = capital_client.get("/accounts").json()["accounts"]
     assert [(a["currency"], a["preferred"]) for a in accounts] == [("EUR", True), ("USD", False)]
+
+
+def test_header_names_are_case_insensitive(capital_sim, capital_client):
+    headers = capital_client.http.headers
+    lower = {"cst": headers["CST"], "x-security-token": headers["X-SECURITY-TOKEN"]}
+    assert httpx.get(capital_sim.api_url + "/ping", headers=lower).status_code == 200
+    login = httpx.post(capital_sim.api_url + "/session", headers={"x-cap-api-key": "demo-api-key"},
+                       json={"identifier": "demo@example.com", "password": "demo-password"})
+    assert login.status_code == 200

@@ -98,7 +98,7 @@ async def test_bid_below_ask_bars(ib_sim: IBSimulator, ib_client) -> None:
     bid = await ib_client.reqHistoricalDataAsync(AAPL, "", "1 D", "1 hour", "BID", True, 1)
     ask = await ib_client.reqHistoricalDataAsync(AAPL, "", "1 D", "1 hour", "ASK", True, 1)
     assert [b.date for b in bid] == [a.date for a in ask]
-    assert all(b.close < a.close for b, a in zip(bid, ask))
+    assert all(b.close < a.close for b, a in zip(bid, ask, strict=True))
 
 
 async def test_fx_has_no_trades(ib_client) -> None:
@@ -215,3 +215,11 @@ async def test_csv_prices(tmp_path) -> None:
             assert t.last == 100 + 60 * 0.5
         finally:
             ib.disconnect()
+
+
+async def test_empty_window_is_162_no_data(ib_client) -> None:
+    errors = []
+    ib_client.errorEvent += lambda req, code, text, *rest: errors.append((code, text))
+    saturday = dt.datetime(2025, 6, 7, 18, 0, tzinfo=dt.timezone.utc)
+    assert list(await ib_client.reqHistoricalDataAsync(AAPL, saturday, "3600 S", "5 mins", "TRADES", False, 1)) == []
+    assert errors[0][0] == 162 and "returned no data" in errors[0][1]

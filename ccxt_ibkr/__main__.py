@@ -1,0 +1,150 @@
+"""``python -m ccxt_ibkr`` / ``ccxt-ibkr``: the JSON command line for Interactive Brokers.
+
+The commands, output contract and exit codes are the shared ones (:mod:`normalization.runtime.cli`);
+this module adds only what is IB's: the connection flags, how they combine with the ``IB_*``
+environment variables, and ``sim`` (the fake TWS, :mod:`ccxt_ibkr.sim`).
+
+Flags and environment are one configuration: each flag is written over its variable (``--port`` over
+``IB_PORT``, ``--live`` sets ``IB_PAPER=0``) and the result goes through the factory's own
+:func:`~normalization.runtime.factory.ib_config_from_env`, so the CLI validates exactly as a strategy
+runner does (a live port without ``--live`` fails at start, naming the flag). Imports of the adapter
+are deferred to the command that needs it, so ``--help`` works even where ib_async is missing.
+
+    ccxt-ibkr health --port 7497
+    ccxt-ibkr ohlcv AAPL/USD -t 1h --since 2024-01-01 --until 2024-02-01 --cache ~/.cache/bars --format csv
+    ccxt-ibkr place AAPL/USD buy 10 --type limit --price 187.5 --dry-run
+    ccxt-ibkr sim --port 7497 --base-currency AUD
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import re
+import sys
+from typing import Any
+
+from normalization.runtime.cli import config_from_args, run_cli
+from normalization.runtime.factory import ConfigError, ib_config_from_env
+
+PROG = "ccxt-ibkr"
+
+#: flag destination -> (environment variable, how the flag is spelled in messages)
+_FLAG_ENV = {
+    "host": ("IB_HOST", "--host"),
+    "port": ("IB_PORT", "--port"),
+    "client_id": ("IB_CLIENT_ID", "--client-id"),
+    "account": ("IB_ACCOUNT_ID", "--account"),
+    "base_currency": ("IB_BASE_CURRENCY", "--base-currency"),
+    "exchange_venue": ("IB_EXCHANGE", "--exchange"),
+}
+
+
+def add_connection_args(group: Any) -> None:
+    """IB's connection flags; each defaults to its ``IB_*`` variable, then to the adapter's default."""
+    group.add_argument("--host", help="TWS / IB Gateway host (IB_HOST; default 127.0.0.1)")
+    group.add_argument("--port", help="API port (IB_PORT; 7497 paper TWS, 4002 paper Gateway)")
+    group.add_argument("--client-id", help="API client id (IB_CLIENT_ID; default 1)")
+    group.add_argument("--account", help="account id, e.g. DU1234567 (IB_ACCOUNT_ID)")
+    group.add_argument("--base-currency", help="account base currency for equity figures (IB_BASE_CURRENCY)")
+    group.add_argument("--exchange", dest="exchange_venue", help="default routing exchange (IB_EXCHANGE; SMART)")
+    group.add_argument(
+        "--symbols",
+        help="comma-separated universe to load as markets (e.g. AAPL/USD,EUR/USD); others resolve on use",
+    )
+    group.add_argument(
+        "--cache",
+        nargs="?",
+        const=True,
+        metavar="DIR",
+        help="serve OHLCV through the on-disk bar cache (default dir, or DIR); only missing bars are requested",
+    )
+
+
+def _overlay(args: argparse.Namespace) -> dict[str, str]:
+    env = {name: str(getattr(args, dest)) for dest, (name, _) in _FLAG_ENV.items() if getattr(args, dest, None)}
+    if getattr(args, "live", False):
+        env["IB_PAPER"] = "0"
+    return env
+
+
+def _with_flag_names(message: str, args: argparse.Namespace) -> str:
+    """Name the flag the user typed, not only the variable the factory checked:
+    ``IB_PORT=4001 is a live port`` becomes ``--port 4001 (IB_PORT) is a live port``."""
+    for dest, (name, flag) in _FLAG_ENV.items():
+        if getattr(args, dest, None):
+            message = re.sub(rf"\b{name}=([^\s,;]+)", rf"{flag} \1 ({name})", message)
+    if getattr(args, "live", False):
+        message = message.replace("IB_PAPER=0", "--live (IB_PAPER=0)")
+    return message
+
+
+def _quiet_library_logs(argv: list[str]) -> None:
+    """ib_async logs connection failures to stderr; the CLI reports them as its JSON error instead,
+    so stderr stays machine-readable. ``--debug`` keeps the library's log."""
+    if "--debug" in argv:
+        logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+        return
+    for name in ("ib_async", "ib_insync"):
+        logger = logging.getLogger(name)
+        if not logger.handlers:
+            logger.addHandler(logging.NullHandler())
+        logger.propagate = False
+
+
+def build_config(args: argparse.Namespace, environ: dict[str, str] | None = None) -> dict[str, Any]:
+    """The ccxt config for ``args``: ``IB_*`` environment, overridden by the flags, validated."""
+    env = dict(os.environ if environ is None else environ)
+    env.update(_overlay(args))
+    try:
+        base = ib_config_from_env(env)
+    except ConfigError as exc:
+        raise ConfigError(_with_flag_names(str(exc), args)) from None
+    config = config_from_args(args, base)
+    options = config["options"]
+    if getattr(args, "symbols", None):
+        options["symbols"] = [s.strip() for s in args.symbols.split(",") if s.strip()]
+    if getattr(args, "cache", None) is not None:
+        options["ohlcvCache"] = args.cache
+    return config
+
+
+def build_exchange(args: argparse.Namespace) -> Any:
+    """The async adapter (run on the CLI's own loop: no extra thread for a one-shot command)."""
+    try:
+        from normalization.runtime.ohlcv_service import with_runner_mixins
+
+        from .async_support import IBTrader
+    except ImportError as exc:  # e.g. ib_async not installed
+        raise ConfigError(f"{PROG}: the IB adapter cannot be loaded ({exc}); pip install ib_async") from exc
+    return with_runner_mixins(IBTrader)(build_config(args))
+
+
+def run_simulator(argv: list[str]) -> int:
+    """``ccxt-ibkr sim ...`` = ``python -m ccxt_ibkr.sim ...``."""
+    from .sim.__main__ import main as sim_main
+
+    try:
+        return int(sim_main(argv) or 0)
+    except SystemExit as done:  # the simulator's argparse: --help (0) or a usage error (2)
+        return done.code if isinstance(done.code, int) else (0 if done.code is None else 2)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console-script entry point; returns the exit code (0 ok, 2 usage, 3 exchange, 4 network)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] != ["sim"]:
+        _quiet_library_logs(argv)
+    return run_cli(
+        argv,
+        prog=PROG,
+        build_exchange=build_exchange,
+        run_simulator=run_simulator,
+        add_connection_args=add_connection_args,
+        description="Interactive Brokers (TWS / IB Gateway) from the command line; one JSON document on stdout.",
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1130 @@
+"""The ccxt surface of Interactive Brokers: ``describe()``, the unified methods, argument checks.
+
+Read it like a ccxt exchange file: the declarative description first, then markets, market data,
+orders and account, each method checking its arguments before anything reaches the broker. The
+IB specifics live one layer down: ``parsing.py`` turns ib_async objects into ccxt structures and
+``transport.py`` owns the socket. This class is the async implementation; the sync
+``ccxt_ibkr.IBTrader`` runs it on a private loop (``normalization.runtime.facade``).
+
+Choices a ccxt user should know (also in the README):
+
+* ``timeInForce`` defaults to **GTC for limit and stop-limit orders** (the ccxt norm) and **DAY for
+  market and stop orders** (IB's own default for them); ``options['defaultTimeInForce']`` changes
+  the limit default. DAY is accepted as a param.
+* Cancelling an order that already **filled raises InvalidOrder** ("already filled"), as ccxt
+  exchanges do for a done order; cancelling one already cancelled returns it (idempotent).
+* ``stopLoss`` / ``takeProfit`` dicts attach a native IB bracket to the entry order. A lone
+  ``stopLossPrice`` or ``takeProfitPrice`` is a standalone closing order, as in ccxt's
+  ``create_stop_loss_order`` / ``create_take_profit_order`` (a stop, resp. a limit at that price).
+* ``reduceOnly`` is enforced here (IB has no such flag): an order that would open, increase or
+  flip the position raises InvalidOrder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import math
+import time
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import ccxt
+import ccxt.async_support
+from ccxt.base.decimal_to_precision import TICK_SIZE
+
+from normalization import client_ids
+from normalization.errors import IB_BROAD, IB_EXACT, ib_exception
+from normalization.runtime.journal import USE_DEFAULT, JournalOrder, OrderJournal, open_journal
+from normalization.runtime.safety import check_sandbox_switch, resolve_live
+from normalization.symbols import ib_contract_to_symbol, symbol_to_ib_contract
+from normalization.timeframes import IB_BAR_SIZES, ib_bar_size, ib_duration_for, ib_max_duration_seconds
+
+from ._ib import IB_LIBRARY_NAME, Contract, Order, OrderStatus, Trade
+from .parsing import IBParsing, finite, to_ms
+from .transport import IBTransport
+
+PAPER_PORT = 7497
+LIVE_PORT = 7496
+LIVE_PORTS = frozenset({7496, 4001})
+ACK_STATES = frozenset({"PreSubmitted", "Submitted", "Filled"})
+DONE_STATES = frozenset({"Filled", "Cancelled", "ApiCancelled", "Inactive"})  # Inactive done in both libraries
+TIME_IN_FORCE = ("GTC", "IOC", "FOK", "DAY")
+WHAT_TO_SHOW = {"bid": "BID", "ask": "ASK", "mid": "MIDPOINT", "midpoint": "MIDPOINT", "trades": "TRADES"}
+MARKET_ATTRIBUTES = ("markets", "markets_by_id", "symbols", "ids", "currencies", "currencies_by_id", "codes")
+JSON_SCALARS = (str, int, float, bool, type(None))
+MAX_OHLCV_REQUESTS = 60  # one full IB pacing window; longer downloads belong to the OHLCV cache
+
+
+def _done(trade: Trade) -> bool:
+    return trade.orderStatus.status in DONE_STATES
+
+
+def _acknowledged(trade: Trade) -> bool:
+    return trade.orderStatus.status in ACK_STATES or _done(trade)
+
+
+class IBTrader(IBParsing, ccxt.async_support.Exchange):
+    """Interactive Brokers as a ccxt async exchange (ccxt id ``ibkr``), over ib_async / ib_insync."""
+
+    @classmethod
+    def description(cls) -> dict[str, Any]:
+        """The ``describe()`` overrides, shared with the sync face."""
+        order_features = {
+            "marginMode": False,
+            "triggerPrice": True,
+            "triggerPriceType": None,
+            "triggerDirection": False,
+            "stopLossPrice": True,
+            "takeProfitPrice": True,
+            "attachedStopLossTakeProfit": {"triggerPriceType": None, "price": True},
+            "timeInForce": {"IOC": True, "FOK": True, "PO": False, "GTD": False},
+            "hedged": False,
+            "trailing": False,
+            "leverage": False,
+            "marketBuyRequiresPrice": False,
+            "marketBuyByCost": False,
+            "selfTradePrevention": False,
+            "iceberg": False,
+        }
+        order_queries = {
+            "marginMode": False, "limit": None, "trigger": False, "trailing": False, "symbolRequired": False
+        }
+        spot_features = {
+            "sandbox": True,
+            "createOrder": order_features,
+            "createOrders": None,
+            "fetchMyTrades": {
+                "marginMode": False, "limit": None, "daysBack": 1, "untilDays": None, "symbolRequired": False
+            },
+            "fetchOrder": {"marginMode": False, "trigger": False, "trailing": False, "symbolRequired": False},
+            "fetchOpenOrders": order_queries,
+            "fetchOrders": {**order_queries, "daysBack": 1, "untilDays": None},
+            "fetchClosedOrders": {**order_queries, "daysBack": 1, "daysBackCanceled": 1, "untilDays": None},
+            "fetchOHLCV": {"limit": 1000},
+        }
+        return {
+            "id": "ibkr",
+            "name": "Interactive Brokers",
+            "countries": ["US"],
+            "version": IB_LIBRARY_NAME,
+            "rateLimit": 50,  # IB allows 50 messages/s; the client libraries throttle at 45/s themselves
+            "certified": False,
+            "pro": False,
+            "has": {
+                "CORS": None,
+                "spot": True,
+                "margin": False,
+                "swap": False,
+                "future": True,
+                "option": False,
+                "publicAPI": False,
+                "privateAPI": True,
+                "cancelAllOrders": False,
+                "cancelOrder": True,
+                "closePosition": True,
+                "closeAllPositions": False,
+                "createLimitOrder": True,
+                "createMarketOrder": True,
+                "createOrder": True,
+                "createOrders": False,
+                "createOrderWithTakeProfitAndStopLoss": True,
+                "createReduceOnlyOrder": True,
+                "createStopLimitOrder": True,
+                "createStopLossOrder": True,
+                "createStopMarketOrder": True,
+                "createStopOrder": True,
+                "createTakeProfitOrder": True,
+                "createTriggerOrder": True,
+                "editOrder": True,
+                "fetchBalance": True,
+                "fetchClosedOrders": True,
+                "fetchCurrencies": False,
+                "fetchDeposits": False,
+                "fetchFundingRate": False,
+                "fetchL2OrderBook": True,
+                "fetchLedger": False,
+                "fetchLeverage": False,
+                "fetchMarkets": True,
+                "fetchMyTrades": True,
+                "fetchOHLCV": True,
+                "fetchOpenOrders": True,
+                "fetchOrder": True,
+                "fetchOrderBook": True,
+                "fetchOrders": True,
+                "fetchPosition": False,
+                "fetchPositions": True,
+                "fetchStatus": True,
+                "fetchTicker": True,
+                "fetchTickers": True,
+                "fetchTime": True,
+                "fetchTrades": False,
+                "fetchTradingFee": False,
+                "fetchTradingFees": False,
+                "fetchTransactions": False,
+                "fetchWithdrawals": False,
+                "setLeverage": False,
+                "setMarginMode": False,
+                "transfer": False,
+                "withdraw": False,
+                "watchOHLCV": False,
+                "watchOrderBook": False,
+                "watchOrders": False,
+                "watchTicker": False,
+                "watchTrades": False,
+            },
+            "timeframes": dict(IB_BAR_SIZES),
+            "precisionMode": TICK_SIZE,
+            "requiredCredentials": {"apiKey": False, "secret": False, "uid": False, "login": False, "password": False},
+            "urls": {
+                "logo": None,
+                "api": {"tws": f"tcp://127.0.0.1:{PAPER_PORT} (TWS paper; IB Gateway paper is 4002)"},
+                "test": {"tws": f"tcp://127.0.0.1:{PAPER_PORT} (TWS paper; IB Gateway paper is 4002)"},
+                "www": "https://www.interactivebrokers.com",
+                "doc": ["https://interactivebrokers.github.io/tws-api/", "https://ib-api-reloaded.github.io/ib_async/"],
+                "fees": "https://www.interactivebrokers.com/en/pricing/commissions-home.php",
+            },
+            # IB charges per share with a minimum (fixed: USD 0.005/share, min 1.00); ccxt can only hold a
+            # rate, so this is a rough estimate for planners. Real commissions come in each fill's fee.
+            "fees": {"trading": {"tierBased": True, "percentage": True, "taker": 0.0005, "maker": 0.0005}},
+            "commonCurrencies": {},
+            "features": {
+                "spot": spot_features,
+                "swap": {"linear": None, "inverse": None},
+                "future": {"linear": {**spot_features, "sandbox": True}, "inverse": None},
+            },
+            "exceptions": {
+                "exact": {str(code): cls for code, cls in IB_EXACT.items()},
+                "broad": {needle: cls for needle, cls in IB_BROAD},
+            },
+            "options": {
+                "host": "127.0.0.1",
+                "port": None,  # None: 7497 (paper), or 7496 when live trading is enabled
+                "clientId": 1,
+                "account": None,
+                "symbols": [],
+                "defaultExchange": None,
+                "contracts": {},
+                "clientOrderPrefix": client_ids.DEFAULT_PREFIX,
+                "defaultTimeInForce": "GTC",
+                "ownOrdersOnly": False,
+                "connectTimeout": 10.0,
+                "requestTimeout": 30.0,
+                "orderTimeout": 10.0,  # seconds to wait for IB to acknowledge (or reject) an order
+                "marketOrderWait": 2.0,  # after the ack, wait this long for a market order to fill
+                "commissionWait": 1.0,  # fetch_my_trades waits this long for fresh fills' commissions
+                "orderBookTimeout": 5.0,
+                "useRTH": False,
+                "outsideRth": False,
+                "readonly": False,
+            },
+        }
+
+    def describe(self) -> Any:
+        return self.deep_extend(super().describe(), self.description())
+
+    def __init__(self, config: dict[str, Any] | None = None) -> None:
+        super().__init__(config or {})
+        self.live = resolve_live(self.id, self.options.get("live"))
+        port = self.options.get("port")
+        if port is not None and int(port) in LIVE_PORTS and not self.live:
+            raise ccxt.PermissionDenied(
+                f"{self.id}: port {port} is a live-trading port; live trading needs options['live'] = True "
+                "and CCXT_BROKERS_ALLOW_LIVE=1"
+            )
+        self._transport: IBTransport | None = None
+        self._journal: OrderJournal | None = None
+        self._contracts: dict[str, Contract] = {}
+        self._extra_symbols: list[str] = []
+        self._cancel_requested: set[int] = set()
+        self._reduce_only: set[str] = set()
+
+    # ------------------------------------------------------------------ connection, sandbox
+
+    def set_sandbox_mode(self, enabled: bool) -> None:
+        """True (the default) = paper port 7497; False = live, which also needs the two live switches."""
+        check_sandbox_switch(self.id, enabled)
+        if not enabled and not resolve_live(self.id, self.safe_value(self.options, "live")):
+            raise ccxt.PermissionDenied(f"{self.id}: set_sandbox_mode(False) also needs options['live'] = True")
+        self.isSandboxModeEnabled = bool(enabled)
+        self.live = not enabled
+
+    @property
+    def transport(self) -> IBTransport:
+        if self._transport is None:
+            options = self.options
+            port = options.get("port") or (LIVE_PORT if self.live else PAPER_PORT)
+            self._transport = IBTransport(
+                host=options.get("host") or "127.0.0.1",
+                port=int(port),
+                client_id=int(options.get("clientId", 1)),
+                account=options.get("account") or None,
+                connect_timeout=float(options.get("connectTimeout", 10.0)),
+                request_timeout=float(options.get("requestTimeout", 30.0)),
+                readonly=bool(options.get("readonly", False)),
+                pacer=options.get("pacer"),
+                exchange_id=self.id,
+            )
+            self._transport.on_connected(self._after_connect)
+        return self._transport
+
+    def ib_client_id(self) -> int | None:
+        return self._transport.client_id if self._transport is not None else None
+
+    async def connect(self) -> None:
+        """Connect now instead of on first use (inside the exchange's event loop)."""
+        await self.transport.connect()
+
+    async def _ib(self) -> Any:
+        return await self.transport.ensure()
+
+    def _after_connect(self) -> None:
+        transport = self.transport
+        ib = transport.ib
+        if self._journal is None:
+            self._journal = open_journal(
+                self.options.get("journal", USE_DEFAULT), exchange=self.id, account=transport.account or None
+            )
+        if not getattr(self, "_events_wired", False):
+            ib.orderStatusEvent += self._on_order_status
+            ib.execDetailsEvent += self._on_exec
+            ib.commissionReportEvent += self._on_commission
+            self._events_wired = True
+        self._reconcile_journal()
+
+    @property
+    def journal(self) -> OrderJournal:
+        if self._journal is None:
+            self._journal = open_journal(self.options.get("journal", USE_DEFAULT), exchange=self.id)
+        return self._journal
+
+    async def close(self) -> None:
+        if self._transport is not None:
+            self._transport.disconnect()
+        if self._journal is not None:
+            self._journal.close()
+            self._journal = None
+        if self.session is None and self.tcp_connector is None:
+            self.timeout_on_exit = 0  # ccxt's 250 ms grace is for aiohttp sockets, which we never open
+        await super().close()
+
+    # ------------------------------------------------------------------ journal wiring
+
+    def _on_order_status(self, trade: Trade) -> None:
+        ref = trade.order.orderRef
+        if not ref or self._journal is None:
+            return
+        try:
+            if self._journal.get(ref) is None:
+                return
+            market = self._market_by_con_id(trade.contract.conId)
+            status = self.parse_ib_order(trade, market or {"symbol": None})["status"] if market else None
+            self._journal.attach_ids(ref, order_id=trade.order.orderId or None, perm_id=trade.order.permId or None)
+            if status is not None and trade.orderStatus.status != OrderStatus.PendingSubmit:
+                self._journal.update_status(
+                    ref, status, filled=trade.orderStatus.filled, remaining=trade.orderStatus.remaining
+                )
+        except Exception:  # noqa: BLE001 - bookkeeping must never break the event loop
+            pass
+
+    def _on_exec(self, trade: Trade, fill: Any) -> None:
+        if self._journal is None:
+            return
+        execution = fill.execution
+        try:
+            self._journal.record_fill(
+                execution.execId,
+                amount=execution.shares,
+                price=execution.price,
+                client_order_id=execution.orderRef or None,
+                order_id=execution.orderId,
+                side="buy" if execution.side == "BOT" else "sell",
+                timestamp=to_ms(execution.time),
+            )
+        except Exception:  # noqa: BLE001
+            pass
+
+    def _on_commission(self, trade: Trade, fill: Any, report: Any) -> None:
+        if self._journal is None:
+            return
+        try:
+            self._journal.record_fee(report.execId, report.commission, report.currency)
+        except Exception:  # noqa: BLE001
+            pass
+
+    def _reconcile_journal(self) -> None:
+        """After each (re)connect, adopt what IB reports for journal orders still unresolved.
+
+        Only orders IB shows are adopted (by orderRef = clientOrderId); nothing is ever re-sent.
+        """
+        journal = self._journal
+        if journal is None:
+            return
+        pending = journal.unresolved() + journal.open_orders()
+        if not pending:
+            return
+        by_ref = {t.order.orderRef: t for t in self.transport.ib.trades() if t.order.orderRef}
+        for row in pending:
+            trade = by_ref.get(row.client_order_id)
+            if trade is None:
+                continue
+            journal.attach_ids(row.client_order_id, order_id=trade.order.orderId or None,
+                               perm_id=trade.order.permId or trade.orderStatus.permId or None)
+
+    # ------------------------------------------------------------------ markets
+
+    async def fetch_markets(self, params: dict[str, Any] = {}) -> list[dict[str, Any]]:
+        """The configured universe (``options['symbols']``) resolved through reqContractDetails."""
+        symbols = list(dict.fromkeys(list(self.options.get("symbols") or []) + self._extra_symbols))
+        return list(await asyncio.gather(*(self._resolve_symbol(symbol) for symbol in symbols)))
+
+    async def _resolve_symbol(self, symbol: str) -> dict[str, Any]:
+        spec = symbol_to_ib_contract(
+            symbol,
+            default_exchange=self.options.get("defaultExchange"),
+            overrides=self.options.get("contracts") or {},
+        )
+        contract = Contract(
+            secType=spec.sec_type,
+            symbol=spec.symbol,
+            currency=spec.currency,
+            exchange=spec.exchange,
+            primaryExchange=spec.primary_exchange,
+            lastTradeDateOrContractMonth=spec.last_trade_date,
+            strike=spec.strike,
+            right=spec.right,
+            multiplier=spec.multiplier,
+        )
+        found = await self.transport.contract_details(contract)
+        if not found:
+            raise ccxt.BadSymbol(f"{self.id} {symbol}: IB has no contract {spec.sec_type} {spec.symbol} "
+                                 f"{spec.currency} on {spec.exchange}")
+        if len(found) > 1:
+            candidates = ", ".join(
+                f"{d.contract.exchange}/{d.contract.currency}/{d.contract.primaryExchange or '-'} (conId "
+                f"{d.contract.conId})" for d in found
+            )
+            raise ccxt.BadSymbol(
+                f"{self.id} {symbol} is ambiguous at IB: {candidates}; set options['defaultExchange'] or "
+                f"options['contracts'][{symbol!r}] = {{'exchange': ..., 'primaryExchange': ...}}"
+            )
+        details = found[0]
+        market = self.parse_ib_market(details, symbol)
+        self._contracts[market["id"]] = details.contract
+        return market
+
+    async def _market(self, symbol: str) -> dict[str, Any]:
+        """The market for a unified symbol, resolving one not in the configured universe on demand."""
+        await self.load_markets()
+        if symbol in self.markets:
+            return self.markets[symbol]
+        if isinstance(symbol, str) and self.markets_by_id and symbol in self.markets_by_id:
+            return self.markets_by_id[symbol][0]
+        market = await self._resolve_symbol(symbol)
+        self._extra_symbols.append(symbol)
+        self._add_markets([market])
+        return self.markets[symbol]
+
+    def _market_by_con_id(self, con_id: int) -> dict[str, Any] | None:
+        found = (self.markets_by_id or {}).get(str(con_id))
+        return found[0] if found else None
+
+    async def _market_for_contract(self, contract: Contract) -> dict[str, Any]:
+        """The market of a contract IB reports (a position, a fill), resolving it by conId if new."""
+        market = self._market_by_con_id(contract.conId)
+        if market is not None:
+            return market
+        symbol = ib_contract_to_symbol(
+            contract.secType, contract.symbol, contract.currency,
+            last_trade_date=contract.lastTradeDateOrContractMonth, strike=contract.strike, right=contract.right,
+        )
+        if symbol in (self.markets or {}):
+            return self.markets[symbol]
+        details = await self.transport.contract_details(Contract(conId=contract.conId))
+        if not details:
+            raise ccxt.BadSymbol(f"{self.id}: IB has no contract details for conId {contract.conId}")
+        market = self.parse_ib_market(details[0], symbol)
+        self._contracts[market["id"]] = details[0].contract
+        self._extra_symbols.append(symbol)
+        self._add_markets([market])
+        return market
+
+    def _add_markets(self, new: list[dict[str, Any]]) -> None:
+        """Add markets keeping the market tables' identity, so the sync face (which shares them) sees them."""
+        old = {name: getattr(self, name, None) for name in MARKET_ATTRIBUTES}
+        self.set_markets(list((self.markets or {}).values()) + new)
+        for name, previous in old.items():
+            current = getattr(self, name)
+            if isinstance(previous, dict) and isinstance(current, dict):
+                previous.clear()
+                previous.update(current)
+                setattr(self, name, previous)
+            elif isinstance(previous, list) and isinstance(current, list):
+                previous[:] = current
+                setattr(self, name, previous)
+
+    def _contract(self, market: dict[str, Any]) -> Contract:
+        contract = self._contracts.get(market["id"])
+        if contract is None:
+            info = market["info"]
+            contract = Contract(conId=int(market["id"]), exchange=info.get("exchange") or "SMART")
+        return contract
+
+    # ------------------------------------------------------------------ market data
+
+    async def fetch_time(self, params: dict[str, Any] = {}) -> int:
+        """TWS's clock (reqCurrentTime), in ms."""
+        when = await self.transport.current_time()
+        return to_ms(when) or self.milliseconds()
+
+    async def fetch_status(self, params: dict[str, Any] = {}) -> dict[str, Any]:
+        """``ok`` when connected and IB reachable; ``maintenance`` during a 1100 outage; ``error`` if unreachable."""
+        transport = self.transport
+        status, info = "ok", None
+        try:
+            await transport.ensure()
+        except ccxt.BaseError as exc:
+            status, info = "error", str(exc)
+        if status == "ok" and transport.outage:
+            status, info = "maintenance", transport.last_system_error
+        return {"status": status, "updated": self.milliseconds(), "eta": None, "url": None, "info": info}
+
+    async def fetch_ticker(self, symbol: str, params: dict[str, Any] = {}) -> dict[str, Any]:
+        market = await self._market(symbol)
+        ticker = await self.transport.snapshot(self._contract(market))
+        return self.parse_ib_ticker(ticker, market)
+
+    async def fetch_tickers(self, symbols: list[str] | None = None, params: dict[str, Any] = {}) -> dict[str, Any]:
+        await self.load_markets()
+        symbols = list(symbols) if symbols else list(self.symbols or [])
+        tickers = await asyncio.gather(*(self.fetch_ticker(symbol) for symbol in symbols))
+        return {ticker["symbol"]: ticker for ticker in tickers}
+
+    async def fetch_order_book(
+        self, symbol: str, limit: int | None = None, params: dict[str, Any] = {}
+    ) -> dict[str, Any]:
+        """A depth snapshot: subscribe (reqMktDepth, at most 5 rows unless params['rows']), wait, cancel."""
+        market = await self._market(symbol)
+        rows = int(self.safe_integer(params, "rows", min(limit or 5, 10)))
+        bids, asks, when = await self.transport.depth(
+            self._contract(market), rows, float(self.options.get("orderBookTimeout", 5.0))
+        )
+        return self.parse_ib_order_book(bids, asks, when, market, limit)
+
+    async def fetch_ohlcv(
+        self,
+        symbol: str,
+        timeframe: str = "1m",
+        since: int | None = None,
+        limit: int | None = None,
+        params: dict[str, Any] = {},
+    ) -> list[list[Any]]:
+        """Bars from reqHistoricalData, paginated into the fewest requests IB's duration table allows.
+
+        ``since`` given: windows of IB's maximum duration from ``since`` forward, each request ending at
+        its window's end. ``since`` omitted: the latest ``limit`` bars, walking back from now. FX uses
+        MIDPOINT, everything else TRADES; ``params['price']`` = bid / ask / mid picks BID / ASK /
+        MIDPOINT. Requests are paced (shared pacer) so IB never answers 162.
+        """
+        market = await self._market(symbol)
+        bar_size = ib_bar_size(timeframe)
+        step_ms = self.parse_timeframe(timeframe) * 1000
+        contract = self._contract(market)
+        what = self._what_to_show(market, params)
+        use_rth = bool(self.safe_value(params, "useRTH", self.options.get("useRTH", False)))
+        until = self.safe_integer(params, "until")
+        max_ms = ib_max_duration_seconds(bar_size) * 1000
+        bars: dict[int, list[Any]] = {}
+
+        async def request(end_ms: int | None, span_ms: int) -> list[list[Any]]:
+            end = "" if end_ms is None else self._ib_time(end_ms)
+            duration = ib_duration_for(max(1, math.ceil(span_ms / 1000)), bar_size)
+            rows = await self.transport.historical(
+                contract, end=end, duration=duration, bar_size=bar_size, what=what, use_rth=use_rth
+            )
+            parsed = [self.parse_ohlcv(row, market) for row in rows]
+            for row in parsed:
+                bars[row[0]] = row
+            return parsed
+
+        if since is None:
+            # Walk back from now (or ``until``); closed markets (nights, weekends) mean a span of N bar
+            # lengths holds fewer than N bars, so ask for twice that and keep walking while short.
+            wanted = limit or 100
+            end_ms: int | None = until
+            span = min(2 * wanted * step_ms, max_ms)
+            empty = 0
+            for _ in range(MAX_OHLCV_REQUESTS):
+                before = len(bars)
+                got = await request(end_ms, span)
+                if len(bars) >= wanted:
+                    break
+                if len(bars) == before:
+                    empty += 1
+                    if empty >= 3:
+                        break  # nothing further back: the contract's history ends here
+                    if end_ms is None:
+                        end_ms = min(bars) if bars else await self.fetch_time()
+                    end_ms -= span
+                    span = min(span * 2, max_ms)
+                    continue
+                empty = 0
+                end_ms = min(row[0] for row in got)
+                span = min(max(2 * (wanted - len(bars)) * step_ms, step_ms), max_ms)
+            result = sorted(bars.values(), key=lambda row: row[0])
+            if until is not None:
+                result = [row for row in result if row[0] < until]
+            return result[-wanted:]
+
+        # Forward from ``since`` to ``until`` (or now): windows of at most IB's maximum duration; with a
+        # limit, start with a window twice the limit's span and widen it while closed markets leave
+        # the window short of bars.
+        now_ms = await self.fetch_time()
+        stop = now_ms if until is None else min(until, now_ms)
+        open_ended = until is None or until >= now_ms
+        span = max_ms if limit is None else min(max_ms, max(2 * limit * step_ms, step_ms))
+        window_start = since
+        for _ in range(MAX_OHLCV_REQUESTS):
+            if window_start >= stop:
+                break
+            window_end = min(window_start + span, stop)
+            await request(None if (window_end >= stop and open_ended) else window_end, window_end - window_start)
+            window_start = window_end
+            if limit is not None:
+                if sum(1 for t in bars if t >= since) >= limit:
+                    break
+                span = min(span * 2, max_ms)
+        result = [row for row in sorted(bars.values(), key=lambda row: row[0]) if row[0] >= since]
+        if until is not None:
+            result = [row for row in result if row[0] < until]
+        return result[:limit] if limit else result
+
+    def _what_to_show(self, market: dict[str, Any], params: dict[str, Any]) -> str:
+        price = self.safe_string_lower(params, "price")
+        if price is not None:
+            if price not in WHAT_TO_SHOW:
+                raise ccxt.BadRequest(f"{self.id} fetch_ohlcv params['price'] must be bid, ask or mid, not {price!r}")
+            return WHAT_TO_SHOW[price]
+        return "MIDPOINT" if market["info"].get("secType") == "CASH" else "TRADES"
+
+    @staticmethod
+    def _ib_time(ms: int) -> str:
+        return time.strftime("%Y%m%d %H:%M:%S UTC", time.gmtime(ms / 1000))
+
+    # ------------------------------------------------------------------ orders: argument checks
+
+    def _check_amount(self, market: dict[str, Any], amount: Any) -> float:
+        number = self._number(amount, "amount")
+        text = self.amount_to_precision(market["symbol"], number)
+        quantity = float(text)
+        minimum = self.safe_number(market["limits"]["amount"], "min")
+        if minimum is not None and quantity < minimum:
+            raise ccxt.InvalidOrder(f"{self.id} amount {amount} is below the minimum {minimum} for {market['symbol']}")
+        return quantity
+
+    def _check_price(self, market: dict[str, Any], price: Any, what: str = "price") -> float:
+        number = self._number(price, what)
+        tick = market["precision"]["price"]
+        try:
+            steps = Decimal(str(number)) / Decimal(str(tick))
+        except InvalidOperation as exc:  # pragma: no cover - finite numbers always divide
+            raise ccxt.InvalidOrder(f"{self.id} {what} {price!r} is not a price") from exc
+        if steps != steps.to_integral_value():
+            raise ccxt.InvalidOrder(
+                f"{self.id} {what} {price} is not on the tick of {market['symbol']} ({tick}); "
+                f"use price_to_precision() to round it"
+            )
+        return float(self.price_to_precision(market["symbol"], number))
+
+    def _number(self, value: Any, what: str) -> float:
+        if isinstance(value, bool) or value is None:
+            raise ccxt.InvalidOrder(f"{self.id} {what} must be a positive number, got {value!r}")
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ccxt.InvalidOrder(f"{self.id} {what} must be a positive number, got {value!r}") from None
+        if not math.isfinite(number) or number <= 0:
+            raise ccxt.InvalidOrder(f"{self.id} {what} must be a positive number, got {value!r}")
+        return number
+
+    def _order_type(self, type: Any, trigger: Any) -> str:
+        """ccxt type (+ trigger) -> IB orderType."""
+        kind = str(type or "").lower().replace("-", "_")
+        kind = {"stoplimit": "stop_limit", "stop_market": "stop"}.get(kind, kind)
+        if kind not in ("market", "limit", "stop", "stop_limit"):
+            raise ccxt.InvalidOrder(
+                f"{self.id} order type {type!r} is not supported; use market, limit, stop or stop_limit"
+            )
+        if kind in ("stop", "stop_limit") and trigger is None:
+            raise ccxt.InvalidOrder(f"{self.id} a {kind} order needs params['triggerPrice']")
+        if trigger is not None:
+            return "STP" if kind in ("market", "stop") else "STP LMT"
+        return "MKT" if kind == "market" else "LMT"
+
+    def _time_in_force(self, params: dict[str, Any], ib_type: str) -> str:
+        tif = self.safe_string_upper(params, "timeInForce")
+        if self.safe_bool(params, "postOnly", False) or tif == "PO":
+            raise ccxt.InvalidOrder(f"{self.id} post-only orders are not supported at IB")
+        if tif is None:
+            return str(self.options.get("defaultTimeInForce", "GTC")).upper() if "LMT" in ib_type else "DAY"
+        if tif not in TIME_IN_FORCE:
+            raise ccxt.InvalidOrder(f"{self.id} timeInForce {tif!r} is not supported; use GTC, IOC, FOK or DAY")
+        return tif
+
+    def _build_order(
+        self, market: dict[str, Any], type: Any, side: Any, amount: Any, price: Any, params: dict[str, Any]
+    ) -> tuple[Order, list[Order], dict[str, Any]]:
+        """Validate everything and build the IB order(s); nothing is sent here."""
+        if side not in ("buy", "sell"):
+            raise ccxt.InvalidOrder(f"{self.id} side must be 'buy' or 'sell', got {side!r}")
+        quantity = self._check_amount(market, amount)
+        trigger = self.safe_value_2(params, "triggerPrice", "stopPrice")
+        sl_price = self.safe_value(params, "stopLossPrice")
+        tp_price = self.safe_value(params, "takeProfitPrice")
+        stop_loss, take_profit = self.safe_dict(params, "stopLoss"), self.safe_dict(params, "takeProfit")
+        if sl_price is not None and tp_price is not None:
+            raise ccxt.InvalidOrder(
+                f"{self.id} give either stopLossPrice or takeProfitPrice for a standalone closing order, or "
+                "stopLoss / takeProfit dicts to attach a bracket"
+            )
+        lmt_price: float | None = None
+        if tp_price is not None and trigger is None:
+            ib_type, lmt_price = "LMT", self._check_price(market, tp_price, "takeProfitPrice")
+        else:
+            if sl_price is not None and trigger is None:
+                trigger = sl_price
+            ib_type = self._order_type(type, trigger)
+            if ib_type in ("LMT", "STP LMT"):
+                if price is None:
+                    raise ccxt.ArgumentsRequired(f"{self.id} a {type} order needs a price")
+                lmt_price = self._check_price(market, price)
+        aux = self._check_price(market, trigger, "triggerPrice") if trigger is not None else None
+        tif = self._time_in_force(params, ib_type)
+        cid = client_ids.take_or_generate(params, str(self.options.get("clientOrderPrefix", client_ids.DEFAULT_PREFIX)))
+        action = "BUY" if side == "buy" else "SELL"
+        parent = Order(action=action, totalQuantity=quantity, orderType=ib_type, tif=tif, orderRef=cid)
+        if lmt_price is not None:
+            parent.lmtPrice = lmt_price
+        if aux is not None:
+            parent.auxPrice = aux
+        account = self.transport.account
+        if account:
+            parent.account = account
+        if self.safe_bool(params, "outsideRth", bool(self.options.get("outsideRth", False))):
+            parent.outsideRth = True
+        children: list[Order] = []
+        closing = "SELL" if action == "BUY" else "BUY"
+        oca = f"{cid}-oca"
+        if take_profit is not None:
+            tp = self._check_price(market, self.safe_value_2(take_profit, "price", "triggerPrice"), "takeProfit price")
+            size = self._check_amount(market, take_profit.get("amount", quantity))
+            children.append(Order(action=closing, totalQuantity=size, orderType="LMT", lmtPrice=tp, tif="GTC",
+                                  orderRef=f"{cid}-tp", ocaGroup=oca, ocaType=1, account=parent.account))
+        if stop_loss is not None:
+            sl_trigger = self._check_price(market, self.safe_value(stop_loss, "triggerPrice"), "stopLoss triggerPrice")
+            size = self._check_amount(market, stop_loss.get("amount", quantity))
+            child = Order(action=closing, totalQuantity=size, orderType="STP", auxPrice=sl_trigger, tif="GTC",
+                          orderRef=f"{cid}-sl", ocaGroup=oca, ocaType=1, account=parent.account)
+            if stop_loss.get("price") is not None:
+                child.orderType = "STP LMT"
+                child.lmtPrice = self._check_price(market, stop_loss["price"], "stopLoss price")
+            children.append(child)
+        meta = {
+            "clientOrderId": cid,
+            "reduceOnly": bool(self.safe_bool(params, "reduceOnly", False)),
+            "price": lmt_price,
+            "triggerPrice": aux,
+            "amount": quantity,
+        }
+        return parent, children, meta
+
+    async def _check_reduce_only(self, market: dict[str, Any], side: str, quantity: float) -> None:
+        """IB has no reduceOnly flag: refuse an order that would open, increase or flip the position."""
+        ib = await self._ib()
+        await self.transport._bounded(ib.reqPositionsAsync(), "reqPositions")
+        con_id = int(market["id"])
+        held = sum(p.position for p in ib.positions(self.transport.account) if p.contract.conId == con_id)
+        reduces = (held > 0 and side == "sell") or (held < 0 and side == "buy")
+        if not reduces:
+            raise ccxt.InvalidOrder(
+                f"{self.id} reduceOnly {side} {quantity} {market['symbol']} would open or increase a position "
+                f"(position {held:g})"
+            )
+        if quantity > abs(held) + 1e-12:
+            raise ccxt.InvalidOrder(
+                f"{self.id} reduceOnly {side} {quantity} {market['symbol']} exceeds the position {held:g} "
+                "and would flip it"
+            )
+
+    # ------------------------------------------------------------------ orders
+
+    async def create_order(
+        self,
+        symbol: str,
+        type: str,
+        side: str,
+        amount: float,
+        price: float | None = None,
+        params: dict[str, Any] = {},
+    ) -> dict[str, Any]:
+        """Place an order and return once IB acknowledged or rejected it (bounded by ``orderTimeout``).
+
+        The intent is journaled before the send, so the same clientOrderId never reaches IB twice (a
+        repeat returns the first order, also after a restart), and a timeout after the send returns
+        the order as ``open`` instead of sending it again.
+        """
+        market = await self._market(symbol)
+        parent, children, meta = self._build_order(market, type, side, amount, price, params)
+        if meta["reduceOnly"]:
+            await self._check_reduce_only(market, side, meta["amount"])
+        ib = await self._ib()
+        if not parent.account and self.transport.account:
+            parent.account = self.transport.account
+            for child in children:
+                child.account = self.transport.account
+        cid = meta["clientOrderId"]
+        journal = self.journal
+        row, created = journal.record_intent(
+            cid, symbol=market["symbol"], side=side, type=str(type), amount=meta["amount"], price=meta["price"],
+            trigger_price=meta["triggerPrice"],
+            params={k: v for k, v in params.items() if isinstance(v, JSON_SCALARS)},
+        )
+        if not created or not journal.mark_sent(cid):
+            return await self._journaled_order(journal.get(cid) or row, market)
+        if meta["reduceOnly"]:
+            self._reduce_only.add(cid)
+        contract = self._contract(market)
+        if children:
+            parent.orderId = ib.client.getReqId()
+            parent.transmit = False
+            for child in children:
+                child.parentId = parent.orderId
+                child.transmit = False
+            children[-1].transmit = True
+        trade = ib.placeOrder(contract, parent)
+        for child in children:
+            ib.placeOrder(contract, child)
+        journal.attach_ids(cid, order_id=trade.order.orderId)
+        timeout = float(self.options.get("orderTimeout", 10.0))
+        await self.transport.wait_trade(trade, _acknowledged, timeout)
+        if parent.orderType == "MKT" and _acknowledged(trade) and not _done(trade):
+            await self.transport.wait_trade(trade, _done, float(self.options.get("marketOrderWait", 2.0)))
+        order = self.parse_ib_order(trade, market, reduce_only=meta["reduceOnly"])
+        if trade.order.permId or trade.orderStatus.permId:
+            journal.attach_ids(cid, perm_id=trade.order.permId or trade.orderStatus.permId)
+        if _acknowledged(trade):
+            journal.update_status(cid, order["status"], filled=order["filled"], remaining=order["remaining"])
+        if order["status"] == "rejected" or (trade.orderStatus.status in DONE_STATES and not order["filled"]
+                                             and order["status"] != "canceled" and order["status"] != "expired"):
+            raise self._rejection(trade)
+        return order
+
+    def _rejection(self, trade: Trade) -> ccxt.BaseError:
+        entry = next((e for e in reversed(trade.log) if getattr(e, "errorCode", 0)), None)
+        if entry is None:
+            return ccxt.InvalidOrder(f"{self.id} order rejected: IB status {trade.orderStatus.status}")
+        text = entry.message
+        prefix = f"Error {entry.errorCode}, reqId {trade.order.orderId}: "
+        if text.startswith(prefix):
+            text = text[len(prefix):]
+        return ib_exception(entry.errorCode, text, exchange_id=self.id)
+
+    async def _journaled_order(self, row: JournalOrder, market: dict[str, Any]) -> dict[str, Any]:
+        """The order a journal row stands for: IB's live view if IB knows it, else what the journal knows."""
+        trade = self._find_trade_local(row.client_order_id) or (
+            self._find_trade_local(row.perm_id) if row.perm_id else None
+        )
+        if trade is not None:
+            return self.parse_ib_order(trade, market)
+        timestamp = row.created
+        return self.safe_order(
+            {
+                "id": row.order_id or row.perm_id or row.client_order_id,
+                "clientOrderId": row.client_order_id,
+                "timestamp": timestamp,
+                "datetime": self.iso8601(timestamp),
+                "symbol": row.symbol,
+                "type": row.type if row.type in ("market", "limit") else None,
+                "side": row.side,
+                "price": row.price,
+                "triggerPrice": row.trigger_price,
+                "amount": row.amount,
+                "filled": row.filled,
+                "remaining": row.remaining,
+                "status": row.ccxt_status,
+                "timeInForce": None,
+                "postOnly": False,
+                "fee": None,
+                "trades": [],
+                "info": {"journal": {"state": row.state, "orderId": row.order_id, "permId": row.perm_id}},
+            },
+            market,
+        )
+
+    def _find_trade_local(self, key: Any) -> Trade | None:
+        """A trade by orderId, permId or clientOrderId (orderRef) among what this connection knows.
+
+        Order ids are unique only per clientId (other clients' completed orders reuse them), so an
+        orderId matches only this client's orders; a clientOrderId reused over time matches the
+        newest order carrying it.
+        """
+        if key is None or self._transport is None:
+            return None
+        text = str(key)
+        trades = self._transport.ib.trades()
+        client_id = self._transport.client_id
+        for trade in trades:
+            if trade.order.orderId > 0 and trade.order.clientId == client_id and str(trade.order.orderId) == text:
+                return trade
+        for trade in trades:
+            perm = trade.order.permId or trade.orderStatus.permId
+            if perm and str(perm) == text:
+                return trade
+        named = [t for t in trades if t.order.orderRef and t.order.orderRef == text]
+        if named:
+            return max(named, key=lambda t: (t.order.clientId == client_id, t.order.permId or t.orderStatus.permId))
+        return None
+
+    async def _find_trade(self, id: Any, params: dict[str, Any]) -> Trade:
+        ib = await self._ib()
+        cid = self.safe_string_2(params, "clientOrderId", "clientOid")
+        key = cid if cid is not None and id is None else id
+        trade = None
+        if self._journal is not None and key is not None:
+            # Our own clientOrderIds: the journal knows the stable permId they were given.
+            row = self._journal.get(str(key))
+            if row is not None and row.perm_id:
+                trade = self._find_trade_local(row.perm_id)
+        trade = trade or self._find_trade_local(key)
+        if trade is None:
+            # Orders of earlier sessions or other clients: ask IB once, then give up.
+            await self.transport._bounded(ib.reqOpenOrdersAsync(), "reqOpenOrders")
+            await self.transport._bounded(ib.reqCompletedOrdersAsync(False), "reqCompletedOrders")
+            trade = self._find_trade_local(key)
+        if trade is None:
+            raise ccxt.OrderNotFound(f"{self.id} order {key} not found")
+        return trade
+
+    async def _parse_trade_order(self, trade: Trade) -> dict[str, Any]:
+        market = await self._market_for_contract(trade.contract)
+        return self.parse_ib_order(
+            trade,
+            market,
+            cancel_requested=trade.order.orderId in self._cancel_requested,
+            reduce_only=(trade.order.orderRef in self._reduce_only) or None,
+        )
+
+    async def cancel_order(self, id: str, symbol: str | None = None, params: dict[str, Any] = {}) -> dict[str, Any]:
+        """Cancel and wait (bounded) for IB's confirmation. A filled order raises InvalidOrder; an already
+        cancelled one is returned as is; an unknown id raises OrderNotFound."""
+        if symbol is not None:
+            await self._market(symbol)
+        trade = await self._find_trade(id, params)
+        current = await self._parse_trade_order(trade)
+        if current["status"] == "closed":
+            raise ccxt.InvalidOrder(f"{self.id} order {id} is already filled; there is nothing to cancel")
+        if current["status"] != "open":
+            return current
+        ib = await self._ib()
+        self._cancel_requested.add(trade.order.orderId)
+        ib.cancelOrder(trade.order)
+        await self.transport.wait_trade(trade, _done, float(self.options.get("orderTimeout", 10.0)))
+        order = await self._parse_trade_order(trade)
+        if order["status"] == "closed":
+            raise ccxt.InvalidOrder(f"{self.id} order {id} filled before the cancel reached IB")
+        return order
+
+    async def edit_order(
+        self,
+        id: str,
+        symbol: str,
+        type: str,
+        side: str,
+        amount: float | None = None,
+        price: float | None = None,
+        params: dict[str, Any] = {},
+    ) -> dict[str, Any]:
+        """Modify in place: the same orderId re-placed with the new amount / price / triggerPrice."""
+        market = await self._market(symbol)
+        trade = await self._find_trade(id, params)
+        if _done(trade):
+            raise ccxt.InvalidOrder(f"{self.id} order {id} is {trade.orderStatus.status}; it cannot be edited")
+        if trade.contract.conId != int(market["id"]):
+            raise ccxt.InvalidOrder(f"{self.id} order {id} is not a {symbol} order")
+        if side is not None and side.upper()[:1] != trade.order.action[:1]:
+            raise ccxt.InvalidOrder(f"{self.id} edit_order cannot change the side of order {id}")
+        order = copy.copy(trade.order)
+        if amount is not None:
+            order.totalQuantity = self._check_amount(market, amount)
+        trigger = self.safe_value_2(params, "triggerPrice", "stopPrice")
+        if price is not None:
+            if order.orderType not in ("LMT", "STP LMT"):
+                raise ccxt.InvalidOrder(f"{self.id} order {id} is {order.orderType}; it has no limit price")
+            order.lmtPrice = self._check_price(market, price)
+        if trigger is not None:
+            if order.orderType not in ("STP", "STP LMT"):
+                raise ccxt.InvalidOrder(f"{self.id} order {id} is {order.orderType}; it has no trigger price")
+            order.auxPrice = self._check_price(market, trigger, "triggerPrice")
+        order.transmit = True
+        ib = await self._ib()
+        before = len(trade.log)
+        ib.placeOrder(trade.contract, order)
+        wanted = (order.totalQuantity, order.lmtPrice, order.auxPrice)
+
+        def applied(t: Trade) -> bool:
+            # ib_async logs "Modified" when a Submitted order's modify is acknowledged; a held order
+            # (PreSubmitted) only gets its openOrder echo, which updates the trade's own Order.
+            echoed = (t.order.totalQuantity, t.order.lmtPrice, t.order.auxPrice) == wanted
+            return _done(t) or len(t.log) > before + 1 or (echoed and t.order is not order)
+
+        await self.transport.wait_trade(
+            trade, applied, float(self.options.get("orderTimeout", 10.0)), extra_events=[ib.openOrderEvent]
+        )
+        errors = [e for e in trade.log[before:] if getattr(e, "errorCode", 0)]
+        if errors:
+            entry = errors[-1]
+            raise ib_exception(entry.errorCode, entry.message, exchange_id=self.id)
+        trade.order.totalQuantity, trade.order.lmtPrice, trade.order.auxPrice = wanted
+        return await self._parse_trade_order(trade)
+
+    async def fetch_order(self, id: str, symbol: str | None = None, params: dict[str, Any] = {}) -> dict[str, Any]:
+        """By orderId (what create_order returned), permId (stable across sessions) or clientOrderId."""
+        if symbol is not None:
+            await self._market(symbol)
+        trade = await self._find_trade(id, params)
+        return await self._parse_trade_order(trade)
+
+    async def _orders(self, symbol: str | None, since: int | None, limit: int | None,
+                      params: dict[str, Any], open_only: bool = False) -> list[dict[str, Any]]:
+        ib = await self._ib()
+        market = await self._market(symbol) if symbol is not None else None
+        trades = ib.openTrades() if open_only else ib.trades()
+        own_only = self.safe_bool(params, "ownOrdersOnly", bool(self.options.get("ownOrdersOnly", False)))
+        prefix = str(self.options.get("clientOrderPrefix", client_ids.DEFAULT_PREFIX))
+        result = []
+        for trade in trades:
+            if market is not None and trade.contract.conId != int(market["id"]):
+                continue
+            if own_only and not client_ids.is_own(trade.order.orderRef, prefix):
+                continue
+            result.append(await self._parse_trade_order(trade))
+        result = self.sort_by(result, "timestamp")
+        return self.filter_by_since_limit(result, since, limit)
+
+    async def fetch_orders(self, symbol: str | None = None, since: int | None = None, limit: int | None = None,
+                           params: dict[str, Any] = {}) -> list[dict[str, Any]]:
+        return await self._orders(symbol, since, limit, params)
+
+    async def fetch_open_orders(self, symbol: str | None = None, since: int | None = None, limit: int | None = None,
+                                params: dict[str, Any] = {}) -> list[dict[str, Any]]:
+        """Open orders; ``options['ownOrdersOnly']`` (or the param) keeps only this bot's prefix."""
+        orders = await self._orders(symbol, since, None, params, open_only=True)
+        return self.filter_by_since_limit([o for o in orders if o["status"] == "open"], since, limit)
+
+    async def fetch_closed_orders(self, symbol: str | None = None, since: int | None = None,
+                                  limit: int | None = None, params: dict[str, Any] = {}) -> list[dict[str, Any]]:
+        """Filled orders (status ``closed``), like ccxt's emulation over fetch_orders."""
+        orders = await self._orders(symbol, since, None, params)
+        return self.filter_by_since_limit([o for o in orders if o["status"] == "closed"], since, limit)
+
+    # ------------------------------------------------------------------ account
+
+    async def fetch_my_trades(self, symbol: str | None = None, since: int | None = None, limit: int | None = None,
+                              params: dict[str, Any] = {}) -> list[dict[str, Any]]:
+        """This session's fills (and today's from before it, via the startup sync), each once by execId.
+
+        IB reports commissions separately, shortly after a fill: fills younger than a few seconds
+        without one are waited for (at most ``options['commissionWait']``); later calls fill it in.
+        """
+        ib = await self._ib()
+        market = await self._market(symbol) if symbol is not None else None
+
+        def fills() -> list[Any]:
+            return [f for f in ib.fills() if market is None or f.contract.conId == int(market["id"])]
+
+        wait = float(self.options.get("commissionWait", 1.0))
+        now = time.time()
+
+        def missing() -> bool:
+            return any(
+                not f.commissionReport.currency and f.time is not None and now - f.time.timestamp() < 10
+                for f in fills()
+            )
+
+        if wait > 0 and missing():
+            await self.transport.wait_event(ib.commissionReportEvent, lambda: not missing(), wait)
+        result = []
+        for fill in fills():
+            fill_market = market or await self._market_for_contract(fill.contract)
+            result.append(self.parse_ib_trade(fill, fill_market))
+        result = self.sort_by(result, "timestamp")
+        return self.filter_by_since_limit(result, since, limit)
+
+    async def _positions(self) -> list[Any]:
+        ib = await self._ib()
+        await self.transport._bounded(ib.reqPositionsAsync(), "reqPositions")
+        return [p for p in ib.positions(self.transport.account) if p.position]
+
+    async def fetch_positions(self, symbols: list[str] | None = None, params: dict[str, Any] = {}) -> list[dict]:
+        """Every holding as a position (long/short), futures and stocks alike; leverage 1, cross margin."""
+        ib = await self._ib()
+        positions = await self._positions()
+        portfolio = {item.contract.conId: item for item in ib.portfolio(self.transport.account)}
+        now = self.milliseconds()
+        result = []
+        for position in positions:
+            market = await self._market_for_contract(position.contract)
+            if symbols and market["symbol"] not in symbols:
+                continue
+            item = portfolio.get(position.contract.conId)
+            mark = finite(item.marketPrice) if item is not None and item.position == position.position else None
+            unrealized = finite(item.unrealizedPNL) if mark is not None and item is not None else None
+            info = {"account": position.account, "conId": position.contract.conId, "position": position.position,
+                    "avgCost": position.avgCost}
+            if item is not None:
+                info.update({"marketPrice": item.marketPrice, "marketValue": item.marketValue,
+                             "unrealizedPNL": item.unrealizedPNL, "realizedPNL": item.realizedPNL})
+            result.append(self.parse_ib_position(position.position, position.avgCost, market, mark=mark,
+                                                 unrealized=unrealized, info=info, timestamp=now))
+        return result
+
+    async def fetch_balance(self, params: dict[str, Any] = {}) -> dict[str, Any]:
+        """Cash per currency (CashBalance; the base currency's free part from AvailableFunds) plus
+        holdings of spot instruments as base currencies, so ``balance['AAPL']['total']`` is the shares held."""
+        ib = await self._ib()
+        positions = await self._positions()
+        values = ib.accountValues(self.transport.account)
+        if not any(v.tag == "CashBalance" for v in values):
+            values = await self.transport._bounded(ib.accountSummaryAsync(self.transport.account), "accountSummary")
+        reserved: dict[int, float] = {}
+        for trade in ib.openTrades():
+            if trade.order.action == "SELL" and not _done(trade):
+                remaining = max((trade.order.totalQuantity or 0) - (trade.orderStatus.filled or 0), 0.0)
+                reserved[trade.contract.conId] = reserved.get(trade.contract.conId, 0.0) + remaining
+        holdings: dict[str, tuple[float, float]] = {}
+        for position in positions:
+            if position.contract.secType not in ("STK", "CRYPTO"):
+                continue
+            market = await self._market_for_contract(position.contract)
+            total, used = holdings.get(market["base"], (0.0, 0.0))
+            holdings[market["base"]] = (
+                total + position.position,
+                used + reserved.get(position.contract.conId, 0.0),
+            )
+        return self.parse_ib_balance(values, holdings, self.milliseconds())
+
+    async def close_position(self, symbol: str, side: str | None = None, params: dict[str, Any] = {}) -> dict:
+        """A reduceOnly market order for the whole position, in the opposite direction."""
+        market = await self._market(symbol)
+        positions = [p for p in await self._positions() if p.contract.conId == int(market["id"])]
+        held = sum(p.position for p in positions)
+        if not held:
+            raise ccxt.InvalidOrder(f"{self.id} there is no {symbol} position to close")
+        closing = "sell" if held > 0 else "buy"
+        if side is not None and side != closing:
+            raise ccxt.InvalidOrder(f"{self.id} the {symbol} position is {'long' if held > 0 else 'short'}; "
+                                    f"closing it means {closing}, not {side}")
+        extra = dict(params)
+        extra["reduceOnly"] = True
+        extra.setdefault("clientOrderId", client_ids.generate(str(self.options.get("clientOrderPrefix", "ccxt-"))))
+        return await self.create_order(symbol, "market", closing, abs(held), None, extra)

@@ -1,0 +1,311 @@
+"""IBTrader orders end to end: place, acknowledge, fill, cancel, edit, brackets, idempotency, rejections.
+
+Each test runs for the sync and the async face; every order goes through ccxt's validators. The
+simulator's clock is frozen inside US regular trading hours, so market orders fill on placement
+and limit orders away from the touch rest.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+
+import ccxt
+import pytest
+
+from ccxt_ibkr.sim.server import IBSimulator
+from tests.conformance import check_order, check_orders, check_trade
+from tests.ib.trader_fixtures import (  # noqa: F401 - fixtures
+    ex,
+    face,
+    make_trader,
+    order_messages,
+    run,
+    sim,
+    sim_orders,
+    trader_sim,
+)
+
+
+def below_touch(sim: IBSimulator, symbol: str = "AAPL", ticks: int = 500) -> float:
+    """A buy limit far enough below the bid to rest, on the tick."""
+    quote = sim.quote(symbol)
+    return round(quote.bid - ticks * 0.01, 2)
+
+
+# ---------------------------------------------------------------------------------------- placement
+
+
+async def test_market_buy_fills_with_fee(ex) -> None:
+    order = await run(ex.create_order("AAPL/USD", "market", "buy", 3))
+    check_order(ex, order, "AAPL/USD")
+    assert order["status"] == "closed" and order["filled"] == 3 and order["remaining"] == 0
+    assert order["average"] > 0 and order["clientOrderId"].startswith("ccxt-")
+    assert order["fee"]["currency"] == "USD" and order["fee"]["cost"] > 0
+    assert order["info"]["permId"] and order["trades"]
+
+
+async def test_limit_order_rests_open_with_gtc_default(ex, sim: IBSimulator) -> None:
+    price = below_touch(sim)
+    order = await run(ex.create_order("AAPL/USD", "limit", "buy", 2, price, {"clientOrderId": "bot-limit-1"}))
+    check_order(ex, order, "AAPL/USD")
+    assert order["status"] == "open" and order["price"] == price and order["timeInForce"] == "GTC"
+    assert order["clientOrderId"] == "bot-limit-1" and order["filled"] == 0 and order["remaining"] == 2
+    fetched = await run(ex.fetch_order(order["id"], "AAPL/USD"))
+    check_order(ex, fetched, "AAPL/USD", method="fetchOrder")
+    assert fetched["id"] == order["id"] and fetched["status"] == "open"
+    canceled = await run(ex.cancel_order(order["id"], "AAPL/USD"))
+    check_order(ex, canceled, "AAPL/USD", method="cancelOrder")
+    assert canceled["status"] == "canceled"
+    again = await run(ex.cancel_order(order["id"], "AAPL/USD"))
+    assert again["status"] == "canceled"  # cancelling twice is harmless
+
+
+async def test_time_in_force_day_ioc_fok(ex, sim: IBSimulator) -> None:
+    price = below_touch(sim)
+    day = await run(ex.create_order("AAPL/USD", "limit", "buy", 1, price, {"timeInForce": "DAY"}))
+    check_order(ex, day, "AAPL/USD")
+    assert day["timeInForce"] == "DAY" and day["status"] == "open"
+    await run(ex.cancel_order(day["id"]))
+    ioc = await run(ex.create_order("AAPL/USD", "limit", "buy", 1, price, {"timeInForce": "IOC"}))
+    check_order(ex, ioc, "AAPL/USD")
+    assert ioc["timeInForce"] == "IOC" and ioc["status"] in ("canceled", "expired") and ioc["filled"] == 0
+    ask = sim.quote("AAPL").ask
+    fok = await run(ex.create_order("AAPL/USD", "limit", "buy", 1, round(ask + 0.05, 2), {"timeInForce": "FOK"}))
+    check_order(ex, fok, "AAPL/USD")
+    assert fok["timeInForce"] == "FOK" and fok["status"] == "closed"
+
+
+async def test_stop_and_stop_limit_orders(ex, sim: IBSimulator) -> None:
+    ask = sim.quote("AAPL").ask
+    trigger = round(ask + 5, 2)
+    stop = await run(ex.create_order("AAPL/USD", "market", "buy", 1, None, {"triggerPrice": trigger}))
+    check_order(ex, stop, "AAPL/USD")
+    assert stop["status"] == "open" and stop["triggerPrice"] == trigger and stop["type"] == "market"
+    assert stop["info"]["orderType"] == "STP" and stop["timeInForce"] == "DAY"
+    legacy = await run(ex.create_order("AAPL/USD", "stop_limit", "buy", 1, round(trigger + 1, 2),
+                                       {"stopPrice": trigger}))
+    check_order(ex, legacy, "AAPL/USD")
+    assert legacy["info"]["orderType"] == "STP LMT" and legacy["price"] == round(trigger + 1, 2)
+    assert legacy["timeInForce"] == "GTC"
+    for order in (stop, legacy):
+        assert (await run(ex.cancel_order(order["id"])))["status"] == "canceled"
+
+
+async def test_bracket_from_stop_loss_and_take_profit(ex, sim: IBSimulator) -> None:
+    quote = sim.quote("AAPL")
+    params = {
+        "stopLoss": {"triggerPrice": round(quote.bid - 10, 2)},
+        "takeProfit": {"price": round(quote.ask + 10, 2)},
+    }
+    parent = await run(ex.create_order("AAPL/USD", "market", "buy", 4, None, params))
+    check_order(ex, parent, "AAPL/USD")
+    assert parent["status"] == "closed" and parent["filled"] == 4
+    open_orders = await run(ex.fetch_open_orders("AAPL/USD"))
+    check_orders(ex, open_orders, "AAPL/USD", method="fetchOpenOrders")
+    children = [o for o in open_orders if o["clientOrderId"] in (parent["clientOrderId"] + "-tp",
+                                                                   parent["clientOrderId"] + "-sl")]
+    assert len(children) == 2
+    assert {o["side"] for o in children} == {"sell"} and all(o["amount"] == 4 for o in children)
+    assert all(o["info"]["parentId"] == int(parent["id"]) for o in children)
+    assert children[0]["info"]["ocaGroup"] and children[0]["info"]["ocaGroup"] == children[1]["info"]["ocaGroup"]
+    tp = next(o for o in children if o["clientOrderId"].endswith("-tp"))
+    await run(ex.cancel_order(tp["id"]))  # OCA: the stop-loss goes with it
+    remaining = [o for o in await run(ex.fetch_open_orders("AAPL/USD")) if o["id"] in {c["id"] for c in children}]
+    assert remaining == [] or all(o["status"] == "open" for o in remaining)
+    for order in remaining:
+        await run(ex.cancel_order(order["id"]))
+    await run(ex.create_order("AAPL/USD", "market", "sell", 4))
+
+
+async def test_standalone_stop_loss_price_is_a_closing_stop(ex, sim: IBSimulator) -> None:
+    await run(ex.create_order("AAPL/USD", "market", "buy", 2))
+    trigger = round(sim.quote("AAPL").bid - 20, 2)
+    order = await run(ex.create_order("AAPL/USD", "market", "sell", 2, None, {"stopLossPrice": trigger}))
+    check_order(ex, order, "AAPL/USD")
+    assert order["info"]["orderType"] == "STP" and order["triggerPrice"] == trigger and order["status"] == "open"
+    await run(ex.cancel_order(order["id"]))
+    await run(ex.create_order("AAPL/USD", "market", "sell", 2))
+
+
+# ---------------------------------------------------------------------------------------- lifecycle
+
+
+async def test_edit_order_modifies_in_place(ex, sim: IBSimulator) -> None:
+    price = below_touch(sim)
+    order = await run(ex.create_order("AAPL/USD", "limit", "buy", 2, price))
+    edited = await run(ex.edit_order(order["id"], "AAPL/USD", "limit", "buy", 3, round(price + 0.5, 2)))
+    check_order(ex, edited, "AAPL/USD", method="editOrder")
+    assert edited["id"] == order["id"] and edited["amount"] == 3 and edited["price"] == round(price + 0.5, 2)
+    booked = next(o for o in sim.orders() if o.perm_id == order["info"]["permId"])
+    assert booked.req.total_qty == 3 and booked.req.lmt_price == round(price + 0.5, 2)
+    with pytest.raises(ccxt.InvalidOrder):
+        await run(ex.edit_order(order["id"], "AAPL/USD", "limit", "buy", 3, price + 0.001))
+    await run(ex.cancel_order(order["id"]))
+    with pytest.raises(ccxt.InvalidOrder):
+        await run(ex.edit_order(order["id"], "AAPL/USD", "limit", "buy", 3, price))
+
+
+async def test_fetch_order_by_perm_id_and_client_order_id(ex, sim: IBSimulator) -> None:
+    order = await run(ex.create_order("AAPL/USD", "limit", "buy", 1, below_touch(sim), {"clientOrderId": "find-me"}))
+    by_perm = await run(ex.fetch_order(str(order["info"]["permId"])))
+    by_cid = await run(ex.fetch_order(None, None, {"clientOrderId": "find-me"}))
+    assert by_perm["id"] == by_cid["id"] == order["id"]
+    await run(ex.cancel_order(order["id"]))
+
+
+async def test_unknown_order_ids(ex) -> None:
+    with pytest.raises(ccxt.OrderNotFound):
+        await run(ex.fetch_order("987654321"))
+    with pytest.raises(ccxt.OrderNotFound):
+        await run(ex.cancel_order("987654321"))
+
+
+async def test_cancel_of_a_filled_order_raises_invalid_order(ex) -> None:
+    order = await run(ex.create_order("AAPL/USD", "market", "buy", 1))
+    assert order["status"] == "closed"
+    with pytest.raises(ccxt.InvalidOrder, match="already filled"):
+        await run(ex.cancel_order(order["id"]))
+    await run(ex.create_order("AAPL/USD", "market", "sell", 1))
+
+
+async def test_fetch_orders_open_closed_and_own_only(make_trader, sim: IBSimulator) -> None:
+    ex = make_trader(clientOrderPrefix="mine-")
+    filled = await run(ex.create_order("AAPL/USD", "market", "buy", 1))
+    resting = await run(ex.create_order("AAPL/USD", "limit", "buy", 1, below_touch(sim)))
+    foreign = await run(ex.create_order("AAPL/USD", "limit", "buy", 1, below_touch(sim),
+                                        {"clientOrderId": "human-1"}))
+    orders = await run(ex.fetch_orders("AAPL/USD"))
+    check_orders(ex, orders, "AAPL/USD")
+    assert {filled["id"], resting["id"], foreign["id"]} <= {o["id"] for o in orders}
+    open_ids = {o["id"] for o in await run(ex.fetch_open_orders())}
+    assert {resting["id"], foreign["id"]} <= open_ids and filled["id"] not in open_ids
+    own = {o["id"] for o in await run(ex.fetch_open_orders(params={"ownOrdersOnly": True}))}
+    assert resting["id"] in own and foreign["id"] not in own
+    closed = await run(ex.fetch_closed_orders("AAPL/USD"))
+    check_orders(ex, closed, "AAPL/USD", method="fetchClosedOrders")
+    assert filled["id"] in {o["id"] for o in closed} and all(o["status"] == "closed" for o in closed)
+    for order in (resting, foreign):
+        await run(ex.cancel_order(order["id"]))
+    await run(ex.create_order("AAPL/USD", "market", "sell", 1))
+
+
+# ---------------------------------------------------------------------------------------- idempotency
+
+
+async def test_same_client_order_id_returns_the_first_order(ex, sim: IBSimulator, order_messages) -> None:
+    price = below_touch(sim)
+    first = await run(ex.create_order("AAPL/USD", "limit", "buy", 1, price, {"clientOrderId": "once-1"}))
+    second = await run(ex.create_order("AAPL/USD", "limit", "buy", 1, price, {"clientOrderId": "once-1"}))
+    assert second["id"] == first["id"] and len(order_messages) == 1
+    await run(ex.cancel_order(first["id"]))
+
+
+async def test_same_client_order_id_after_a_restart(make_trader, sim: IBSimulator, tmp_path, order_messages) -> None:
+    journal = tmp_path / "shared-journal.sqlite"
+    price = below_touch(sim)
+    first_bot = make_trader(journal=journal, clientId=777)
+    first = await run(first_bot.create_order("AAPL/USD", "limit", "buy", 1, price, {"clientOrderId": "restart-1"}))
+    await run(first_bot.close())
+    restarted = make_trader(journal=journal, clientId=777)
+    again = await run(restarted.create_order("AAPL/USD", "limit", "buy", 1, price, {"clientOrderId": "restart-1"}))
+    check_order(restarted, again, "AAPL/USD")
+    assert len(order_messages) == 1
+    assert again["clientOrderId"] == "restart-1" and again["status"] == "open"
+    assert again["info"]["permId"] == first["info"]["permId"]
+    await run(restarted.cancel_order(again["id"]))
+
+
+async def test_timeout_after_send_returns_open_and_never_resends(make_trader, sim: IBSimulator,
+                                                                 order_messages) -> None:
+    ex = make_trader(orderTimeout=0.3)
+    await run(ex.load_markets())
+    cid = f"slow-{uuid.uuid4().hex[:8]}"
+    sim.drop_on_order("booked", order_ref=cid)  # IB books it; the client hears nothing more
+    order = await run(ex.create_order("AAPL/USD", "limit", "buy", 1, below_touch(sim), {"clientOrderId": cid}))
+    check_order(ex, order, "AAPL/USD")
+    assert order["status"] == "open" and order["clientOrderId"] == cid
+    again = await run(ex.create_order("AAPL/USD", "limit", "buy", 1, below_touch(sim), {"clientOrderId": cid}))
+    assert again["clientOrderId"] == cid and len(order_messages) == 1
+    assert sum(1 for o in sim.orders() if o.req.order_ref == cid) == 1
+
+
+# ---------------------------------------------------------------------------------------- rejections
+
+
+async def test_rejection_raises_the_mapped_exception_with_ib_code(ex, sim: IBSimulator) -> None:
+    await run(ex.load_markets())
+    sim.reject_next_order("Simulated rejection")
+    with pytest.raises(ccxt.InvalidOrder, match="201"):
+        await run(ex.create_order("AAPL/USD", "limit", "buy", 1, below_touch(sim)))
+
+
+async def test_margin_rejection_is_insufficient_funds(ex) -> None:
+    with pytest.raises(ccxt.InsufficientFunds, match="201"):
+        await run(ex.create_order("MSFT/USD", "market", "buy", 100_000))
+
+
+async def test_reduce_only_is_enforced(ex, sim: IBSimulator, order_messages) -> None:
+    with pytest.raises(ccxt.InvalidOrder, match="reduceOnly"):
+        await run(ex.create_order("MSFT/USD", "market", "buy", 1, None, {"reduceOnly": True}))
+    await run(ex.create_order("MSFT/USD", "market", "buy", 2))
+    with pytest.raises(ccxt.InvalidOrder, match="flip"):
+        await run(ex.create_order("MSFT/USD", "market", "sell", 3, None, {"reduceOnly": True}))
+    with pytest.raises(ccxt.InvalidOrder, match="increase"):
+        await run(ex.create_order("MSFT/USD", "market", "buy", 1, None, {"reduceOnly": True}))
+    assert len(order_messages) == 1
+    closing = await run(ex.create_order("MSFT/USD", "market", "sell", 2, None, {"reduceOnly": True}))
+    check_order(ex, closing, "MSFT/USD")
+    assert closing["status"] == "closed" and closing["reduceOnly"] is True
+
+
+async def test_close_position(ex) -> None:
+    await run(ex.create_order("NVDA/USD", "market", "sell", 3))  # short
+    closing = await run(ex.close_position("NVDA/USD"))
+    check_order(ex, closing, "NVDA/USD")
+    assert closing["side"] == "buy" and closing["amount"] == 3 and closing["status"] == "closed"
+    assert not [p for p in await run(ex.fetch_positions(["NVDA/USD"]))]
+    with pytest.raises(ccxt.InvalidOrder):
+        await run(ex.close_position("NVDA/USD"))
+
+
+# ---------------------------------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (("NOPE/USD", "market", "buy", 1), ccxt.BadSymbol),
+        (("AAPL/USD", "market", "buy", 0), ccxt.InvalidOrder),
+        (("AAPL/USD", "market", "buy", -5), ccxt.InvalidOrder),
+        (("AAPL/USD", "market", "buy", math.nan), ccxt.InvalidOrder),
+        (("AAPL/USD", "market", "buy", "ten"), ccxt.InvalidOrder),
+        (("AAPL/USD", "limit", "buy", 1, 150.003), ccxt.InvalidOrder),
+        (("AAPL/USD", "limit", "buy", 1), (ccxt.InvalidOrder, ccxt.ArgumentsRequired)),
+        (("AAPL/USD", "trailing", "buy", 1, 150.0), ccxt.InvalidOrder),
+        (("AAPL/USD", "limit", "buy", 1, 150.0, {"timeInForce": "GTD"}), ccxt.InvalidOrder),
+        (("AAPL/USD", "limit", "buy", 1, 150.0, {"postOnly": True}), ccxt.InvalidOrder),
+        (("AAPL/USD", "stop", "buy", 1), ccxt.InvalidOrder),
+        (("AAPL/USD", "limit", "hold", 1, 150.0), ccxt.InvalidOrder),
+        (("AAPL/USD", "market", "buy", 1, None, {"triggerPrice": 200.001}), ccxt.InvalidOrder),
+        (("AAPL/USD", "market", "buy", 1, None, {"stopLoss": {"triggerPrice": 1.234}}), ccxt.InvalidOrder),
+        (("AAPL/USD", "market", "buy", 1, None, {"clientOrderId": "bad id with spaces"}), ccxt.InvalidOrder),
+        (("BTC/USD", "market", "buy", 0.00001), ccxt.InvalidOrder),
+    ],
+    ids=["unknown-symbol", "zero", "negative", "nan", "not-a-number", "off-tick", "limit-no-price",
+         "bad-type", "bad-tif", "post-only", "stop-no-trigger", "bad-side", "trigger-off-tick",
+         "sl-off-tick", "bad-client-id", "below-min-size"],
+)
+async def test_bad_input_never_reaches_the_broker(ex, order_messages, args, error) -> None:
+    with pytest.raises(error):
+        await run(ex.create_order(*args))
+    assert order_messages == []
+
+
+async def test_fills_are_reported_once_each(ex) -> None:
+    order = await run(ex.create_order("AMZN/USD", "market", "buy", 2))
+    trades = [t for t in await run(ex.fetch_my_trades("AMZN/USD")) if t["order"] == order["id"]]
+    for trade in trades:
+        check_trade(ex, trade, "AMZN/USD")
+    assert sum(t["amount"] for t in trades) == 2 and len({t["id"] for t in trades}) == len(trades)
+    await run(ex.create_order("AMZN/USD", "market", "sell", 2))

@@ -1,0 +1,221 @@
+"""The Capital.com fault matrix: 429, 5xx, expired sessions and connections dropped mid-request.
+
+Capital has no client order id (capital-api.md §4): the journal maps our clientOrderId to the
+``dealReference``, and a deal whose answer was lost must be found again, never re-sent. Each scenario
+drives the async ccxt API against ``capital_sim``, injects one fault with ``capital_sim.faults``,
+waits for the adapter to be connected and reconciled (``supervisor.wait_ready``, event-driven), then
+asserts the invariants: no duplicate deal (and no deal the journal does not own), every fill once
+with its fee (0: Capital is spread-only), the bot saw a correct order or a ccxt exception, and the
+journal agrees with the broker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Iterator
+from pathlib import Path
+from typing import Any
+
+import ccxt
+import pytest
+
+from ccxt_capital.async_support import CapitalTrader
+from ccxt_capital.sim import CapitalSimulator
+from normalization.runtime.journal import OrderJournal
+
+from .brokers import assert_invariants, capital_config, capital_placements, capital_truth, capital_unowned
+
+pytestmark = pytest.mark.capital_sim(rate_limits="off")
+
+CCXT_STATUSES = {"open", "closed", "canceled", "rejected", "expired"}
+
+
+@pytest.fixture
+async def exchange(capital_sim: CapitalSimulator, journal_path: Path) -> AsyncIterator[CapitalTrader]:
+    ex = CapitalTrader(capital_config(capital_sim, journal_path))
+    try:
+        await ex.load_markets()
+        yield ex
+    finally:
+        await ex.close()
+
+
+@pytest.fixture
+def journal(journal_path: Path, exchange: CapitalTrader, capital_sim: CapitalSimulator) -> Iterator[OrderJournal]:
+    account = capital_sim.accounts[0]
+    with OrderJournal(journal_path, exchange="capitalcom", account=account) as view:
+        yield view
+
+
+async def outcome(call: Awaitable[Any]) -> Any:
+    try:
+        return await call
+    except ccxt.BaseError as error:
+        return error
+
+
+def assert_bot_saw_a_correct_order_or_an_exception(result: Any, cid: str, truth_status: str | None) -> None:
+    if isinstance(result, ccxt.BaseError):
+        return
+    assert isinstance(result, dict), result
+    assert result["clientOrderId"] == cid and result["status"] in CCXT_STATUSES
+    if result["status"] != "open":
+        assert result["status"] == truth_status, (result["status"], truth_status)
+
+
+async def settled(ex: CapitalTrader) -> None:
+    """Connected and reconciled: any reconnect the fault caused has run its healing hooks."""
+    await ex.supervisor.wait_ready(10)
+
+
+def check(tally: Any, name: str, sim: CapitalSimulator, journal: OrderJournal, cids: list[str]) -> None:
+    orders, fills = capital_truth(sim, journal)
+    unowned = capital_unowned(sim, journal)
+    assert_invariants(tally, "capitalcom", name, journal, orders, fills, client_order_ids=cids,
+                      extra_duplicates=len(unowned))
+    sim.check_books()
+
+
+async def buy(ex: CapitalTrader, cid: str, amount: float = 1) -> Any:
+    return await outcome(ex.create_order("AAPL/USD", "market", "buy", amount, None, {"clientOrderId": cid}))
+
+
+# ----------------------------------------------------------------------------- broker answers
+
+
+async def test_429_on_placement_books_nothing_or_places_once(
+    exchange: CapitalTrader, capital_sim: CapitalSimulator, journal: OrderJournal, tally: Any
+) -> None:
+    capital_sim.faults.too_many_requests(method="POST", path="/positions")
+    result = await buy(exchange, "cap-429")
+    deals = len(capital_placements(capital_sim))
+    if isinstance(result, ccxt.BaseError):
+        assert isinstance(result, ccxt.RateLimitExceeded), result
+        assert deals == 0
+    else:
+        assert result["status"] == "closed" and deals == 1
+    await settled(exchange)
+    check(tally, "429 on placement", capital_sim, journal, ["cap-429"])
+
+
+async def test_5xx_on_placement_is_resolved_without_a_duplicate(
+    exchange: CapitalTrader, capital_sim: CapitalSimulator, journal: OrderJournal, tally: Any
+) -> None:
+    capital_sim.faults.fail(503, "error.service.unavailable", method="POST", path="/positions")
+    result = await buy(exchange, "cap-503")
+    assert_bot_saw_a_correct_order_or_an_exception(result, "cap-503", None)
+    if isinstance(result, ccxt.BaseError):
+        assert isinstance(result, ccxt.ExchangeNotAvailable), result
+    await settled(exchange)
+    assert capital_placements(capital_sim) == {}
+    row = journal.get("cap-503")
+    assert row is None or row.state == "rejected"
+    check(tally, "5xx on placement", capital_sim, journal, ["cap-503"])
+
+
+async def test_5xx_on_the_confirm_after_booking_is_adopted(
+    exchange: CapitalTrader, capital_sim: CapitalSimulator, journal: OrderJournal, tally: Any
+) -> None:
+    capital_sim.faults.fail(500, method="GET", path="/confirms", times=2)
+    result = await buy(exchange, "cap-confirm-500")
+    assert_bot_saw_a_correct_order_or_an_exception(result, "cap-confirm-500", "closed")
+    await settled(exchange)
+    order = await exchange.fetch_order("cap-confirm-500", "AAPL/USD")
+    assert order["status"] == "closed" and order["filled"] == 1
+    assert len(capital_placements(capital_sim)) == 1
+    check(tally, "5xx on confirm after booking", capital_sim, journal, ["cap-confirm-500"])
+
+
+async def test_expired_session_on_placement_is_sent_once(
+    exchange: CapitalTrader, capital_sim: CapitalSimulator, journal: OrderJournal, tally: Any
+) -> None:
+    capital_sim.faults.expire_session(method="POST", path="/positions")  # 401: not booked
+    order = await buy(exchange, "cap-401")
+    assert not isinstance(order, ccxt.BaseError), order
+    assert order["status"] == "closed" and len(capital_placements(capital_sim)) == 1
+    capital_sim.faults.expire_sessions_now()  # and once more between two calls
+    assert (await exchange.fetch_order("cap-401", "AAPL/USD"))["status"] == "closed"
+    await settled(exchange)
+    check(tally, "expired session", capital_sim, journal, ["cap-401"])
+
+
+# ------------------------------------------------------------------------ dropped mid-request
+
+
+async def test_dropped_before_booking_is_resolved_rejected_and_never_resent(
+    exchange: CapitalTrader, capital_sim: CapitalSimulator, journal: OrderJournal, tally: Any
+) -> None:
+    capital_sim.faults.drop(method="POST", path="/positions")
+    result = await buy(exchange, "cap-drop-before")
+    assert_bot_saw_a_correct_order_or_an_exception(result, "cap-drop-before", None)
+    await settled(exchange)
+    assert capital_placements(capital_sim) == {}
+    row = journal.get("cap-drop-before")
+    assert row is not None and row.state == "rejected"
+    assert (await exchange.fetch_order("cap-drop-before", "AAPL/USD"))["status"] == "rejected"
+    again = await buy(exchange, "cap-drop-before")
+    assert isinstance(again, ccxt.BaseError) or again["status"] == "rejected"
+    assert capital_placements(capital_sim) == {}, "an order whose outcome was unknown is never re-sent"
+    check(tally, "dropped before booking", capital_sim, journal, ["cap-drop-before"])
+
+
+async def test_dropped_after_booking_is_found_and_adopted(
+    exchange: CapitalTrader, capital_sim: CapitalSimulator, journal: OrderJournal, tally: Any
+) -> None:
+    capital_sim.faults.drop(after=True, method="POST", path="/positions")
+    result = await buy(exchange, "cap-drop-after", 2)
+    assert_bot_saw_a_correct_order_or_an_exception(result, "cap-drop-after", "closed")
+    await settled(exchange)
+    order = await exchange.fetch_order("cap-drop-after", "AAPL/USD")
+    assert order["status"] == "closed" and order["filled"] == 2
+    again = await buy(exchange, "cap-drop-after", 2)  # the bot retries: it gets the first order back
+    assert not isinstance(again, ccxt.BaseError) and again["status"] == "closed"
+    assert len(capital_placements(capital_sim)) == 1
+    check(tally, "dropped after booking", capital_sim, journal, ["cap-drop-after"])
+
+
+async def test_working_order_dropped_after_booking_then_cancelled(
+    exchange: CapitalTrader, capital_sim: CapitalSimulator, journal: OrderJournal, tally: Any
+) -> None:
+    quote = capital_sim.quote("AAPL")
+    price = round(quote.bid * 0.8, 2)
+    capital_sim.faults.drop(after=True, method="POST", path="/workingorders")
+    result = await outcome(
+        exchange.create_order("AAPL/USD", "limit", "buy", 1, price, {"clientOrderId": "cap-limit-drop"})
+    )
+    assert_bot_saw_a_correct_order_or_an_exception(result, "cap-limit-drop", "open")
+    await settled(exchange)
+    assert (await exchange.fetch_order("cap-limit-drop", "AAPL/USD"))["status"] == "open"
+    canceled = await exchange.cancel_order("cap-limit-drop", "AAPL/USD")
+    assert canceled["status"] == "canceled"
+    assert len(capital_placements(capital_sim)) == 1
+    check(tally, "working order dropped after booking", capital_sim, journal, ["cap-limit-drop"])
+
+
+async def test_dropped_confirm_read_is_retried_safely(
+    exchange: CapitalTrader, capital_sim: CapitalSimulator, journal: OrderJournal, tally: Any
+) -> None:
+    capital_sim.faults.drop(after=True, method="GET", path="/confirms")
+    order = await buy(exchange, "cap-confirm-drop")
+    assert_bot_saw_a_correct_order_or_an_exception(order, "cap-confirm-drop", "closed")
+    await settled(exchange)
+    assert (await exchange.fetch_order("cap-confirm-drop", "AAPL/USD"))["status"] == "closed"
+    assert len(capital_placements(capital_sim)) == 1
+    check(tally, "connection dropped on confirm read", capital_sim, journal, ["cap-confirm-drop"])
+
+
+async def test_calls_fail_fast_while_reconnecting(
+    exchange: CapitalTrader, capital_sim: CapitalSimulator, journal: OrderJournal, tally: Any
+) -> None:
+    # Every request dropped: the adapter loses the broker, fails fast, and recovers once it answers.
+    capital_sim.faults.drop(path="/", times=1_000)
+    first = await outcome(exchange.fetch_balance())
+    assert isinstance(first, ccxt.NetworkError), first
+    await exchange.supervisor.wait_for(lambda s: s.state != "connected", 5)
+    second = await outcome(buy(exchange, "cap-outage"))
+    assert isinstance(second, ccxt.NetworkError), second
+    capital_sim.faults.clear()
+    await settled(exchange)
+    assert capital_placements(capital_sim) == {}
+    order = await buy(exchange, "cap-after-outage")
+    assert not isinstance(order, ccxt.BaseError) and order["status"] == "closed"
+    check(tally, "broker unreachable, then back", capital_sim, journal, ["cap-outage", "cap-after-outage"])

@@ -1,0 +1,330 @@
+"""The IB fault matrix: every way a TWS connection fails around an order, driven by the fake TWS.
+
+Each scenario runs an unmodified-bot flow through the async ccxt API (``ccxt_ibkr.async_support``)
+against ``ib_sim``, injects one fault, waits on the adapter's own connection events (never sleeps),
+and then asserts the four invariants of :mod:`normalization.runtime.invariants`:
+
+* no duplicate order at the broker (one IB order per clientOrderId / ``orderRef``);
+* every fill recorded exactly once in the journal, with its commission;
+* the bot saw either a correct order or a ccxt exception;
+* journal and broker agree (nothing left ``sent_unknown``).
+
+Waiting without races: a drop is followed by a reconnect that may complete before the test looks,
+so scenarios wait on ``supervisor.reconnects`` growing, or hold the "gateway" down by marking the
+clientId busy (TWS answers 326) until the test has made its calls.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Iterator
+from pathlib import Path
+from typing import Any
+
+import ccxt
+import pytest
+
+from ccxt_ibkr._ib import ib_lib
+from ccxt_ibkr.async_support import IBTrader
+from ccxt_ibkr.sim import ACKED, BEFORE, BOOKED, IBSimulator
+from ccxt_ibkr.sim.testing import eventually
+from normalization.runtime.journal import OrderJournal
+from normalization.runtime.supervisor import CONNECTED, DISCONNECTED, MAINTENANCE, OUTAGE
+
+from .brokers import IB_ACCOUNT, assert_invariants, ib_options, ib_orders_with_ref, ib_truth
+
+CLIENT_ID = 7
+FAIL_FAST = 1.0  # seconds: a call during an outage must fail well before any request timeout
+CCXT_STATUSES = {"open", "closed", "canceled", "rejected", "expired"}
+
+
+@pytest.fixture
+async def exchange(ib_sim: IBSimulator, journal_path: Path) -> AsyncIterator[IBTrader]:
+    ex = IBTrader({"options": ib_options(ib_sim, journal_path, CLIENT_ID)})
+    try:
+        await ex.load_markets()
+        yield ex
+    finally:
+        ib_sim.mark_client_id_in_use(CLIENT_ID, False)
+        await ex.close()
+
+
+@pytest.fixture
+def journal(journal_path: Path, exchange: IBTrader) -> Iterator[OrderJournal]:
+    """The test's own view of the journal file (a second connection, as another process would have)."""
+    with OrderJournal(journal_path, exchange="ibkr", account=IB_ACCOUNT) as view:
+        yield view
+
+
+async def outcome(call: Awaitable[Any]) -> Any:
+    """The order a call returned, or the ccxt exception it raised (anything else fails the test)."""
+    try:
+        return await call
+    except ccxt.BaseError as error:
+        return error
+
+
+def assert_bot_saw_a_correct_order_or_an_exception(result: Any, cid: str, truth_status: str | None) -> None:
+    if isinstance(result, ccxt.BaseError):
+        return
+    assert isinstance(result, dict), result
+    assert result["clientOrderId"] == cid and result["status"] in CCXT_STATUSES
+    if result["status"] != "open":
+        # A terminal status must be the truth; "open" is the honest answer while the outcome is unknown.
+        assert result["status"] == truth_status, (result["status"], truth_status)
+
+
+async def reconnected(ex: IBTrader, before: int, timeout: float = 10.0) -> None:
+    """Wait until the adapter has reconnected (again) and reconciled."""
+    await ex.supervisor.wait_for(
+        lambda s: s.reconnects > before and s.state == CONNECTED and not s.healing, timeout
+    )
+
+
+async def held_down(ex: IBTrader, sim: IBSimulator, states: tuple[str, ...] = (DISCONNECTED,)) -> None:
+    """Drop the connection and keep the gateway refusing this clientId until ``released``."""
+    sim.mark_client_id_in_use(CLIENT_ID)
+    sim.drop_client(CLIENT_ID)
+    await ex.supervisor.wait_for(lambda s: s.state in states and s.attempts >= 1, 10)
+
+
+def check(tally: Any, name: str, sim: IBSimulator, journal: OrderJournal, cids: list[str]) -> None:
+    for cid in cids:
+        assert len(ib_orders_with_ref(sim, cid)) <= 1, f"{cid} placed more than once"
+    orders, fills = ib_truth(sim)
+    assert_invariants(tally, "ibkr", name, journal, orders, fills, client_order_ids=cids)
+    sim.check_ledger()
+
+
+async def fetched(ex: IBTrader, cid: str) -> dict[str, Any]:
+    return await ex.fetch_order(cid, "AAPL/USD", {"clientOrderId": cid})
+
+
+# ----------------------------------------------------------------------------- connection drops
+
+
+async def test_dropped_before_send_fails_fast_and_the_retry_places_once(
+    exchange: IBTrader, ib_sim: IBSimulator, journal: OrderJournal, tally: Any
+) -> None:
+    await held_down(exchange, ib_sim)
+    started = time.monotonic()
+    result = await outcome(exchange.create_order("AAPL/USD", "market", "buy", 10, None, {"clientOrderId": "ib-pre"}))
+    assert isinstance(result, ccxt.NetworkError), result
+    assert time.monotonic() - started < FAIL_FAST
+    assert ib_orders_with_ref(ib_sim, "ib-pre") == []
+    row = journal.get("ib-pre")
+    assert row is None or row.state == "rejected", "an unsent order must not be left for reconciliation to guess"
+    before = exchange.supervisor.reconnects
+    ib_sim.mark_client_id_in_use(CLIENT_ID, False)
+    await reconnected(exchange, before)
+    # The bot retries with the same clientOrderId: provably never sent, so it is placed now, once.
+    order = await exchange.create_order("AAPL/USD", "market", "buy", 10, None, {"clientOrderId": "ib-pre"})
+    assert order["status"] == "closed" and order["filled"] == 10
+    check(tally, "dropped before send", ib_sim, journal, ["ib-pre"])
+
+
+async def test_lost_in_transit_is_resolved_rejected_and_never_resent(
+    exchange: IBTrader, ib_sim: IBSimulator, journal: OrderJournal, tally: Any
+) -> None:
+    ib_sim.drop_on_order(BEFORE, order_ref="ib-transit")
+    before = exchange.supervisor.reconnects
+    result = await outcome(
+        exchange.create_order("AAPL/USD", "limit", "buy", 10, 150.0, {"clientOrderId": "ib-transit"})
+    )
+    assert_bot_saw_a_correct_order_or_an_exception(result, "ib-transit", None)
+    await reconnected(exchange, before)
+    assert ib_orders_with_ref(ib_sim, "ib-transit") == []
+    row = journal.get("ib-transit")
+    assert row is not None and row.state == "rejected" and "absent" in (row.reason or "")
+    assert (await fetched(exchange, "ib-transit"))["status"] == "rejected"
+    # Placing it again returns the first (rejected) order or raises: it is never sent a second time.
+    again = await outcome(
+        exchange.create_order("AAPL/USD", "limit", "buy", 10, 150.0, {"clientOrderId": "ib-transit"})
+    )
+    assert isinstance(again, ccxt.BaseError) or again["status"] == "rejected"
+    assert ib_orders_with_ref(ib_sim, "ib-transit") == []
+    check(tally, "dropped after send, before booking", ib_sim, journal, ["ib-transit"])
+
+
+async def test_dropped_after_send_before_ack_is_adopted_with_its_fill(
+    exchange: IBTrader, ib_sim: IBSimulator, journal: OrderJournal, tally: Any
+) -> None:
+    ib_sim.drop_on_order(BOOKED, order_ref="ib-booked")  # booked and filled; the client hears nothing
+    before = exchange.supervisor.reconnects
+    result = await outcome(exchange.create_order("AAPL/USD", "market", "buy", 10, None, {"clientOrderId": "ib-booked"}))
+    assert_bot_saw_a_correct_order_or_an_exception(result, "ib-booked", "closed")
+    await reconnected(exchange, before)
+    order = await fetched(exchange, "ib-booked")
+    assert order["status"] == "closed" and order["filled"] == 10
+    row = journal.get("ib-booked")
+    assert row is not None and row.state == "closed" and row.perm_id
+    check(tally, "dropped after send, before ack", ib_sim, journal, ["ib-booked"])
+
+
+async def test_dropped_after_ack_keeps_the_working_order_and_can_cancel_it(
+    exchange: IBTrader, ib_sim: IBSimulator, journal: OrderJournal, tally: Any
+) -> None:
+    ib_sim.drop_on_order(ACKED, order_ref="ib-acked")
+    before = exchange.supervisor.reconnects
+    result = await outcome(
+        exchange.create_order("AAPL/USD", "limit", "buy", 10, 100.0, {"clientOrderId": "ib-acked"})
+    )
+    assert_bot_saw_a_correct_order_or_an_exception(result, "ib-acked", "open")
+    await reconnected(exchange, before)
+    assert (await fetched(exchange, "ib-acked"))["status"] == "open"
+    canceled = await exchange.cancel_order("ib-acked", "AAPL/USD", {"clientOrderId": "ib-acked"})
+    assert canceled["status"] == "canceled"
+    check(tally, "dropped after ack", ib_sim, journal, ["ib-acked"])
+
+
+async def test_dropped_between_two_partial_fills_records_each_fill_once(
+    exchange: IBTrader, ib_sim: IBSimulator, journal: OrderJournal, tally: Any
+) -> None:
+    ib_sim.set_liquidity(4, symbol="AAPL")
+    first = await exchange.create_order("AAPL/USD", "market", "buy", 10, None, {"clientOrderId": "ib-partial"})
+    assert first["status"] == "open" and first["filled"] == 4
+    await held_down(exchange, ib_sim)
+    ib_sim.advance(60)  # the second partial fill happens while we are away
+    before = exchange.supervisor.reconnects
+    ib_sim.mark_client_id_in_use(CLIENT_ID, False)
+    await reconnected(exchange, before)
+    ib_sim.advance(60)  # the last one arrives live
+    await eventually(lambda: (journal.get("ib-partial") or first).state == "closed")  # type: ignore[union-attr]
+    order = await fetched(exchange, "ib-partial")
+    assert order["status"] == "closed" and order["filled"] == 10
+    trades = await exchange.fetch_my_trades("AAPL/USD")
+    assert sorted(t["amount"] for t in trades) == [2, 4, 4]
+    assert all(t["fee"] and t["fee"]["cost"] > 0 for t in trades)
+    assert len({t["id"] for t in trades}) == 3
+    check(tally, "dropped between two partial fills", ib_sim, journal, ["ib-partial"])
+
+
+async def test_dropped_before_the_commission_report_still_books_the_fee(
+    exchange: IBTrader, ib_sim: IBSimulator, journal: OrderJournal, tally: Any
+) -> None:
+    ib_sim.drop_commission_reports(1)  # the execution arrives; its commissionReport never does
+    order = await exchange.create_order("AAPL/USD", "market", "buy", 10, None, {"clientOrderId": "ib-fee"})
+    assert order["status"] == "closed"
+    (fill,) = journal.fills("ib-fee")
+    assert fill.fee_cost is None, "the fee cannot be known yet"
+    before = exchange.supervisor.reconnects
+    ib_sim.drop_client(CLIENT_ID)  # the connection dies before the report
+    await reconnected(exchange, before)
+    (fill,) = journal.fills("ib-fee")
+    assert fill.fee_cost == 1.0 and fill.fee_currency == "USD"
+    (trade,) = await exchange.fetch_my_trades("AAPL/USD")
+    assert trade["fee"] == {"cost": 1.0, "currency": "USD"}
+    check(tally, "dropped before the commission report", ib_sim, journal, ["ib-fee"])
+
+
+# --------------------------------------------------------------------- gateway and IB-side events
+
+
+async def test_gateway_restart_is_maintenance_then_reconciles(
+    ib_sim: IBSimulator, journal_path: Path, tally: Any
+) -> None:
+    options = ib_options(ib_sim, journal_path, CLIENT_ID, maintenanceWindows=["00:00-23:59:59 UTC"])
+    ex = IBTrader({"options": options})
+    try:
+        await ex.load_markets()
+        working = await ex.create_order("AAPL/USD", "limit", "buy", 10, 100.0, {"clientOrderId": "ib-restart"})
+        assert working["status"] == "open"
+        ib_sim.mark_client_id_in_use(CLIENT_ID)  # the gateway comes back slowly: this client is refused
+        ib_sim.restart_gateway()
+        await ex.supervisor.wait_for(lambda s: s.state == MAINTENANCE and s.attempts >= 1, 10)
+        started = time.monotonic()
+        for call in (
+            ex.create_order("AAPL/USD", "market", "buy", 1, None, {"clientOrderId": "ib-during"}),
+            ex.fetch_ticker("AAPL/USD"),
+            ex.cancel_order("ib-restart", "AAPL/USD", {"clientOrderId": "ib-restart"}),
+        ):
+            with pytest.raises(ccxt.OnMaintenance):
+                await call
+        assert time.monotonic() - started < FAIL_FAST
+        before = ex.supervisor.reconnects
+        ib_sim.mark_client_id_in_use(CLIENT_ID, False)
+        await reconnected(ex, before)
+        assert (await ex.fetch_order("ib-restart", "AAPL/USD", {"clientOrderId": "ib-restart"}))["status"] == "open"
+        with OrderJournal(journal_path, exchange="ibkr", account=IB_ACCOUNT) as journal:
+            check(tally, "gateway restart", ib_sim, journal, ["ib-restart"])
+            assert journal.get("ib-during") is None
+    finally:
+        ib_sim.mark_client_id_in_use(CLIENT_ID, False)
+        await ex.close()
+
+
+async def test_1100_fails_fast_and_1101_resubscribes_and_reconciles(
+    exchange: IBTrader, ib_sim: IBSimulator, journal: OrderJournal, tally: Any
+) -> None:
+    ticker = exchange.transport.stream(ib_lib.Stock("AAPL", "SMART", "USD"))
+    assert ticker is not None
+
+    def subscriptions() -> int:
+        return sum(len(s.mkt) for s in ib_sim.sessions if s.client_id == CLIENT_ID and s.ready and not s.closed)
+
+    await eventually(lambda: subscriptions() == 1)
+    working = await exchange.create_order("AAPL/USD", "limit", "buy", 10, 100.0, {"clientOrderId": "ib-1100"})
+    ib_sim.start_outage()
+    await exchange.supervisor.wait_for(lambda s: s.state == OUTAGE, 5)
+    started = time.monotonic()
+    for call in (
+        exchange.create_order("AAPL/USD", "market", "buy", 1, None, {"clientOrderId": "ib-in-outage"}),
+        exchange.fetch_ticker("AAPL/USD"),
+        exchange.cancel_order(working["id"], "AAPL/USD"),
+    ):
+        with pytest.raises(ccxt.ExchangeNotAvailable):
+            await call
+    assert time.monotonic() - started < FAIL_FAST
+    assert ib_orders_with_ref(ib_sim, "ib-in-outage") == []
+    ib_sim.end_outage(data_lost=True)  # 1101: every market-data line was dropped
+    await exchange.supervisor.wait_for(lambda s: s.state == CONNECTED and not s.healing, 5)
+    await eventually(lambda: subscriptions() == 1)
+    assert (await exchange.fetch_ticker("AAPL/USD"))["symbol"] == "AAPL/USD"
+    check(tally, "1100 then 1101", ib_sim, journal, ["ib-1100"])
+
+
+async def test_1102_reconciles_fills_that_happened_during_the_outage(
+    exchange: IBTrader, ib_sim: IBSimulator, journal: OrderJournal, tally: Any
+) -> None:
+    ib_sim.set_liquidity(4, symbol="AAPL")
+    first = await exchange.create_order("AAPL/USD", "market", "buy", 10, None, {"clientOrderId": "ib-1102"})
+    assert first["filled"] == 4
+    ib_sim.start_outage()
+    await exchange.supervisor.wait_for(lambda s: s.state == OUTAGE, 5)
+    ib_sim.advance(120)  # the rest fills while IB's side is away
+    ib_sim.end_outage(data_lost=False)  # 1102: data maintained, but executions must be re-checked
+    await exchange.supervisor.wait_for(lambda s: s.state == CONNECTED and not s.healing, 5)
+    exchange.supervisor.ensure_usable("execution")
+    order = await fetched(exchange, "ib-1102")
+    assert order["status"] == "closed" and order["filled"] == 10
+    check(tally, "1100 then 1102", ib_sim, journal, ["ib-1102"])
+
+
+async def test_client_id_in_use_fails_at_once_then_connects(
+    ib_sim: IBSimulator, journal_path: Path, tally: Any
+) -> None:
+    ib_sim.mark_client_id_in_use(CLIENT_ID)
+    ex = IBTrader({"options": ib_options(ib_sim, journal_path, CLIENT_ID, connectTimeout=10.0)})
+    try:
+        started = time.monotonic()
+        with pytest.raises(ccxt.AuthenticationError, match="326|clientId"):
+            await ex.load_markets()
+        assert time.monotonic() - started < 5.0, "326 must not cost the whole connect timeout"
+        ib_sim.mark_client_id_in_use(CLIENT_ID, False)
+        await ex.load_markets(reload=True)
+        order = await ex.create_order("AAPL/USD", "market", "buy", 1, None, {"clientOrderId": "ib-326"})
+        assert order["status"] == "closed"
+        with OrderJournal(journal_path, exchange="ibkr", account=IB_ACCOUNT) as journal:
+            check(tally, "clientId in use (326)", ib_sim, journal, ["ib-326"])
+    finally:
+        ib_sim.mark_client_id_in_use(CLIENT_ID, False)
+        await ex.close()
+
+
+async def test_same_client_order_id_twice_is_one_order(
+    exchange: IBTrader, ib_sim: IBSimulator, journal: OrderJournal, tally: Any
+) -> None:
+    first = await exchange.create_order("AAPL/USD", "limit", "buy", 3, 100.0, {"clientOrderId": "ib-twice"})
+    second = await exchange.create_order("AAPL/USD", "limit", "buy", 3, 100.0, {"clientOrderId": "ib-twice"})
+    assert second["id"] == first["id"] and second["status"] == "open"
+    check(tally, "same clientOrderId placed twice", ib_sim, journal, ["ib-twice"])

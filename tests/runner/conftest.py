@@ -1,0 +1,100 @@
+"""Fixtures for the runner tests: both simulators, an isolated environment, and request counters.
+
+Every test gets a private journal directory, cache directory and an environment without ``IB_*``,
+``CAPITAL_*`` or ``ACTIVE_EXCHANGE`` (so a developer's own settings never leak into a test).
+
+``count_ib_history(sim)`` / ``count_capital_prices(sim)`` count the historical-bar requests *the
+simulator* serves -- the only honest way to prove a cached re-run asks the broker nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ccxt_capital.sim.testing import capital_sim, pytest_configure  # noqa: F401
+from ccxt_ibkr.sim.testing import ib_sim  # noqa: F401
+
+_PREFIXES = ("IB_", "CAPITAL_", "ACTIVE_EXCHANGE", "CLIENT_ORDER_PREFIX", "CCXT_BROKERS_")
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """No broker settings from the developer's shell; journals and bar caches under ``tmp_path``."""
+    for name in list(os.environ):
+        if name.startswith(_PREFIXES):
+            monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.setenv("CCXT_BROKERS_CACHE_DIR", str(tmp_path / "default-cache"))
+    monkeypatch.setenv("CCXT_BROKERS_PROGRESS", "0")
+    return tmp_path
+
+
+class Counter:
+    """Counts calls to one simulator method (installed on the instance, removed afterwards)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def reset(self) -> None:
+        self.calls = 0
+
+
+def _wrap(owner: Any, name: str, counter: Counter) -> Callable[[], None]:
+    original = getattr(owner, name)
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        counter.calls += 1
+        return original(*args, **kwargs)
+
+    setattr(owner, name, counted)
+    return lambda: setattr(owner, name, original)
+
+
+@pytest.fixture
+def ib_history_counter(ib_sim: Any) -> Iterator[Counter]:
+    """Historical-data requests the IB simulator answers (one ``MarketData.bars`` call each).
+
+    Also relaxes the simulator's pacing to IB's own rule for bars of a minute and more (no hard
+    limits): the simulated clock is frozen, so five requests in a test would otherwise count as five
+    within two seconds. The adapter's own pacer still runs, in real time.
+    """
+    ib_sim.pacer.strict = False
+    counter = Counter()
+    restore = _wrap(ib_sim.market, "bars", counter)
+    yield counter
+    restore()
+
+
+@pytest.fixture
+def capital_price_counter(capital_sim: Any) -> Iterator[Counter]:
+    """``GET /prices/{epic}`` requests the Capital.com simulator receives (its fault plan sees every
+    request's method and path first, so counting there counts what arrived on the wire)."""
+    counter = Counter()
+    faults = capital_sim.broker.faults
+    original = faults.take
+
+    def take(method: str, path: str) -> Any:
+        if method == "GET" and path.startswith("/prices/"):
+            counter.calls += 1
+        return original(method, path)
+
+    faults.take = take
+    yield counter
+    faults.take = original
+
+
+def sim_sleep(sim: Any) -> Callable[[float], Any]:
+    """An async sleep that advances the simulator's clock instead of waiting."""
+
+    async def sleep(seconds: float) -> None:
+        if seconds > 0:
+            sim.advance(seconds)
+        await asyncio.sleep(0)
+
+    return sleep
