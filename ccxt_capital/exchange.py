@@ -24,6 +24,7 @@ Choices a bot can rely on (see also the README):
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import math
 import time
@@ -219,6 +220,8 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
         self._retired: list[CapitalTransport] = []
         self._journal: OrderJournal | None = None
         self._journal_owned = False
+        self._inflight: set[str] = set()
+        self._last_lookup_ambiguous = False
         self._live = False
         super().__init__(config or {})
         self.timeout_on_exit = 0  # no aiohttp session to drain; close() need not sleep
@@ -299,6 +302,8 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
             option = self.options.get("journal", USE_DEFAULT)
             self._journal = open_journal(option, exchange=self.id, account=account)
             self._journal_owned = not isinstance(option, OrderJournal)
+            if self._journal_owned:
+                self._journal.now_ms = self._now_ms  # journal times on the same clock as the broker's
         return self._journal
 
     async def close(self) -> None:
@@ -370,7 +375,8 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
         return out
 
     async def _market(self, symbol: str) -> dict[str, Any]:
-        await self.load_markets()
+        if not self.markets:  # ccxt's load_markets is a coroutine with bookkeeping; skip it once loaded
+            await self.load_markets()
         return self.market(symbol)
 
     # ================================================================== market data
@@ -439,7 +445,10 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
         source = resample_source(self.id, timeframe)
         if source is None:
             rows = await self._bars(market, timeframe, since, limit, price, until)
-            return self.filter_by_since_limit(rows, since, limit, 0, since is None)
+            # _bars already honours since and limit; slicing here is cheaper than ccxt's generic filter.
+            if limit is not None:
+                rows = rows[:limit] if since is not None else rows[-limit:]
+            return rows
         # Resampled timeframe (1M): fetch whole source buckets, then aggregate on calendar months.
         if since is None:
             months = limit or int(self.safe_integer(self.options, "ohlcvDefaultLimit", CAPITAL_MAX_BARS))
@@ -694,12 +703,13 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
         found_on_401: list[str] = []
 
         async def verify() -> bool:
-            # Capital authenticates before booking, so a 401 means "not booked"; check the books anyway.
+            # Capital authenticates before booking, so a 401 means "not booked"; check the books anyway,
+            # and re-send only if they show nothing that could be this deal.
             reference = await self._find_lost_deal(journal.get(client_order_id) or row)
             if reference is not None:
                 found_on_401.append(reference)
                 return False
-            return True
+            return not self._last_lookup_ambiguous
 
         async def send() -> Any:
             return await self._call("POST", path, body=body, kind="deal", verify=verify)
@@ -728,9 +738,11 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
             raise
         if reference is None:
             raise ccxt.BadResponse(f"{self.id} POST {path} answered without a dealReference")
-        journal.attach_ids(client_order_id, deal_reference=reference)
-        journal.update_status(client_order_id, "acknowledged")
-        return await self._settle(client_order_id, reference, market, kind, reduce_only, raise_rejected=True)
+        self._inflight.add(reference)
+        try:
+            return await self._settle(client_order_id, reference, market, kind, reduce_only, raise_rejected=True)
+        finally:
+            self._inflight.discard(reference)
 
     async def _confirm(self, reference: str, wait: bool = True) -> dict[str, Any] | None:
         """GET /confirms/{ref}, polled while it is not ready (404) for at most ``confirmTimeout`` seconds."""
@@ -753,11 +765,12 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
         confirm = await self._confirm(reference)
         if confirm is None:
             log.warning("%s: no confirm for %s within the timeout; reporting it open", self.id, reference)
+            journal.attach_ids(cid, deal_reference=reference)
+            journal.update_status(cid, "acknowledged")
             return self._journal_order(journal.get(cid))
         order = self.parse_confirm_order(confirm, market, kind if kind != "market" else None)
-        deal_id = self.safe_string(confirm, "dealId")
-        if deal_id:
-            journal.attach_ids(cid, deal_id=deal_id)
+        # One durable write for both ids (a crash before it is resolved from the activity history).
+        journal.attach_ids(cid, deal_reference=reference, deal_id=self.safe_string(confirm, "dealId"))
         if order["status"] == "rejected":
             reason = self.safe_string(confirm, "rejectReason") or "rejected"
             journal.update_status(cid, "rejected", confirm, reason=reason)
@@ -770,29 +783,56 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
         return order
 
     async def _find_lost_deal(self, row: JournalOrder) -> str | None:
-        """The dealReference of a deal we sent but never heard back from, from the activity history."""
+        """The dealReference of a deal we sent but never heard back from, from the activity history.
+
+        A match must be on the same epic and direction, for the same total size, booked after the
+        intent was recorded (on the broker's clock: the offset is measured with GET /time), and owned
+        by no other journaled order. Two or more matches are ambiguous: nothing is adopted (and a 401
+        is then not re-sent); the order stays unresolved until reconciliation.
+        """
+        self._last_lookup_ambiguous = False
         journal = await self._journal_ready()
         body = row.params.get("body") or {}
         try:
-            found = await self._call("GET", "/history/activity", params={"lastPeriod": 600, "detailed": "true"})
+            before = self._now_ms()
+            server_now = await self.fetch_time()
+            offset = (server_now or before) - (before + self._now_ms()) // 2
+            period = int(min(max((self._now_ms() - row.created) / 1000 + 120, 60), 86_400))
+            found = await self._call("GET", "/history/activity", params={"lastPeriod": period, "detailed": "true"})
         except ccxt.BaseError as error:
             log.warning("%s: cannot read the activity history to resolve %s: %s", self.id, row.client_order_id, error)
+            self._last_lookup_ambiguous = True
             return None
-        candidates = []
+        created = row.created + offset - 2_000  # a little slack for the clocks' resolution
+        groups: dict[str, list[dict[str, Any]]] = {}
         for entry in self.safe_list(found, "activities", []) or []:
             details = entry.get("details") or {}
             reference = details.get("dealReference")
             if not reference or entry.get("epic") != body.get("epic") or entry.get("source") not in ("USER", None):
                 continue
-            if details.get("direction") != body.get("direction"):
+            if details.get("direction") != body.get("direction") or reference in self._inflight:
                 continue
+            groups.setdefault(reference, []).append(entry)
+        candidates = []
+        for reference, entries in groups.items():
             owner = journal.find_by(deal_reference=reference)
-            if owner is not None and owner.client_order_id != row.client_order_id:
+            if owner is not None:
+                if owner.client_order_id == row.client_order_id:
+                    return reference
                 continue
-            candidates.append((self.parse_capital_date(entry.get("dateUTC") or entry.get("date")) or 0, reference))
-        if not candidates:
+            when = min(self.parse_capital_date(e.get("dateUTC") or e.get("date")) or 0 for e in entries)
+            if when < created:
+                continue
+            working = [e for e in entries if e.get("type") == "WORKING_ORDER"]
+            sizes = [float((e.get("details") or {}).get("size") or 0) for e in (working[:1] or entries)]
+            if abs(sum(sizes) - float(body.get("size") or 0)) > EPS:
+                continue
+            candidates.append(reference)
+        if len(candidates) > 1:
+            log.warning("%s: %d deals could be %s; not guessing", self.id, len(candidates), row.client_order_id)
+            self._last_lookup_ambiguous = True
             return None
-        return max(candidates)[1]
+        return candidates[0] if candidates else None
 
     def _journal_order(self, row: JournalOrder | None) -> dict[str, Any]:
         """What the journal alone knows, as a ccxt order (id = dealReference, else the clientOrderId)."""
@@ -832,9 +872,10 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
             market,
         )
 
-    async def _order_from_journal(self, row: JournalOrder) -> dict[str, Any]:
-        """The first order placed under a clientOrderId (the idempotent answer to a repeat)."""
-        if row.state == "rejected":
+    async def _order_from_journal(self, row: JournalOrder, raise_rejected: bool = True) -> dict[str, Any]:
+        """The first order placed under a clientOrderId (the idempotent answer to a repeat: a first
+        placement that was refused is refused again, with the same exception class)."""
+        if row.state == "rejected" and raise_rejected:
             raise capital_reject_exception(row.reason, exchange_id=self.id)
         if row.deal_reference is None and row.state == "sent_unknown":
             reference = await self._find_lost_deal(row)
@@ -890,7 +931,7 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
         await self.load_markets()
         row, reference, deal_id = await self._lookup(id)
         if row is not None and reference is None:
-            return await self._order_from_journal(row)
+            return await self._order_from_journal(row, raise_rejected=False)
         working_type = row.type if row is not None and row.type in ("limit", "stop") else None
         confirm = None
         if reference is None and id.startswith(("o_", "p_")):
@@ -1058,13 +1099,23 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
         earliest = now - int(self.safe_integer(self.options, "historyDays", 30)) * DAY_MS
         start = max(int(since), earliest)
         out: list[dict[str, Any]] = []
-        while start < now:
-            end = min(start + DAY_MS - 1000, now)
+        start = start // 1000 * 1000  # the API takes whole seconds: from rounds down ...
+        last = -(-now // 1000) * 1000  # ... and the last window's end rounds up, so nothing is cut off
+        while start <= last:
+            end = min(start + DAY_MS - 1000, last)
             body = await self._call("GET", "/history/activity", params={
-                "from": _capital_time(start), "to": _capital_time(end), "detailed": "true"})
+                "from": _capital_time(start), "to": _capital_time(end + 999), "detailed": "true"})
             out.extend(e for e in self.safe_list(body, "activities", []) or [] if isinstance(e, dict))
             start = end + 1000
-        return out
+        seen: set[tuple[Any, ...]] = set()
+        unique = []
+        for entry in out:  # a line on a window boundary may come twice
+            key = (entry.get("dateUTC"), entry.get("dealId"), entry.get("type"), json.dumps(entry.get("details"),
+                                                                                         sort_keys=True))
+            if key not in seen:
+                seen.add(key)
+                unique.append(entry)
+        return unique
 
     async def fetch_closed_orders(self, symbol: str | None = None, since: int | None = None, limit: int | None = None,
                                   params: dict[str, Any] = {}) -> list[dict[str, Any]]:
@@ -1089,9 +1140,10 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
                 continue
             order = self._with_journal(order, journal.find_by(deal_reference=reference))
             orders[order["id"]] = order
+        cutoff = since if since is not None else self._now_ms() - DAY_MS  # the same window as the history
         for row in journal.orders(frozenset({"closed", "canceled", "rejected", "expired"})):
             key = row.deal_reference or row.client_order_id
-            if key not in orders and (since is None or row.created >= since):
+            if key not in orders and row.created >= cutoff:
                 orders[key] = self._journal_order(row)
         result = sorted(orders.values(), key=lambda o: o.get("timestamp") or 0)
         return self.filter_by_symbol_since_limit(result, market["symbol"] if market else None, since, limit)

@@ -12,6 +12,7 @@ Capital reports times as zone-less ISO strings; the ``...UTC`` twins are used, r
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from ccxt.base.precise import Precise
@@ -43,6 +44,45 @@ LEDGER_TYPES = {
 }
 
 
+def _side(pair: Any, price: str) -> float | None:
+    """One bar price: the bid, the ask, or their mid (the default), from ``{"bid": .., "ask": ..}``."""
+    if not isinstance(pair, dict):
+        return None
+    bid, ask = pair.get("bid"), pair.get("ask")
+    if price == "bid" or ask is None:
+        return None if bid is None else float(bid)
+    if price == "ask" or bid is None:
+        return float(ask)
+    return round((bid + ask) / 2, 10)  # no float dust such as 128.32999999999998
+
+
+_DAY_MS: dict[str, int] = {}
+
+
+def _utc_ms(value: str) -> int | None:
+    """Fast path for ``YYYY-MM-DDTHH:MM:SS[.fff]`` (UTC): the day is parsed once and cached."""
+    if len(value) < 19 or value[10] != "T":
+        return None
+    day = value[:10]
+    base = _DAY_MS.get(day)
+    try:
+        if base is None:
+            base = int(datetime.fromisoformat(day).replace(tzinfo=timezone.utc).timestamp()) * 1000
+            if len(_DAY_MS) > 20_000:
+                _DAY_MS.clear()
+            _DAY_MS[day] = base
+        ms = base + (int(value[11:13]) * 3600 + int(value[14:16]) * 60 + int(value[17:19])) * 1000
+        tail = value[19:].removesuffix("Z")
+        if tail:
+            digits = tail[1:]
+            if tail[0] != "." or not digits.isdigit():
+                return None  # a zone offset or something else: the slow, general parser decides
+            ms += int(digits[:3].ljust(3, "0"))
+        return ms
+    except ValueError:
+        return None
+
+
 def _rule(rules: dict[str, Any], key: str) -> Any:
     value = rules.get(key)
     return value.get("value") if isinstance(value, dict) else value
@@ -60,11 +100,23 @@ class CapitalParsing(_Base):
     # ------------------------------------------------------------------ helpers
 
     def parse_capital_date(self, value: Any) -> int | None:
-        """``2024-03-05T15:00:00.000`` (UTC, no zone) -> epoch milliseconds."""
+        """``2024-03-05T15:00:00.000`` (UTC, no zone) -> epoch milliseconds.
+
+        ``datetime.fromisoformat`` first: it is ~20x faster than ccxt's regex-based ``parse8601``,
+        which matters for 10,000-bar downloads; anything it rejects goes to ``parse8601``.
+        """
         if not isinstance(value, str) or not value:
             return None
-        text = value if value.endswith("Z") else value + "Z"
-        return self.parse8601(text)
+        fast = _utc_ms(value)
+        if fast is not None:
+            return fast
+        try:
+            moment = datetime.fromisoformat(value[:-1] if value.endswith("Z") else value)
+        except ValueError:
+            return self.parse8601(value if value.endswith("Z") else value + "Z")
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=timezone.utc)
+        return int(moment.timestamp() * 1000)
 
     def market_by_epic(self, epic: str | None) -> dict[str, Any] | None:
         if not epic or not self.markets_by_id:
@@ -210,29 +262,17 @@ class CapitalParsing(_Base):
     #   "openPrice": {"bid": 184.07, "ask": 184.17}, "closePrice": {"bid": 184.14, "ask": 184.24},
     #   "highPrice": {...}, "lowPrice": {...}, "lastTradedVolume": 1474}, ...], "instrumentType": "SHARES"}
     def parse_ohlcv(self, ohlcv: Any, market: dict[str, Any] | None = None, price: str = "mid") -> list[Any]:
+        # Plain dict access here, not safe_*: a 10,000-bar download parses 10,000 of these.
         if isinstance(ohlcv, list):
             return super().parse_ohlcv(ohlcv, market)
-
-        def level(key: str) -> float | None:
-            pair = ohlcv.get(key) or {}
-            bid, ask = pair.get("bid"), pair.get("ask")
-            if price == "bid":
-                return None if bid is None else float(bid)
-            if price == "ask":
-                return None if ask is None else float(ask)
-            if bid is None or ask is None:
-                value = bid if ask is None else ask
-                return None if value is None else float(value)
-            return (float(bid) + float(ask)) / 2
-
-        timestamp = self.parse_capital_date(ohlcv.get("snapshotTimeUTC") or ohlcv.get("snapshotTime"))
+        volume = ohlcv.get("lastTradedVolume")
         return [
-            timestamp,
-            level("openPrice"),
-            level("highPrice"),
-            level("lowPrice"),
-            level("closePrice"),
-            self.safe_number(ohlcv, "lastTradedVolume"),
+            self.parse_capital_date(ohlcv.get("snapshotTimeUTC") or ohlcv.get("snapshotTime")),
+            _side(ohlcv.get("openPrice"), price),
+            _side(ohlcv.get("highPrice"), price),
+            _side(ohlcv.get("lowPrice"), price),
+            _side(ohlcv.get("closePrice"), price),
+            None if volume is None else float(volume),
         ]
 
     # ------------------------------------------------------------------ orders
@@ -576,9 +616,11 @@ class CapitalParsing(_Base):
             if base == code:
                 continue  # a holding in the account currency would double count the cash
             holding = self.account()
-            holding["total"] = size
-            holding["free"] = size
-            holding["used"] = "0"
+            if Precise.string_lt(size, "0"):
+                # A short CFD is owed, not held: ccxt's margin convention puts it in ``debt``.
+                holding.update({"total": "0", "free": "0", "used": "0", "debt": Precise.string_abs(size)})
+            else:
+                holding.update({"total": size, "free": size, "used": "0"})
             result[base] = holding
         return self.safe_balance(result)
 

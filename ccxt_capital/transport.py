@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -80,6 +81,38 @@ class SessionInfo:
     client_id: str | None
     accounts: tuple[dict[str, Any], ...]
     body: dict[str, Any]
+
+
+#: Header names whose values are secrets (compared lower-case).
+SECRET_HEADERS = ("cst", "x-security-token", "x-cap-api-key")
+_SECRET_HEADER_RE = re.compile(
+    r"""(\(b?['"](?:cst|x-security-token|x-cap-api-key)['"],\s*b?['"])[^'"]*(['"]\))""", re.IGNORECASE
+)
+
+
+class RedactSecretHeaders(logging.Filter):
+    """httpcore's DEBUG trace prints raw request and response headers, CST and tokens included.
+
+    Installed on httpcore's loggers at import, it rewrites those header values to ``[redacted]``
+    before any handler sees the record, so turning on DEBUG logging never leaks a session.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str) and _SECRET_HEADER_RE.search(record.msg):
+            record.msg = _SECRET_HEADER_RE.sub(r"\1[redacted]\2", record.msg)
+        if record.args:
+            text = record.getMessage()
+            if _SECRET_HEADER_RE.search(text):
+                record.msg, record.args = _SECRET_HEADER_RE.sub(r"\1[redacted]\2", text), None
+        return True
+
+
+_REDACTOR = RedactSecretHeaders()
+for _name in ("httpcore.http11", "httpcore.http2", "httpcore.connection", "httpcore.proxy", "httpcore.socks",
+              "httpx"):
+    _logger = logging.getLogger(_name)
+    if _REDACTOR not in _logger.filters:
+        _logger.addFilter(_REDACTOR)
 
 
 def _error_code(response: httpx.Response) -> str | None:

@@ -51,6 +51,7 @@ def add_connection_args(group: Any) -> None:
     group.add_argument("--exchange", dest="exchange_venue", help="default routing exchange (IB_EXCHANGE; SMART)")
     group.add_argument(
         "--symbols",
+        dest="universe",
         help="comma-separated universe to load as markets (e.g. AAPL/USD,EUR/USD); others resolve on use",
     )
     group.add_argument(
@@ -103,8 +104,14 @@ def build_config(args: argparse.Namespace, environ: dict[str, str] | None = None
         raise ConfigError(_with_flag_names(str(exc), args)) from None
     config = config_from_args(args, base)
     options = config["options"]
-    if getattr(args, "symbols", None):
-        options["symbols"] = [s.strip() for s in args.symbols.split(",") if s.strip()]
+    universe = [s.strip() for s in (getattr(args, "universe", None) or "").split(",") if s.strip()]
+    # IB has no market listing: the adapter loads its configured universe and resolves other symbols
+    # on first use. The shared commands look markets up after load_markets, so the symbols a command
+    # names join the universe.
+    named = [getattr(args, "symbol", None), *(getattr(args, "symbols", None) or [])]
+    universe += [s for s in named if isinstance(s, str) and s]
+    if universe:
+        options["symbols"] = list(dict.fromkeys([*options.get("symbols", []), *universe]))
     if getattr(args, "cache", None) is not None:
         options["ohlcvCache"] = args.cache
     return config

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import logging
 import math
 import time
 from decimal import Decimal, InvalidOperation
@@ -36,13 +37,17 @@ from ccxt.base.decimal_to_precision import TICK_SIZE
 from normalization import client_ids
 from normalization.errors import IB_BROAD, IB_EXACT, ib_exception
 from normalization.runtime.journal import USE_DEFAULT, JournalOrder, OrderJournal, open_journal
+from normalization.runtime.reconcile import BrokerFill, BrokerOrder, BrokerSnapshot, reconcile
 from normalization.runtime.safety import check_sandbox_switch, resolve_live
+from normalization.statuses import ib_order_status
 from normalization.symbols import ib_contract_to_symbol, symbol_to_ib_contract
 from normalization.timeframes import IB_BAR_SIZES, ib_bar_size, ib_duration_for, ib_max_duration_seconds
 
 from ._ib import IB_LIBRARY_NAME, Contract, Order, OrderStatus, Trade
-from .parsing import IBParsing, finite, to_ms
+from .parsing import IBParsing, effective_status, finite, to_ms
 from .transport import IBTransport
+
+log = logging.getLogger("ccxt_ibkr")
 
 PAPER_PORT = 7497
 LIVE_PORT = 7496
@@ -57,11 +62,15 @@ MAX_OHLCV_REQUESTS = 60  # one full IB pacing window; longer downloads belong to
 
 
 def _done(trade: Trade) -> bool:
-    return trade.orderStatus.status in DONE_STATES
+    return effective_status(trade) in DONE_STATES
+
+
+def _commissions_in(trade: Trade) -> bool:
+    return all(f.commissionReport is not None and f.commissionReport.currency for f in trade.fills)
 
 
 def _acknowledged(trade: Trade) -> bool:
-    return trade.orderStatus.status in ACK_STATES or _done(trade)
+    return effective_status(trade) in ACK_STATES or _done(trade)
 
 
 class IBTrader(IBParsing, ccxt.async_support.Exchange):
@@ -238,6 +247,9 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
         self._extra_symbols: list[str] = []
         self._cancel_requested: set[int] = set()
         self._reduce_only: set[str] = set()
+        self._live_refs: dict[str, str] = {}  # clientOrderId -> last ccxt status journaled
+        self._placing: set[str] = set()  # clientOrderIds between journal intent and IB's answer
+        self._cache: Any = None
 
     # ------------------------------------------------------------------ connection, sandbox
 
@@ -278,7 +290,7 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
     async def _ib(self) -> Any:
         return await self.transport.ensure()
 
-    def _after_connect(self) -> None:
+    async def _after_connect(self) -> None:
         transport = self.transport
         ib = transport.ib
         if self._journal is None:
@@ -290,6 +302,14 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
             ib.execDetailsEvent += self._on_exec
             ib.commissionReportEvent += self._on_commission
             self._events_wired = True
+        # The startup sync lists only this clientId's open orders; orders a bot placed under another
+        # clientId before a restart must not look "absent at the broker" to reconciliation.
+        if not transport.readonly:
+            try:
+                await transport._bounded(ib.reqAllOpenOrdersAsync(), "reqAllOpenOrders")
+            except ccxt.BaseError as exc:
+                log.warning("%s: reqAllOpenOrders failed, journal not reconciled: %s", self.id, exc)
+                return
         self._reconcile_journal()
 
     @property
@@ -311,19 +331,31 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
     # ------------------------------------------------------------------ journal wiring
 
     def _on_order_status(self, trade: Trade) -> None:
+        """Keep the journal's state of this process's orders current as IB reports changes.
+
+        Only orders this process placed are tracked (``_live_refs``), and only a change of ccxt status
+        is written, so the hot path costs a dict lookup.
+        """
         ref = trade.order.orderRef
-        if not ref or self._journal is None:
+        last = self._live_refs.get(ref) if ref else None
+        if last is None or self._journal is None:
+            return
+        status = trade.orderStatus.status
+        if status == OrderStatus.PendingSubmit:
             return
         try:
-            if self._journal.get(ref) is None:
-                return
             market = self._market_by_con_id(trade.contract.conId)
-            status = self.parse_ib_order(trade, market or {"symbol": None})["status"] if market else None
-            self._journal.attach_ids(ref, order_id=trade.order.orderId or None, perm_id=trade.order.permId or None)
-            if status is not None and trade.orderStatus.status != OrderStatus.PendingSubmit:
-                self._journal.update_status(
-                    ref, status, filled=trade.orderStatus.filled, remaining=trade.orderStatus.remaining
-                )
+            if market is None:
+                return
+            ccxt_status = self.parse_ib_order(trade, market)["status"]
+            if ccxt_status == last:
+                return
+            self._live_refs[ref] = ccxt_status
+            self._journal.update_status(
+                ref, ccxt_status, filled=trade.orderStatus.filled, remaining=trade.orderStatus.remaining
+            )
+            if ccxt_status != "open":
+                self._live_refs.pop(ref, None)
         except Exception:  # noqa: BLE001 - bookkeeping must never break the event loop
             pass
 
@@ -353,23 +385,59 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
             pass
 
     def _reconcile_journal(self) -> None:
-        """After each (re)connect, adopt what IB reports for journal orders still unresolved.
+        """After each (re)connect, bring the journal in line with what IB reports (never sending).
 
-        Only orders IB shows are adopted (by orderRef = clientOrderId); nothing is ever re-sent.
+        Runs once ib_async's startup sync (open orders, completed orders, executions) is in, which is
+        when ``connectAsync`` returns. Orders are matched by orderRef (= clientOrderId), then permId;
+        IB order ids repeat across sessions and are not used for matching.
         """
         journal = self._journal
         if journal is None:
             return
-        pending = journal.unresolved() + journal.open_orders()
-        if not pending:
+        ib = self.transport.ib
+        client_id = self.transport.client_id
+        orders = []
+        for trade in ib.trades():
+            order, status = trade.order, trade.orderStatus
+            codes = [e.errorCode for e in trade.log if getattr(e, "errorCode", 0)]
+            market = self._market_by_con_id(trade.contract.conId)
+            orders.append(BrokerOrder(
+                status=ib_order_status(effective_status(trade), filled=status.filled or 0.0, remaining=status.remaining,
+                                       error_codes=codes, why_held=status.whyHeld or "", tif=order.tif or ""),
+                client_order_id=order.orderRef or None,
+                order_id=order.orderId if order.orderId > 0 and order.clientId == client_id else None,
+                perm_id=order.permId or status.permId or None,
+                symbol=market["symbol"] if market else None,
+                side=order.action.lower() if order.action else None,
+                amount=finite(order.totalQuantity),
+                filled=finite(status.filled),
+                remaining=finite(status.remaining),
+            ))
+        fills = [
+            BrokerFill(
+                exec_id=f.execution.execId, amount=f.execution.shares, price=f.execution.price,
+                client_order_id=f.execution.orderRef or None, perm_id=f.execution.permId or None,
+                side="buy" if f.execution.side == "BOT" else "sell", timestamp=to_ms(f.execution.time),
+                fee_cost=f.commissionReport.commission if f.commissionReport.currency else None,
+                fee_currency=f.commissionReport.currency or None,
+            )
+            for f in ib.fills()
+        ]
+        prefix = str(self.options.get("clientOrderPrefix", client_ids.DEFAULT_PREFIX))
+        try:
+            report = reconcile(
+                journal,
+                BrokerSnapshot(orders=orders, fills=fills, complete=ib.isConnected()),
+                in_flight=self._placing,
+                adopt_unknown=lambda o: client_ids.is_own(o.client_order_id, prefix),
+                match_on=("perm_id",),
+            )
+        except ccxt.BaseError as exc:  # an incomplete snapshot: try again on the next connect
+            log.warning("%s: journal not reconciled: %s", self.id, exc)
             return
-        by_ref = {t.order.orderRef: t for t in self.transport.ib.trades() if t.order.orderRef}
-        for row in pending:
-            trade = by_ref.get(row.client_order_id)
-            if trade is None:
-                continue
-            journal.attach_ids(row.client_order_id, order_id=trade.order.orderId or None,
-                               perm_id=trade.order.permId or trade.orderStatus.permId or None)
+        for discrepancy in report.discrepancies:
+            log.warning("%s journal: %s %s: %s", self.id, discrepancy.kind, discrepancy.client_order_id,
+                        discrepancy.detail)
 
     # ------------------------------------------------------------------ markets
 
@@ -570,7 +638,7 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
                     continue
                 empty = 0
                 end_ms = min(row[0] for row in got)
-                span = min(max(2 * (wanted - len(bars)) * step_ms, step_ms), max_ms)
+                span = min(max(span, 2 * (wanted - len(bars)) * step_ms), max_ms)  # never shrink: gaps
             result = sorted(bars.values(), key=lambda row: row[0])
             if until is not None:
                 result = [row for row in result if row[0] < until]
@@ -582,22 +650,45 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
         now_ms = await self.fetch_time()
         stop = now_ms if until is None else min(until, now_ms)
         open_ended = until is None or until >= now_ms
-        span = max_ms if limit is None else min(max_ms, max(2 * limit * step_ms, step_ms))
-        window_start = since
-        for _ in range(MAX_OHLCV_REQUESTS):
-            if window_start >= stop:
-                break
-            window_end = min(window_start + span, stop)
-            await request(None if (window_end >= stop and open_ended) else window_end, window_end - window_start)
-            window_start = window_end
-            if limit is not None:
-                if sum(1 for t in bars if t >= since) >= limit:
+
+        async def forward(start: int, end: int, wanted: int | None) -> list[list[Any]]:
+            span = max_ms if wanted is None else min(max_ms, max(2 * wanted * step_ms, step_ms))
+            window_start = start
+            for _ in range(MAX_OHLCV_REQUESTS):
+                if window_start >= end:
                     break
-                span = min(span * 2, max_ms)
-        result = [row for row in sorted(bars.values(), key=lambda row: row[0]) if row[0] >= since]
-        if until is not None:
-            result = [row for row in result if row[0] < until]
+                window_end = min(window_start + span, end)
+                last = window_end >= stop and open_ended
+                await request(None if last else window_end, window_end - window_start)
+                window_start = window_end
+                if wanted is not None:
+                    if sum(1 for t in bars if t >= start) >= wanted:
+                        break
+                    span = min(span * 2, max_ms)
+            return [row for row in sorted(bars.values(), key=lambda row: row[0]) if start <= row[0] < end]
+
+        cache = self._ohlcv_cache()
+        if cache is not None and (until is not None or limit is None):
+            # A backtest range: bars already on disk are not asked for again (normalization OhlcvCache).
+            from normalization.runtime.ohlcv_cache import CacheKey
+
+            key = CacheKey(self.id, market["id"], timeframe, what + ("-RTH" if use_rth else ""))
+            result = await cache.get(key, since, stop, lambda a, b: forward(a, b, None), step_ms, now_ms,
+                                     chunk_ms=max_ms)
+        else:
+            result = await forward(since, stop if until is not None else stop + step_ms, limit)
         return result[:limit] if limit else result
+
+    def _ohlcv_cache(self) -> Any:
+        """``options['ohlcvCache']``: an ``OhlcvCache``, a directory, True (the per-user default) or None."""
+        option = self.options.get("ohlcvCache")
+        if option is None or option is False:
+            return None
+        if self._cache is None:
+            from normalization.runtime.ohlcv_cache import OhlcvCache
+
+            self._cache = option if isinstance(option, OhlcvCache) else OhlcvCache(None if option is True else option)
+        return self._cache
 
     def _what_to_show(self, market: dict[str, Any], params: dict[str, Any]) -> str:
         price = self.safe_string_lower(params, "price")
@@ -793,6 +884,16 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
             return await self._journaled_order(journal.get(cid) or row, market)
         if meta["reduceOnly"]:
             self._reduce_only.add(cid)
+        self._placing.add(cid)
+        try:
+            return await self._place(ib, market, parent, children, meta, journal)
+        finally:
+            self._placing.discard(cid)
+
+    async def _place(self, ib: Any, market: dict[str, Any], parent: Order, children: list[Order],
+                     meta: dict[str, Any], journal: OrderJournal) -> dict[str, Any]:
+        """Send the journaled order (and bracket children) and wait for IB's answer."""
+        cid = meta["clientOrderId"]
         contract = self._contract(market)
         if children:
             parent.orderId = ib.client.getReqId()
@@ -804,20 +905,32 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
         trade = ib.placeOrder(contract, parent)
         for child in children:
             ib.placeOrder(contract, child)
-        journal.attach_ids(cid, order_id=trade.order.orderId)
         timeout = float(self.options.get("orderTimeout", 10.0))
         await self.transport.wait_trade(trade, _acknowledged, timeout)
         if parent.orderType == "MKT" and _acknowledged(trade) and not _done(trade):
             await self.transport.wait_trade(trade, _done, float(self.options.get("marketOrderWait", 2.0)))
+        if trade.fills and not _commissions_in(trade):
+            # IB sends each fill's commission report right after it: fold it into the returned order.
+            await self.transport.wait_trade(trade, _commissions_in, float(self.options.get("commissionWait", 1.0)))
         order = self.parse_ib_order(trade, market, reduce_only=meta["reduceOnly"])
-        if trade.order.permId or trade.orderStatus.permId:
-            journal.attach_ids(cid, perm_id=trade.order.permId or trade.orderStatus.permId)
-        if _acknowledged(trade):
-            journal.update_status(cid, order["status"], filled=order["filled"], remaining=order["remaining"])
-        if order["status"] == "rejected" or (trade.orderStatus.status in DONE_STATES and not order["filled"]
+        # After the send the journal only learns ids and status (reconciliation can also match the
+        # order by its orderRef), so these writes run right after this call returns, off its latency.
+        asyncio.get_running_loop().call_soon(self._journal_sent, journal, cid, trade, order)
+        if order["status"] == "rejected" or (_done(trade) and not order["filled"]
                                              and order["status"] != "canceled" and order["status"] != "expired"):
             raise self._rejection(trade)
         return order
+
+    def _journal_sent(self, journal: OrderJournal, cid: str, trade: Trade, order: dict[str, Any]) -> None:
+        try:
+            perm_id = trade.order.permId or trade.orderStatus.permId or None
+            journal.attach_ids(cid, order_id=trade.order.orderId, perm_id=perm_id)
+            if _acknowledged(trade):
+                journal.update_status(cid, order["status"], filled=order["filled"], remaining=order["remaining"])
+                if order["status"] == "open":
+                    self._live_refs[cid] = "open"
+        except Exception:  # noqa: BLE001 - a closed journal (exchange closed meanwhile) is not an error here
+            pass
 
     def _rejection(self, trade: Trade) -> ccxt.BaseError:
         entry = next((e for e in reversed(trade.log) if getattr(e, "errorCode", 0)), None)

@@ -18,6 +18,7 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from normalization.errors import ib_is_warning
 from normalization.statuses import ib_order_status
 
 from ._ib import BarData, ContractDetails, Fill, Ticker, Trade
@@ -66,6 +67,24 @@ def to_ms(when: Any) -> int | None:
     if isinstance(when, (int, float)):
         return int(when * 1000)
     return None
+
+
+def effective_status(trade: Trade) -> str:
+    """IB's status of a trade, minus the client library's guesses.
+
+    ib_async marks a live order Cancelled when an informational code arrives for it (10349 "TIF was
+    set to DAY based on order preset", ib-protocol.md §3; fixed only on its unreleased branch). Such a
+    Cancelled has no orderStatus from TWS behind it: the order is still working, so the status before
+    it stands. A real cancel (202 or TWS's own orderStatus) is kept.
+    """
+    status = trade.orderStatus.status
+    if status == "Cancelled" and trade.log:
+        last = trade.log[-1]
+        code = getattr(last, "errorCode", 0)
+        if last.status == "Cancelled" and code and code != 202 and ib_is_warning(code):
+            earlier = (e.status for e in reversed(trade.log[:-1]) if e.status not in ("Cancelled", "ValidationError"))
+            return next(earlier, "Submitted")
+    return status
 
 
 def contract_info(contract: Any) -> dict[str, Any]:
@@ -335,7 +354,7 @@ class IBParsing:
         codes = [entry.errorCode for entry in trade.log if getattr(entry, "errorCode", 0)]
         cancel_requested = cancel_requested or any(entry.status == "PendingCancel" for entry in trade.log)
         ccxt_status = ib_order_status(
-            status.status,
+            effective_status(trade),
             filled=filled,
             remaining=remaining,
             error_codes=codes,
@@ -391,7 +410,7 @@ class IBParsing:
                     "orderType": order_type,
                     "tif": order.tif,
                     "ocaGroup": order.ocaGroup,
-                    "status": status.status,
+                    "status": effective_status(trade),
                     "whyHeld": status.whyHeld,
                     "errorCode": last_message.errorCode if last_message else None,
                     "message": last_message.message if last_message else None,

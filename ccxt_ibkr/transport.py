@@ -206,7 +206,8 @@ class IBTransport:
         def wake(*_: Any) -> None:
             event.set()
 
-        events = [trade.statusEvent, trade.fillEvent, trade.modifyEvent, trade.cancelledEvent, *extra_events]
+        events = [trade.statusEvent, trade.fillEvent, trade.commissionReportEvent, trade.modifyEvent,
+                  trade.cancelledEvent, *extra_events]
         for ev in events:
             ev += wake
         self.ib.disconnectedEvent += wake

@@ -80,6 +80,11 @@ class Broker:
         self.client_id = "10000001"
         self.dealer = Dealer(self.catalogue, self.feed, self.accounts, self.rng, self.clock.now,
                              rejects_on_confirm=cfg.rejects_on_confirm, tz_offset=cfg.tz_offset)
+        for account in self.accounts.values():
+            try:  # every account currency must convert, or P&L in it could not be booked
+                self.dealer.fx_rate(account.currency, "USD", now)
+            except (ValueError, KeyError):
+                raise ValueError(f"unsupported account currency {account.currency!r}") from None
         self.sessions = SessionStore([Credentials(cfg.api_key, cfg.identifier, cfg.password)], self.rng)
         self.limiter = RateLimiter(cfg.rate_limits, self.clock.now)
         self.faults = FaultPlan(self._arm_pending, self.expire_sessions)

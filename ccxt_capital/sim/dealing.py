@@ -1,10 +1,9 @@
 """Dealing: market deals, working orders, stops and limits, netting, overnight funding.
 
 Everything that changes positions or cash happens here, at a moment of the simulated clock:
-requests deal at "now", and :meth:`Dealer.process_until` replays the price path minute by minute
-between clock moves so that working orders, stop losses and take profits trigger at the first
-minute the market (open at that minute) touches their level, in time order across instruments,
-interleaved with daily overnight funding and good-till-date expiries.
+requests deal at "now"; what becomes due as the clock moves (working orders, stop losses, take
+profits, expiries, overnight funding) is run by :class:`~.clockwork.ClockWork` through the same
+booking methods.
 
 Validation follows what clients observe at the broker: malformed sizes and stop/profit distances
 are refused at once with HTTP 400 (``error.invalid.size.minvalue: 1``); a closed market or missing
@@ -13,7 +12,6 @@ margin is a deal that was booked as REJECTED, seen on the confirm (``rejectReaso
 
 from __future__ import annotations
 
-import math
 import random
 import uuid
 from collections.abc import Callable
@@ -21,10 +19,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from .account import Account, Transaction, money
-from .catalogue import SWAP_SECOND_OF_DAY, Catalogue, Instrument
+from .catalogue import Catalogue, Instrument
+from .clockwork import ClockWork
 from .errors import bad_request, not_found
 from .models import Activity, Confirm, Position, WorkingOrder
-from .pricing import MINUTE, PriceFeed
+from .pricing import PriceFeed
 from .timefmt import fmt
 
 EPS = 1e-9
@@ -87,6 +86,11 @@ class Dealer:
         self.processed_at = now()
         #: Set by fault injection: the next deals' confirms stay hidden for a while.
         self.pending_plan: list[tuple[float, int]] = []
+        self.clockwork = ClockWork(self)
+
+    def process_until(self, target: float) -> None:
+        """Run everything that became due between the last processed moment and ``target``."""
+        self.clockwork.process_until(target)
 
     # -- ids ---------------------------------------------------------------------------
     def new_id(self) -> str:
@@ -313,6 +317,10 @@ class Dealer:
         for pos, part in to_close:
             status = self.close_part(pos, part, price, reference, ts, source=source)
             affected.append({"dealId": pos.deal_id, "status": status})
+        # As at the broker, the deal itself has an id of its own: the confirm's top-level dealId is
+        # the order's, while the position opened or closed is in affectedDeals (and a new position
+        # points back to the order through workingOrderId). Clients must close by affectedDeals.
+        order_id = working_order_id or self.new_id()
         payload: dict[str, Any] = {
             "epic": inst.epic, "dealStatus": "ACCEPTED", "level": price, "size": req.size,
             "direction": req.direction, "guaranteedStop": req.guaranteed, "trailingStop": req.trailing,
@@ -324,7 +332,7 @@ class Dealer:
                 epic=inst.epic, direction=req.direction, size=remaining, level=price, created=ts,
                 stop_level=stop, profit_level=profit, guaranteed=req.guaranteed, trailing=req.trailing,
                 trailing_distance=(abs(price - stop) if req.trailing and stop is not None else None),
-                working_order_id=working_order_id,
+                working_order_id=order_id,
             )
             self.positions[pos.deal_id] = pos
             affected.append({"dealId": pos.deal_id, "status": "OPENED"})
@@ -332,10 +340,9 @@ class Dealer:
                      self._position_details(pos, reference, price, remaining, req.direction,
                                             [{"actionType": "POSITION_OPENED", "affectedDealId": pos.deal_id}]),
                      ts)
-            payload.update(status="OPEN", dealId=pos.deal_id, stopLevel=stop, profitLevel=profit)
+            payload.update(status="OPEN", dealId=order_id, stopLevel=stop, profitLevel=profit)
         else:
-            last = to_close[-1][0] if to_close else None
-            payload.update(status="CLOSED", dealId=last.deal_id if last else None)
+            payload.update(status="CLOSED", dealId=order_id)
         payload["affectedDeals"] = affected
         return payload
 
@@ -381,7 +388,7 @@ class Dealer:
         pnl = self.to_account(self._pnl(pos, part, price), inst.currency, account, ts)
         status = self.close_part(pos, part, price, reference, ts, source="USER")
         self.add_confirm(account, reference, {
-            "status": "CLOSED", "dealStatus": "ACCEPTED", "epic": pos.epic, "dealId": pos.deal_id,
+            "status": "CLOSED", "dealStatus": "ACCEPTED", "epic": pos.epic, "dealId": self.new_id(),
             "affectedDeals": [{"dealId": pos.deal_id, "status": status}], "level": price, "size": part,
             "direction": direction, "guaranteedStop": pos.guaranteed, "trailingStop": pos.trailing,
             "profit": money(pnl), "profitCurrency": account.currency,
@@ -460,9 +467,9 @@ class Dealer:
             "size": req.size, "direction": req.direction, "guaranteedStop": req.guaranteed,
             "trailingStop": req.trailing, "stopLevel": stop, "profitLevel": profit,
         })
-        if inst.is_open(ts) and self._order_hit(order, self.feed.quote(inst.epic, ts).bid,
+        if inst.is_open(ts) and self.order_hit(order, self.feed.quote(inst.epic, ts).bid,
                                                 self.feed.quote(inst.epic, ts).offer):
-            self._fill_order(order, ts)
+            self.fill_order(order, ts)
         return reference
 
     def _order_details(self, order: WorkingOrder, actions: list[dict[str, str]]) -> dict[str, Any]:
@@ -523,14 +530,14 @@ class Dealer:
         })
         if inst.is_open(ts):
             quote = self.feed.quote(inst.epic, ts)
-            if self._order_hit(order, quote.bid, quote.offer):
-                self._fill_order(order, ts)
+            if self.order_hit(order, quote.bid, quote.offer):
+                self.fill_order(order, ts)
         return reference
 
     def delete_order(self, account: Account, deal_id: str, *, source: str = "USER") -> str:
         order = self.own_order(account, deal_id)
         reference = self.new_reference()
-        self._remove_order(order, source, self.now())
+        self.remove_order(order, source, self.now())
         self.add_confirm(account, reference, {
             "status": "DELETED", "dealStatus": "ACCEPTED", "epic": order.epic, "dealId": order.deal_id,
             "affectedDeals": [{"dealId": order.deal_id, "status": "DELETED"}], "level": order.level,
@@ -539,21 +546,21 @@ class Dealer:
         })
         return reference
 
-    def _remove_order(self, order: WorkingOrder, source: str, ts: float) -> None:
+    def remove_order(self, order: WorkingOrder, source: str, ts: float) -> None:
         self.orders.pop(order.deal_id, None)
         self.log(order.account_id, order.epic, order.deal_id, source, "WORKING_ORDER", "ACCEPTED",
                  self._order_details(order, [{"actionType": "WORKING_ORDER_DELETED",
                                               "affectedDealId": order.deal_id}]), ts)
 
     @staticmethod
-    def _order_hit(order: WorkingOrder, bid: float, offer: float) -> bool:
+    def order_hit(order: WorkingOrder, bid: float, offer: float) -> bool:
         if order.direction == "BUY":
             price = offer
             return price <= order.level + EPS if order.order_type == "LIMIT" else price >= order.level - EPS
         price = bid
         return price >= order.level - EPS if order.order_type == "LIMIT" else price <= order.level + EPS
 
-    def _fill_order(self, order: WorkingOrder, ts: float) -> None:
+    def fill_order(self, order: WorkingOrder, ts: float) -> None:
         """A triggered working order becomes a deal at the market price of that minute."""
         inst = self.catalogue.by_epic[order.epic]
         account = self.accounts[order.account_id]
@@ -583,147 +590,6 @@ class Dealer:
         self.log(order.account_id, order.epic, order.deal_id, "SYSTEM", "WORKING_ORDER", "ACCEPTED",
                  details, ts)
 
-    # -- the clock ---------------------------------------------------------------------------
-    def process_until(self, target: float) -> None:
-        """Run everything that became due between the last processed moment and ``target``."""
-        while True:
-            start = self.processed_at
-            if target <= start:
-                return
-            events: list[tuple[float, int, str, Any]] = []
-            swap = _next_swap(start)
-            if swap <= target:
-                events.append((swap, 1, "swap", None))
-            for order in self.orders.values():
-                if order.good_till is not None and start < order.good_till <= target:
-                    events.append((order.good_till, 2, "expire", order.deal_id))
-            horizon = min([e[0] for e in events] + [target])
-            minute = self._first_trigger_minute(start, horizon)
-            if minute is not None:
-                events.append((minute, 0, "trigger", None))
-            if not events:
-                self._trail(start, target)
-                self.processed_at = target
-                return
-            when, _, kind, item = min(events, key=lambda e: (e[0], e[1]))
-            self._trail(start, when)
-            self.processed_at = when
-            if kind == "swap":
-                self._charge_swaps(when)
-            elif kind == "expire":
-                order = self.orders.get(item)
-                if order is not None:
-                    self._remove_order(order, "SYSTEM", when)
-            else:
-                self._apply_minute(when)
-
-    def _trigger_epics(self) -> set[str]:
-        epics = {o.epic for o in self.orders.values()}
-        epics.update(p.epic for p in self.positions.values()
-                     if p.stop_level is not None or p.profit_level is not None)
-        return epics
-
-    def _first_trigger_minute(self, start: float, end: float) -> float | None:
-        """First minute start in (start, end] at which some order or stop/limit would trigger."""
-        first = (int(start) // MINUTE + 1) * MINUTE
-        if first > end:
-            return None
-        best: float | None = None
-        for epic in sorted(self._trigger_epics()):
-            inst = self.catalogue.by_epic[epic]
-            intervals = inst.open_intervals(first, end)
-            limit = end if best is None else min(end, best - MINUTE)
-            for begin, finish in intervals:
-                t = max(first, math.ceil(begin / MINUTE) * MINUTE)
-                while t <= limit and t < finish:
-                    if self._anything_hits(epic, inst, t):
-                        best = t if best is None else min(best, t)
-                        limit = t - MINUTE
-                        break
-                    t += MINUTE
-        return best
-
-    def _trail_stop(self, pos: Position, bid: float, offer: float) -> float | None:
-        if not pos.trailing or pos.trailing_distance is None or pos.stop_level is None:
-            return pos.stop_level
-        inst = self.catalogue.by_epic[pos.epic]
-        if pos.direction == "BUY":
-            return max(pos.stop_level, round(bid - pos.trailing_distance, inst.decimals))
-        return min(pos.stop_level, round(offer + pos.trailing_distance, inst.decimals))
-
-    def _trail(self, start: float, end: float) -> None:
-        """Move trailing stops along the prices of (start, end) before anything at ``end`` runs."""
-        trailing = [p for p in self.positions.values() if p.trailing and p.trailing_distance]
-        first = (int(start) // MINUTE + 1) * MINUTE
-        for pos in trailing:
-            inst = self.catalogue.by_epic[pos.epic]
-            t = first
-            while t < end:
-                if inst.is_open(t):
-                    quote = self.feed.quote(pos.epic, t)
-                    pos.stop_level = self._trail_stop(pos, quote.bid, quote.offer)
-                t += MINUTE
-
-    def _anything_hits(self, epic: str, inst: Instrument, t: float) -> bool:
-        quote = self.feed.quote(epic, t)
-        for order in self.orders.values():
-            if order.epic == epic and self._order_hit(order, quote.bid, quote.offer):
-                return True
-        for pos in self.positions.values():
-            if pos.epic == epic and self._position_hit(pos, quote.bid, quote.offer) is not None:
-                return True
-        return False
-
-    def _position_hit(self, pos: Position, bid: float, offer: float) -> str | None:
-        """"SL" or "TP" if the quote reaches the position's stop or profit level."""
-        stop = self._trail_stop(pos, bid, offer)
-        if pos.direction == "BUY":
-            if stop is not None and bid <= stop + EPS:
-                return "SL"
-            if pos.profit_level is not None and bid >= pos.profit_level - EPS:
-                return "TP"
-        else:
-            if stop is not None and offer >= stop - EPS:
-                return "SL"
-            if pos.profit_level is not None and offer <= pos.profit_level + EPS:
-                return "TP"
-        return None
-
-    def _apply_minute(self, t: float) -> None:
-        """Fill every order and close every position whose level the price of minute ``t`` reaches."""
-        for order in sorted(self.orders.values(), key=lambda o: o.created):
-            inst = self.catalogue.by_epic[order.epic]
-            if order.deal_id not in self.orders or not inst.is_open(t):
-                continue
-            quote = self.feed.quote(order.epic, t)
-            if self._order_hit(order, quote.bid, quote.offer):
-                self._fill_order(order, t)
-        for pos in sorted(self.positions.values(), key=lambda p: p.created):
-            inst = self.catalogue.by_epic[pos.epic]
-            if pos.deal_id not in self.positions or not inst.is_open(t):
-                continue
-            quote = self.feed.quote(pos.epic, t)
-            hit = self._position_hit(pos, quote.bid, quote.offer)
-            if hit is None:
-                continue
-            market = quote.bid if pos.direction == "BUY" else quote.offer
-            price = market
-            if hit == "SL" and pos.guaranteed and pos.stop_level is not None:
-                price = pos.stop_level
-            self.close_part(pos, pos.size, price, self.new_reference("p_"), t, source=hit)
-
-    def _charge_swaps(self, ts: float) -> None:
-        """Overnight funding for every open position, one SWAP transaction each."""
-        for pos in sorted(self.positions.values(), key=lambda p: p.created):
-            inst = self.catalogue.by_epic[pos.epic]
-            account = self.accounts[pos.account_id]
-            rate = inst.overnight_long if pos.direction == "BUY" else inst.overnight_short
-            notional = pos.size * inst.lot_size * self.feed.mid(pos.epic, ts)
-            amount = money(self.to_account(notional * rate / 100, inst.currency, account, ts))
-            if amount:
-                account.book(Transaction(ts, "SWAP", amount, account.currency, inst.name,
-                                         "Overnight funding", pos.deal_id))
-
     # -- inspection --------------------------------------------------------------------------
     def check_books(self, ts: float) -> list[str]:
         """Invariants that must hold after every deal; returns the violations (empty = fine)."""
@@ -744,12 +610,6 @@ class Dealer:
                     if len(sides) > 1:
                         problems.append(f"{account.account_id}: both directions open on {epic} without hedging")
         return problems
-
-
-def _next_swap(after: float) -> float:
-    day = int(after) // 86_400 * 86_400
-    swap = day + SWAP_SECOND_OF_DAY
-    return swap if swap > after else swap + 86_400
 
 
 def _num(value: float) -> str:

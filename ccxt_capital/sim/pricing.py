@@ -25,7 +25,7 @@ DAY = 86_400
 #: Synthetic paths exist from 2000-01-02 to about 2049; requests outside are clamped to this.
 SYNTHETIC_START = (EPOCH_DAY + 1) * DAY
 SYNTHETIC_END = (EPOCH_DAY + MAX_DAYS - 1) * DAY
-_CHUNKS = 1024
+_CHUNKS = 256  # a day of minute bars is ~200 kB
 WEEK = 7 * DAY
 #: 1970-01-01 was a Thursday, so the first Monday is day 4. (The shared PricePath uses day 3, a
 #: Sunday, for its week bars; weeks are therefore built here from daily bars.)

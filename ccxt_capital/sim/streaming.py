@@ -82,7 +82,7 @@ class Streamer:
         """Answer one client message (and the first updates of new subscriptions)."""
         try:
             message = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):
             return [{"status": "FAILED", "destination": None, "payload": {"errorCode": "error.malformed.request"}}]
         if not isinstance(message, dict):
             return [{"status": "FAILED", "destination": None, "payload": {"errorCode": "error.malformed.request"}}]

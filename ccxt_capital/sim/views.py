@@ -114,7 +114,7 @@ def position(dealer: Dealer, pos: Position, ts: float) -> dict[str, Any]:
         "createdDateUTC": fmt(pos.created, millis=True),
         "dealId": pos.deal_id,
         "dealReference": pos.deal_reference,
-        "workingOrderId": pos.working_order_id or pos.deal_id,
+        "workingOrderId": pos.working_order_id,
         "size": pos.size,
         "leverage": account.leverages.get(inst.type, inst.max_leverage),
         "upl": round(pos_upl_account(dealer, pos, ts), 2),

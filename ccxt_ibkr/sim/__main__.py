@@ -29,6 +29,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="replay prices for SYMBOL (or localSymbol) from a CSV of bars time,open,high,low,close,volume",
     )
     parser.add_argument("--start", help="simulated start time, ISO-8601 (default: now)")
+    parser.add_argument("--no-pacing", action="store_true", help="do not enforce historical-data pacing")
     parser.add_argument("--tick-interval", type=float, default=1.0, help="seconds between price updates")
     parser.add_argument("-v", "--verbose", action="store_true")
     return parser.parse_args(argv)
@@ -52,6 +53,7 @@ async def serve(args: argparse.Namespace) -> None:
         cash={args.base_currency: args.cash}, account=args.account, csv_paths=csv_paths,
         tick_interval=args.tick_interval,
     )
+    sim.pacer.enabled = not args.no_pacing
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

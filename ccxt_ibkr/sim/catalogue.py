@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 DAY = 86_400
@@ -47,10 +48,7 @@ class Hours:
 
     def session_on(self, day: dt.date, liquid: bool) -> tuple[float, float] | None:
         """(open, close) epoch seconds of the session belonging to trading date ``day``."""
-        if day.isoweekday() not in self.weekdays:
-            return None
-        start, end = self._windows(day, self.liquid if liquid else self.trading)
-        return start.timestamp(), end.timestamp()
+        return _session_on(self, day, liquid)
 
     def current_or_next(self, ts: float, liquid: bool) -> tuple[float, float]:
         """The session containing ``ts``, else the next one to open."""
@@ -60,6 +58,16 @@ class Hours:
             if window and ts < window[1]:
                 return window
         raise ValueError("no session within ten days")
+
+    def last_trade_time(self, ts: float) -> float:
+        """``ts`` while the venue trades, else the last minute of the previous session."""
+        local = dt.datetime.fromtimestamp(ts, ZoneInfo(self.tz)).date()
+        for offset in range(1, -12, -1):
+            window = self.session_on(local + dt.timedelta(days=offset), liquid=False)
+            if window is None or window[0] > ts:
+                continue
+            return ts if ts < window[1] else window[1] - 60
+        return ts
 
     def is_open(self, ts: float, liquid: bool) -> bool:
         start, end = self.current_or_next(ts, liquid)
@@ -80,6 +88,15 @@ class Hours:
             end = dt.datetime.fromtimestamp(window[1], zone)
             parts.append(f"{start:%Y%m%d:%H%M}-{end:%Y%m%d:%H%M}")
         return ";".join(parts)
+
+
+@lru_cache(maxsize=8192)
+def _session_on(hours: Hours, day: dt.date, liquid: bool) -> tuple[float, float] | None:
+    # Cached: matching asks for the same few sessions at every clock step.
+    if day.isoweekday() not in hours.weekdays:
+        return None
+    start, end = hours._windows(day, hours.liquid if liquid else hours.trading)
+    return start.timestamp(), end.timestamp()
 
 
 US_STOCK_HOURS = Hours("US/Eastern", Session(4 * 60, 20 * 60), Session(9 * 60 + 30, 16 * 60))
@@ -367,6 +384,3 @@ class Catalogue:
             return None, "No security definition has been found for the request"
         return None, f"The contract description specified for {q.symbol or q.local_symbol} is ambiguous."
 
-
-def with_price(inst: Instrument, price: float) -> Instrument:
-    return replace(inst, start_price=price)

@@ -141,7 +141,8 @@ class MarketData:
             self._paths[inst.con_id] = path
 
     def mid(self, inst: Instrument, ts: float) -> float:
-        return self.path(inst).price_at(ts)
+        """Mid price; outside trading hours it stays at the last session's final minute, as at TWS."""
+        return self.path(inst).price_at(inst.hours.last_trade_time(ts))
 
     def half_spread(self, inst: Instrument) -> float:
         return inst.spread_ticks * inst.min_tick
@@ -154,7 +155,8 @@ class MarketData:
         return round(mid - half, digits), round(mid + half, digits), mid
 
     def _day_stats(self, inst: Instrument, ts: float) -> tuple[float, float, float]:
-        """Today's (UTC) high, low and volume up to ``ts``."""
+        """Today's (UTC) high, low and volume up to ``ts`` (the last trading minute when closed)."""
+        ts = inst.hours.last_trade_time(ts)
         path = self.path(inst)
         day, second = divmod(int(ts), 86400)
         cache = getattr(path, "_day_cache", None)
@@ -187,7 +189,8 @@ class MarketData:
         else:
             unit = 100.0
         high, low, volume = self._day_stats(inst, ts)
-        day_start = int(ts) - int(ts) % 86400
+        traded = inst.hours.last_trade_time(ts)
+        day_start = int(traded) - int(traded) % 86400
         return Quote(
             bid=bid,
             ask=ask,

@@ -15,6 +15,7 @@ import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
 
 from .catalogue import Instrument
 from .ledger import Ledger, order_fee
@@ -202,19 +203,25 @@ class OrderEngine:
             self._children_of.setdefault((client_id, req.parent_id), []).append(order)
         if not req.transmit:
             return order  # held until a later order of the family is transmitted
+        return self._release(order, now)
+
+    def preview(self, client_id: int, req: OrderRequest, inst: Instrument, now: float) -> SimOrder:
+        """An unbooked order object for what-if answers."""
+        return SimOrder(req=req, client_id=client_id, perm_id=0, inst=inst, placed_at=now, status="PreSubmitted")
+
+    def _release(self, order: SimOrder, now: float) -> SimOrder:
+        """Transmit ``order`` with its held family: acknowledge, then match at once."""
         family = self._family(order)
         for member in family:
             member.transmitted = True
             member.status = self._resting_status(member, now)
             self.emit(Event("open", member.client_id, member))
-            self.emit(Event("status", member.client_id, member))
+            if (member.req.tif or "DAY") not in {"IOC", "FOK"}:
+                # IOC/FOK are decided at once: the first status the client sees is final.
+                self.emit(Event("status", member.client_id, member))
         for member in family:
             self._match(member, now, placement=True)
         return order
-
-    def preview(self, client_id: int, req: OrderRequest, inst: Instrument, now: float) -> SimOrder:
-        """An unbooked order object for what-if answers."""
-        return SimOrder(req=req, client_id=client_id, perm_id=0, inst=inst, placed_at=now, status="PreSubmitted")
 
     def _family(self, order: SimOrder) -> list[SimOrder]:
         """The untransmitted parent and siblings released together with ``order``."""
@@ -257,6 +264,12 @@ class OrderEngine:
         for price in (req.lmt_price, req.aux_price):
             if price is not None and req.order_type != "MKT" and not _on_tick(price, inst.min_tick):
                 raise Reject(110, "The price does not conform to the minimum price variation for this contract.")
+        if inst.sec_type == "CRYPTO" and req.action == "SELL":
+            with self.ledger.lock:
+                pos = self.ledger.positions.get(inst.con_id)
+                held = pos.qty if pos else 0.0
+            if req.total_qty > held + 1e-12:
+                raise Reject(201, "Order rejected - reason:Short selling of cryptocurrency is not allowed.")
         if self.check_funds:
             bid, ask, _ = self.market.touch(inst, now)
             price = req.lmt_price or req.aux_price or (ask if req.action == "BUY" else bid)
@@ -293,18 +306,7 @@ class OrderEngine:
             self.emit(Event("status", order.client_id, order))
             self._match(order, now, placement=True)
         elif req.transmit:
-            return self.place_transmit(order, now)
-        return order
-
-    def place_transmit(self, order: SimOrder, now: float) -> SimOrder:
-        family = self._family(order)
-        for member in family:
-            member.transmitted = True
-            member.status = self._resting_status(member, now)
-            self.emit(Event("open", member.client_id, member))
-            self.emit(Event("status", member.client_id, member))
-        for member in family:
-            self._match(member, now, placement=True)
+            return self._release(order, now)
         return order
 
     def _validate_modify(self, req: OrderRequest, inst: Instrument) -> None:
@@ -317,12 +319,13 @@ class OrderEngine:
     def _expiry(self, order: SimOrder, now: float) -> float | None:
         tif = order.req.tif or "DAY"
         if tif == "GTD" and order.req.good_till_date:
-            text = order.req.good_till_date.strip()
+            text = order.req.good_till_date.strip().replace("-", " ")
             parts = text.split()
             try:
                 when = dt.datetime.strptime(" ".join(parts[:2]), "%Y%m%d %H:%M:%S")
-                return when.replace(tzinfo=dt.timezone.utc).timestamp()
-            except ValueError:
+                zone = ZoneInfo(parts[2]) if len(parts) > 2 else dt.timezone.utc
+                return when.replace(tzinfo=zone).timestamp()
+            except (ValueError, KeyError):
                 return None
         if tif == "DAY":
             return order.inst.hours.current_or_next(now, liquid=not order.req.outside_rth)[1]

@@ -23,10 +23,11 @@ from normalization.runtime.simclock import SimClock
 from . import messages as M
 from .catalogue import Catalogue, Instrument, default_instruments
 from .faults import FaultState, MessageDrop, OrderDrop
+from .handlers_account import SUMMARY_TAGS
 from .ledger import Ledger
 from .marketdata import HistoricalPacer, MarketData
 from .matching import Event, OrderEngine
-from .session import SUMMARY_TAGS, Session
+from .session import Session
 
 log = logging.getLogger("ccxt_ibkr.sim")
 T = TypeVar("T")
@@ -35,6 +36,8 @@ T = TypeVar("T")
 DEFAULT_START = 1_749_564_000.0
 #: Longest run of one-minute matching steps per clock move; longer jumps use coarser steps.
 MAX_STEPS = 2_000
+#: Seconds between unsolicited account/portfolio refreshes (TWS: about three minutes).
+ACCOUNT_PUSH_INTERVAL = 180
 
 
 class IBSimulator:
@@ -82,6 +85,7 @@ class IBSimulator:
         self.stats_messages_in = 0
         self.stats_messages_out = 0
         self.stats_bars_served = 0
+        self.stats_historical_requests = 0
         self._last_step = clock.now()
         self._dirty_con_ids: set[int] = set()
         self._server: asyncio.base_events.Server | None = None
@@ -207,8 +211,12 @@ class IBSimulator:
         if session in self.sessions:
             self.sessions.remove(session)
 
-    def _sessions_for(self, client_id: int) -> list[Session]:
-        return [s for s in self.sessions if s.ready and not s.closed and s.client_id == client_id]
+    def _sessions_for(self, client_id: int, include_bound: bool = False) -> list[Session]:
+        return [
+            s for s in self.sessions
+            if s.ready and not s.closed
+            and (s.client_id == client_id or (include_bound and s.client_id == 0 and s.auto_bind))
+        ]
 
     # -- time ---------------------------------------------------------------------------------
     def _on_clock(self, when: float) -> None:
@@ -243,6 +251,14 @@ class IBSimulator:
             if session.ready and not session.closed:
                 session.on_clock()
         self.after_activity()
+        if target // ACCOUNT_PUSH_INTERVAL != start // ACCOUNT_PUSH_INTERVAL:
+            # Like TWS: portfolio values and account values refresh every few minutes.
+            with self.ledger.lock:
+                held = {c for c, p in self.ledger.positions.items() if p.qty}
+            if held:
+                for session in list(self.sessions):
+                    if session.ready and not session.closed:
+                        session.on_account_change(held, prices_only=True)
 
     def after_activity(self) -> None:
         """Push account/position changes collected while handling a request or a step."""
@@ -259,7 +275,7 @@ class IBSimulator:
             assert event.order is not None
             self._dirty_con_ids.add(event.order.inst.con_id)
             return
-        for session in self._sessions_for(event.client_id):
+        for session in self._sessions_for(event.client_id, include_bound=event.kind != "error"):
             v = session.version
             order = event.order
             if event.kind == "open" and order is not None:
@@ -481,6 +497,7 @@ class IBSimulator:
                     session.mkt.clear()
                     session.depth.clear()
                     session.hist.clear()
+                    session.realtime.clear()
                     session.error(-1, 1101, "Connectivity between IB and Trader Workstation has been restored "
                                             "- data lost.")
                 else:
@@ -515,6 +532,10 @@ class IBSimulator:
 
     def _ready_sessions(self) -> list[Session]:
         return [s for s in self.sessions if s.ready and not s.closed]
+
+    def pacer_requests(self) -> int:
+        """Historical-data requests received so far (answered or refused): pagination tests count them."""
+        return self.stats_historical_requests
 
     def reset_pacing(self) -> None:
         self.pacer.reset()

@@ -18,7 +18,7 @@ import pytest
 from .server import IBSimulator
 
 TEST_SEED = 7
-_client_ids = itertools.count(1)
+_client_ids = itertools.count(100)  # clear of the ids tests pick by hand
 
 
 @contextmanager
@@ -63,7 +63,8 @@ async def connect(sim: Any, client_id: int | None = None, timeout: float = 5.0, 
     from ccxt_ibkr._ib import IB
 
     ib = IB()
-    await ib.connectAsync(sim.host, sim.port, clientId=client_id or next(_client_ids), timeout=timeout, **kwargs)
+    cid = client_id if client_id is not None else next(_client_ids)
+    await ib.connectAsync(sim.host, sim.port, clientId=cid, timeout=timeout, **kwargs)
     return ib
 
 

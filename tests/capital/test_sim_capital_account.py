@@ -9,6 +9,11 @@ import pytest
 pytestmark = pytest.mark.capital_sim(rate_limits="off")
 
 
+def position_id(confirm: dict) -> str:
+    """The position a deal opened: ``affectedDeals``, not the confirm's own (order) ``dealId``."""
+    return next(a["dealId"] for a in confirm["affectedDeals"] if a["status"] == "OPENED")
+
+
 def _ts(*args: int) -> float:
     return datetime(*args, tzinfo=timezone.utc).timestamp()
 
@@ -148,7 +153,7 @@ def test_foreign_currency_instrument_converts_to_account_currency(capital_sim, c
     capital_sim.pin_price("SAP", 200.0)
     capital_sim.pin_price("EURUSD", 1.1)
     opened = capital_client.deal("POST", "/positions", {"epic": "SAP", "direction": "BUY", "size": 10})
-    position = capital_client.get(f"/positions/{opened['dealId']}").json()["position"]
+    position = capital_client.get(f"/positions/{position_id(opened)}").json()["position"]
     assert position["currency"] == "EUR"
     quote = capital_sim.quote("SAP")
     assert position["upl"] == pytest.approx((quote.bid - quote.offer) * 10 * 1.1, abs=0.01)
@@ -156,7 +161,7 @@ def test_foreign_currency_instrument_converts_to_account_currency(capital_sim, c
     capital_sim.pin_price("SAP", 210.0, at=capital_sim.clock.now() + 60)
     capital_sim.advance(120)
     capital_client.login()
-    closed = capital_client.deal("DELETE", f"/positions/{opened['dealId']}")
+    closed = capital_client.deal("DELETE", f"/positions/{position_id(opened)}")
     expected = round((capital_sim.quote("SAP").bid - opened["level"]) * 10 * 1.1, 2)
     assert closed["profit"] == expected and closed["profitCurrency"] == "USD"
     assert capital_sim.balances()["deposit"] == pytest.approx(10000 + expected)
@@ -183,3 +188,20 @@ def test_books_add_up_through_a_busy_session(capital_sim, capital_client):
     total = sum(t.amount for t in capital_sim.transactions())
     assert values["deposit"] == pytest.approx(total, abs=0.001)
     assert values["profitLoss"] == 0.0 and values["balance"] == values["deposit"]
+
+
+@pytest.mark.capital_sim(rate_limits="off", tz_offset=2)
+def test_local_dates_follow_the_account_timezone(capital_sim, capital_client):
+    session = capital_client.get("/session").json()
+    assert session["timezoneOffset"] == 2
+    opened = capital_client.deal("POST", "/positions", {"epic": "AAPL", "direction": "BUY", "size": 1})
+    assert (opened["date"], opened["dateUTC"]) == ("2024-03-05T17:00:00.000", "2024-03-05T15:00:00.000")
+    position = capital_client.get(f"/positions/{position_id(opened)}").json()["position"]
+    assert (position["createdDate"], position["createdDateUTC"]) == ("2024-03-05T17:00:00.000",
+                                                                     "2024-03-05T15:00:00.000")
+    bar = capital_client.get("/prices/BTCUSD", params={"resolution": "HOUR", "max": 1}).json()["prices"][0]
+    assert (bar["snapshotTime"], bar["snapshotTimeUTC"]) == ("2024-03-05T17:00:00", "2024-03-05T15:00:00")
+    # Query dates are UTC.
+    window = capital_client.get("/prices/BTCUSD", params={"resolution": "HOUR", "from": "2024-03-05T14:00:00",
+                                                         "max": 1}).json()["prices"]
+    assert window[0]["snapshotTimeUTC"] == "2024-03-05T14:00:00"

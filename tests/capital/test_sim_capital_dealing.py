@@ -16,6 +16,11 @@ from ccxt_capital.sim.testing import SimClient
 pytestmark = pytest.mark.capital_sim(rate_limits="off")
 
 
+def position_id(confirm: dict) -> str:
+    """The position a deal opened: ``affectedDeals``, not the confirm's own (order) ``dealId``."""
+    return next(a["dealId"] for a in confirm["affectedDeals"] if a["status"] == "OPENED")
+
+
 def _buy(client, epic="AAPL", size=10, **extra):
     return client.deal("POST", "/positions", {"epic": epic, "direction": "BUY", "size": size, **extra})
 
@@ -35,15 +40,19 @@ def test_market_buy_fills_at_offer_and_shows_up(capital_sim, capital_client):
     assert confirm["dealStatus"] == "ACCEPTED" and confirm["status"] == "OPEN"
     assert confirm["level"] == quote.offer
     assert confirm["dealReference"].startswith("o_")
-    assert confirm["affectedDeals"] == [{"dealId": confirm["dealId"], "status": "OPENED"}]
+    # The confirm's own dealId is the order's; the position is the OPENED entry of affectedDeals and
+    # links back to the order through workingOrderId (a quirk real clients document).
+    [affected] = confirm["affectedDeals"]
+    assert affected["status"] == "OPENED" and affected["dealId"] != confirm["dealId"]
     positions = capital_client.get("/positions").json()["positions"]
     assert len(positions) == 1
     position, market = positions[0]["position"], positions[0]["market"]
-    assert position["dealId"] == confirm["dealId"]
+    assert position["dealId"] == affected["dealId"]
+    assert position["workingOrderId"] == confirm["dealId"]
     assert (position["direction"], position["size"], position["level"]) == ("BUY", 10, quote.offer)
     assert position["upl"] == pytest.approx((quote.bid - quote.offer) * 10)
     assert market["epic"] == "AAPL"
-    single = capital_client.get(f"/positions/{confirm['dealId']}").json()
+    single = capital_client.get(f"/positions/{affected['dealId']}").json()
     assert single["position"] == position
     # Money: deposit untouched, the spread is the unrealized loss, margin is 20 % of the notional.
     account = capital_client.get("/accounts").json()["accounts"][0]["balance"]
@@ -64,10 +73,11 @@ def test_close_position_books_realized_pnl(capital_sim, capital_client):
     capital_sim.advance(3600)
     capital_client.login()
     quote = capital_sim.quote("AAPL")
-    closed = capital_client.deal("DELETE", f"/positions/{opened['dealId']}")
+    closed = capital_client.deal("DELETE", f"/positions/{position_id(opened)}")
     assert closed["status"] == "CLOSED" and closed["dealStatus"] == "ACCEPTED"
     assert closed["dealReference"].startswith("p_")
-    assert closed["affectedDeals"] == [{"dealId": opened["dealId"], "status": "FULLY_CLOSED"}]
+    assert closed["affectedDeals"] == [{"dealId": position_id(opened), "status": "FULLY_CLOSED"}]
+    assert closed["dealId"] not in (position_id(opened), opened["dealId"])
     assert closed["level"] == quote.bid
     pnl = round((quote.bid - opened["level"]) * 10, 2)
     assert closed["profit"] == pnl
@@ -83,12 +93,12 @@ def test_netting_partial_close_and_flip(capital_sim, capital_client):
     opened = _buy(capital_client, size=10)
     partial = _sell(capital_client, size=4)
     assert partial["status"] == "CLOSED"
-    assert partial["affectedDeals"] == [{"dealId": opened["dealId"], "status": "PARTIALLY_CLOSED"}]
+    assert partial["affectedDeals"] == [{"dealId": position_id(opened), "status": "PARTIALLY_CLOSED"}]
     [position] = capital_sim.positions()
-    assert (position.direction, position.size, position.deal_id) == ("BUY", 6, opened["dealId"])
+    assert (position.direction, position.size, position.deal_id) == ("BUY", 6, position_id(opened))
     flip = _sell(capital_client, size=10)
     assert flip["status"] == "OPEN"
-    assert flip["affectedDeals"][0] == {"dealId": opened["dealId"], "status": "FULLY_CLOSED"}
+    assert flip["affectedDeals"][0] == {"dealId": position_id(opened), "status": "FULLY_CLOSED"}
     assert flip["affectedDeals"][1]["status"] == "OPENED"
     [position] = capital_sim.positions()
     assert (position.direction, position.size) == ("SELL", 4)
@@ -119,7 +129,7 @@ def test_stop_loss_triggers_on_the_clock(capital_sim, capital_client):
     quote = capital_sim.quote("AAPL")
     opened = _buy(capital_client, stopLevel=95.0, profitLevel=110.0)
     assert (opened["stopLevel"], opened["profitLevel"]) == (95.0, 110.0)
-    position = capital_client.get(f"/positions/{opened['dealId']}").json()["position"]
+    position = capital_client.get(f"/positions/{position_id(opened)}").json()["position"]
     assert (position["stopLevel"], position["profitLevel"]) == (95.0, 110.0)
     start = capital_sim.clock.now()
     capital_sim.pin_price("AAPL", 94.0, at=start + 300)
@@ -187,14 +197,14 @@ def test_trailing_stop_follows_the_price(capital_sim, capital_client):
 def test_amend_position_stop_and_profit(capital_sim, capital_client):
     capital_sim.pin_price("AAPL", 100.0)
     opened = _buy(capital_client)
-    amended = capital_client.deal("PUT", f"/positions/{opened['dealId']}", {"stopLevel": 90.0, "profitLevel": 120.0})
+    amended = capital_client.deal("PUT", f"/positions/{position_id(opened)}", {"stopLevel": 90.0, "profitLevel": 120.0})
     assert amended["status"] == "AMENDED"
-    position = capital_client.get(f"/positions/{opened['dealId']}").json()["position"]
+    position = capital_client.get(f"/positions/{position_id(opened)}").json()["position"]
     assert (position["stopLevel"], position["profitLevel"]) == (90.0, 120.0)
-    capital_client.deal("PUT", f"/positions/{opened['dealId']}", {"profitLevel": 125.0})
-    position = capital_client.get(f"/positions/{opened['dealId']}").json()["position"]
+    capital_client.deal("PUT", f"/positions/{position_id(opened)}", {"profitLevel": 125.0})
+    position = capital_client.get(f"/positions/{position_id(opened)}").json()["position"]
     assert "stopLevel" not in position and position["profitLevel"] == 125.0
-    too_close = capital_client.put(f"/positions/{opened['dealId']}", {"stopLevel": 99.99})
+    too_close = capital_client.put(f"/positions/{position_id(opened)}", {"stopLevel": 99.99})
     assert too_close.status_code == 400
     assert too_close.json()["errorCode"].startswith("error.invalid.stoploss.minvalue: ")
     assert capital_client.put("/positions/nope", {"stopLevel": 90.0}).status_code == 404
@@ -248,7 +258,7 @@ def test_closing_on_a_closed_market_is_rejected(capital_sim, capital_client):
     opened = _buy(capital_client, "AAPL", 1)
     capital_sim.set_time(datetime(2024, 3, 9, 12, 0, tzinfo=timezone.utc))
     capital_client.login()
-    closed = capital_client.deal("DELETE", f"/positions/{opened['dealId']}")
+    closed = capital_client.deal("DELETE", f"/positions/{position_id(opened)}")
     assert (closed["dealStatus"], closed["rejectReason"]) == ("REJECTED", "MARKET_CLOSED")
     assert len(capital_sim.positions()) == 1
 
@@ -281,11 +291,11 @@ def test_unknown_epic_and_unknown_ids(capital_client):
 
 def test_deals_of_one_account_are_invisible_to_the_other(capital_sim, capital_client):
     opened = _buy(capital_client, "AAPL", 1)
-    reference = capital_sim.broker.dealer.positions[opened["dealId"]].deal_reference
+    reference = capital_sim.broker.dealer.positions[position_id(opened)].deal_reference
     capital_client.put("/session", {"accountId": "200000000000002"})
     assert capital_client.get(f"/confirms/{reference}").status_code == 404
-    assert capital_client.get(f"/positions/{opened['dealId']}").status_code == 404
-    assert capital_client.delete(f"/positions/{opened['dealId']}").status_code == 404
+    assert capital_client.get(f"/positions/{position_id(opened)}").status_code == 404
+    assert capital_client.delete(f"/positions/{position_id(opened)}").status_code == 404
 
 
 # -- working orders -----------------------------------------------------------------------------
@@ -439,3 +449,23 @@ def test_events_run_in_time_order_across_instruments(capital_sim, capital_client
     capital_client.login()
     stops = [a for a in _activity(capital_client) if a["source"] == "SL"]
     assert [a["epic"] for a in stops] == ["MSFT", "AAPL"]
+
+
+def test_stop_out_closes_the_worst_position_below_half_the_margin(capital_sim, capital_client):
+    capital_sim.pin_price("AAPL", 100.0)
+    capital_sim.pin_price("MSFT", 400.0)
+    _buy(capital_client, "AAPL", 400)  # margin 8 000 of 10 000
+    _buy(capital_client, "MSFT", 10)  # margin 800
+    now = capital_sim.clock.now()
+    capital_sim.pin_price("AAPL", 85.0, at=now + 60)
+    capital_sim.advance(120)
+    assert len(capital_sim.positions()) == 2  # equity ~4 000, still above half the margin (~3 800)
+    capital_sim.pin_price("AAPL", 80.0, at=now + 180)
+    capital_sim.advance(120)
+    assert [p.epic for p in capital_sim.positions()] == ["MSFT"]
+    capital_sim.check_books()
+    values = capital_sim.balances()
+    assert values["balance"] >= 0.5 * values["margin"]
+    capital_client.login()
+    closing = [a for a in _activity(capital_client) if a["source"] == "SYSTEM"]
+    assert [(a["epic"], a["details"]["actions"][0]["actionType"]) for a in closing] == [("AAPL", "POSITION_CLOSED")]

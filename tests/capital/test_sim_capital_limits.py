@@ -113,8 +113,10 @@ def test_wall_clock_limits_need_real_time():
     quick burst is simply refused)."""
     with CapitalSimulator(port=0, rate_limits="wall") as sim:
         client = SimClient(sim)
-        statuses = [client.get("/ping").status_code for _ in range(15)]
-        assert statuses[:10] == [200] * 10 and 429 in statuses[10:]
+        # Real time is not under the test's control, so only robust facts are checked: the first ten
+        # pass, and a quick burst hits the limit (100 requests would need over 10 s to avoid it).
+        statuses = [client.get("/ping").status_code for _ in range(100)]
+        assert statuses[:10] == [200] * 10 and 429 in statuses
         sim.advance(5)  # the simulated clock does not help here
         assert client.get("/ping").status_code in (200, 429)
 

@@ -99,6 +99,10 @@ def test_bad_query_values(capital_client):
         assert response.json()["errorCode"].startswith("error.")
 
 
+#: Fixed examples (derandomized, no example database) keep the fuzz tests deterministic.
+FUZZ = {"deadline": None, "derandomize": True, "database": None,
+        "suppress_health_check": [HealthCheck.function_scoped_fixture]}
+
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-10**6, 10**6)
     | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=8),
@@ -121,7 +125,7 @@ plausible = st.fixed_dictionaries({}, optional={
 bodies = plausible | st.dictionaries(st.sampled_from(FIELDS), json_values, max_size=6) | json_values
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=150, **FUZZ)
 @given(method_path=st.sampled_from([("POST", "/positions"), ("POST", "/workingorders"),
                                     ("PUT", "/accounts/preferences"), ("POST", "/accounts/topUp"),
                                     ("PUT", "/session"), ("PUT", "/positions/x"), ("PUT", "/workingorders/x")]),
@@ -148,3 +152,37 @@ def test_non_finite_numbers(capital_sim, capital_client, raw):
     assert response.status_code == 400
     assert response.json() == {"errorCode": "error.invalid.size"}
     assert capital_sim.positions() == []
+
+
+dates = st.sampled_from(["2024-03-04T00:00:00", "2024-03-05T14:59:00", "0001-01-01T00:00:00",
+                         "9999-12-31T23:59:59", "2024-02-30T00:00:00", "1999-06-01T00:00:00"]) | st.text(max_size=12)
+query_values = st.one_of(dates, st.integers(-5, 2000).map(str), st.text(max_size=6))
+
+
+@settings(max_examples=120, **FUZZ)
+@given(path=st.sampled_from(["/prices/AAPL", "/prices/BTCUSD", "/history/activity", "/history/transactions",
+                             "/markets", "/clientsentiment", "/marketnavigation/hierarchy_v1.indices"]),
+       params=st.dictionaries(st.sampled_from(["from", "to", "max", "resolution", "lastPeriod", "filter", "epics",
+                                               "searchTerm", "marketIds", "limit", "type", "detailed"]),
+                              query_values | st.sampled_from(list(["MINUTE", "DAY", "WEEK", "HOUR_4"])),
+                              max_size=4))
+def test_fuzzed_queries_never_500(capital_client, path, params):
+    response = capital_client.get(path, params=params)
+    assert response.status_code < 500, (path, params, response.text)
+    if response.status_code >= 400:
+        assert response.json()["errorCode"].startswith("error.")
+
+
+def test_deeply_nested_json(capital_sim, capital_client):
+    raw = b"[" * 200_000 + b"]" * 200_000
+    response = capital_client.http.post("/positions", content=raw)
+    assert response.status_code == 400
+    assert response.json() == {"errorCode": "error.malformed.request"}
+
+
+def test_unsupported_account_currency_is_refused_at_start():
+    from ccxt_capital.sim import CapitalSimulator
+
+    with pytest.raises(ValueError):
+        CapitalSimulator(currency="XYZ")
+    assert CapitalSimulator(currency="CHF").broker.preferred_account.currency == "CHF"

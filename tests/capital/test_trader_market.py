@@ -12,7 +12,7 @@ import pytest
 import ccxt_capital
 from tests import conformance
 
-from .trader_fixtures import UNIVERSE, Face, face, face_kind, make_face  # noqa: F401
+from .trader_fixtures import UNIVERSE, Face, face_fixture, face_kind_fixture, make_face_fixture  # noqa: F401
 
 # The broker's limits measured on the simulated clock, which the exchange's limiter also runs on.
 pytestmark = pytest.mark.capital_sim(rate_limits="sim")
@@ -22,7 +22,7 @@ def test_import_registers_the_exchange_id() -> None:
     assert ccxt.capitalcom is ccxt_capital.CapitalTrader
     assert ccxt.async_support.capitalcom is ccxt_capital.AsyncCapitalTrader
     assert "capitalcom" in ccxt.exchanges and "capitalcom" in ccxt.async_support.exchanges
-    ex = getattr(ccxt, "capitalcom")({"apiKey": "k", "login": "l", "password": "p"})
+    ex = ccxt.capitalcom({"apiKey": "k", "login": "l", "password": "p"})  # as bots look it up
     try:
         assert ex.id == "capitalcom" and ex.has["fetchOHLCV"] is True and ex.has["createOrder"] is True
         assert set(ex.timeframes) == {"1m", "5m", "15m", "30m", "1h", "4h", "1d", "1w", "1M"}
@@ -53,7 +53,7 @@ async def test_load_markets_builds_unified_symbols_with_precision(face: Face) ->
         await face.call("fetch_ticker", "NOPE/USD")
 
 
-async def test_swap_mode_shows_linear_swaps(face_kind: str, make_face) -> None:  # noqa: F811
+async def test_swap_mode_shows_linear_swaps(face_kind: str, make_face) -> None:
     ex = make_face(face_kind, defaultType="swap")
     try:
         await ex.call("load_markets")
@@ -67,7 +67,7 @@ async def test_swap_mode_shows_linear_swaps(face_kind: str, make_face) -> None: 
         await ex.close()
 
 
-async def test_universe_from_default_listing_and_search(make_face) -> None:  # noqa: F811
+async def test_universe_from_default_listing_and_search(make_face) -> None:
     everything = make_face("async", symbols=None)
     searched = make_face("async", symbols=None, searchTerms=["gold", "apple"])
     try:
@@ -81,7 +81,7 @@ async def test_universe_from_default_listing_and_search(make_face) -> None:  # n
         await searched.close()
 
 
-async def test_unknown_configured_symbol_is_a_bad_symbol(make_face) -> None:  # noqa: F811
+async def test_unknown_configured_symbol_is_a_bad_symbol(make_face) -> None:
     ex = make_face("async", symbols=["AAPL/USD", "ZZZZ/USD"])
     try:
         with pytest.raises(ccxt.BadSymbol, match="ZZZZ/USD"):

@@ -12,7 +12,7 @@ import pytest
 
 from tests import conformance
 
-from .trader_fixtures import Face, booked, face, face_kind, make_face  # noqa: F401
+from .trader_fixtures import Face, booked, face_fixture, face_kind_fixture, make_face_fixture  # noqa: F401
 
 pytestmark = pytest.mark.capital_sim(rate_limits="sim")
 
@@ -52,7 +52,8 @@ async def test_market_buy_then_sell_like_a_spot_bot(face: Face, capital_sim) -> 
     capital_sim.check_books()
 
     trades = await face.call("fetch_my_trades", "AAPL/USD")
-    assert [(t["side"], t["amount"], t["order"]) for t in trades] == [("buy", 10, order["id"]), ("sell", 10, sell["id"])]
+    assert [(t["side"], t["amount"], t["order"]) for t in trades] == [
+        ("buy", 10, order["id"]), ("sell", 10, sell["id"])]
     for trade in trades:
         conformance.check_trade(face.exchange, trade, "AAPL/USD")
         assert trade["fee"]["cost"] == 0.0 and trade["fee"]["currency"] == "USD"
@@ -181,7 +182,7 @@ async def test_reduce_only_never_flips(face: Face, capital_sim) -> None:
 
 
 async def test_same_client_order_id_returns_the_first_order_also_after_restart(face: Face, capital_sim,
-                                                                               make_face) -> None:  # noqa: F811
+                                                                               make_face) -> None:
     first = await face.call("create_order", "EUR/USD", "market", "buy", 1000, None, {"clientOrderId": "idem-1"})
     again = await face.call("create_order", "EUR/USD", "market", "buy", 1000, None, {"clientOrderId": "idem-1"})
     assert again["id"] == first["id"] and again["clientOrderId"] == "idem-1"

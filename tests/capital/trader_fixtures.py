@@ -4,9 +4,10 @@ Time is the simulator's: the exchange gets ``options['clock'] = sim.clock.now`` 
 advances that clock, so the client-side limiter, the confirm polling and the session expiry all run
 on simulated time -- deterministic, and no test ever really sleeps.
 
-``face`` is parametrized over ``sync`` and ``async``; tests talk to it through :class:`Face`, whose
-``call`` awaits the async method or runs the sync one in a worker thread, so one test body checks
-both faces.
+Fixtures are registered under their short names (``face``, ``face_kind``, ``make_face``); test
+modules import the ``*_fixture`` functions. ``face`` is parametrized over ``sync`` and ``async``;
+tests talk to it through :class:`Face`, whose ``call`` awaits the async method or runs the sync one
+in a worker thread, so one test body checks both faces.
 """
 
 from __future__ import annotations
@@ -82,13 +83,13 @@ def build_face(kind: str, config: dict[str, Any]) -> Face:
     return Face(kind, AsyncCapitalTrader(config))
 
 
-@pytest.fixture(params=["sync", "async"])
-def face_kind(request: pytest.FixtureRequest) -> str:
+@pytest.fixture(name="face_kind", params=["sync", "async"])
+def face_kind_fixture(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-@pytest.fixture
-async def face(face_kind: str, capital_sim: CapitalSimulator, tmp_path: Path) -> AsyncIterator[Face]:
+@pytest.fixture(name="face")
+async def face_fixture(face_kind: str, capital_sim: CapitalSimulator, tmp_path: Path) -> AsyncIterator[Face]:
     """A CapitalTrader (sync or async) on the simulator, markets loaded."""
     ex = build_face(face_kind, trader_config(capital_sim, tmp_path))
     try:
@@ -98,8 +99,8 @@ async def face(face_kind: str, capital_sim: CapitalSimulator, tmp_path: Path) ->
         await ex.close()
 
 
-@pytest.fixture
-def make_face(capital_sim: CapitalSimulator, tmp_path: Path) -> Any:
+@pytest.fixture(name="make_face")
+def make_face_fixture(capital_sim: CapitalSimulator, tmp_path: Path) -> Any:
     """Build more exchanges on the same simulator (restarts, other options); closed at teardown."""
     made: list[Face] = []
 

@@ -9,10 +9,9 @@ import pytest
 
 from ccxt_ibkr._ib import IB_LIBRARY_NAME
 from ccxt_ibkr.sim import IBSimulator
+from ccxt_ibkr.sim.rawclient import RawClient
 from ccxt_ibkr.sim.testing import connect, eventually
 from ccxt_ibkr.sim.wire import negotiate
-
-from .rawclient import RawClient
 
 
 def test_negotiation_rules() -> None:

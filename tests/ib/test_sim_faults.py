@@ -203,3 +203,19 @@ async def test_pending_cancel_can_still_fill(ib_sim: IBSimulator, ib_client) -> 
     await wait_until(ib_client, lambda: trade.orderStatus.status == "Cancelled")
     assert trade.orderStatus.filled == 4 and len(trade.fills) == 2
     ib_sim.check_ledger()
+
+
+async def test_client_zero_with_auto_bind_sees_every_order(ib_sim: IBSimulator) -> None:
+    master = await connect(ib_sim, client_id=0)  # the library sends reqAutoOpenOrders(True) for clientId 0
+    other = await connect(ib_sim, client_id=43)
+    try:
+        trade = other.placeOrder(AAPL, MarketOrder("BUY", 1, orderRef="seen-by-0"))
+        await wait_until(other, lambda: trade.orderStatus.status == "Filled")
+        await wait_until(master, lambda: any(t.order.orderRef == "seen-by-0" for t in master.trades()))
+        codes: list[int] = []
+        other.errorEvent += lambda req, code, *rest: codes.append(code)
+        other.client.reqAutoOpenOrders(True)
+        await wait_until(other, lambda: 327 in codes)
+    finally:
+        master.disconnect()
+        other.disconnect()

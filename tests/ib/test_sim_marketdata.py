@@ -223,3 +223,16 @@ async def test_empty_window_is_162_no_data(ib_client) -> None:
     saturday = dt.datetime(2025, 6, 7, 18, 0, tzinfo=dt.timezone.utc)
     assert list(await ib_client.reqHistoricalDataAsync(AAPL, saturday, "3600 S", "5 mins", "TRADES", False, 1)) == []
     assert errors[0][0] == 162 and "returned no data" in errors[0][1]
+
+
+async def test_real_time_bars(ib_sim: IBSimulator, ib_client) -> None:
+    (aapl,) = await ib_client.qualifyContractsAsync(AAPL)
+    bars = ib_client.reqRealTimeBars(aapl, 5, "MIDPOINT", False)
+    await ib_client.reqCurrentTimeAsync()  # the subscription is registered
+    ib_sim.advance(30)
+    await wait_until(ib_client, lambda: len(bars) >= 6)
+    times = [b.time.timestamp() for b in bars]
+    assert times == sorted(times) and times[1] - times[0] == 5
+    inst = ib_sim.instrument("AAPL", "STK", "USD")
+    assert bars[-1].close == ib_sim.market.mid(inst, times[-1])
+    ib_client.cancelRealTimeBars(bars)

@@ -437,3 +437,82 @@ async def test_market_data_line_limit(ib_sim: IBSimulator, ib_client) -> None:
     await wait_until(ib_client, lambda: first.bid == first.bid and first.bid > 0)
     ib_client.reqMktData(ko)
     await wait_until(ib_client, lambda: 101 in codes)
+
+
+async def test_client_visible_money_adds_up_after_every_fill(ib_sim: IBSimulator, ib_client) -> None:
+    """From the client's own data: cash, positions at cost, realized PnL and commissions agree."""
+    ib_sim.set_liquidity(40)
+    (msft, btc) = await ib_client.qualifyContractsAsync(Stock("MSFT", "SMART", "USD"), Crypto("BTC", "PAXOS", "USD"))
+    script = [(AAPL, "BUY", 100), (msft, "BUY", 50), (AAPL, "SELL", 130), (btc, "BUY", 0.25), (AAPL, "BUY", 30),
+              (msft, "SELL", 50), (btc, "SELL", 0.25)]
+    trades = []
+
+    def all_fills():
+        return [f for t in trades for f in t.fills]
+
+    def cash_balance() -> float:
+        rows = [v for v in ib_client.accountValues() if v.tag == "CashBalance" and v.currency == "USD"]
+        return float(rows[0].value)
+
+    async def check(expected_fills: int) -> None:
+        await wait_until(ib_client, lambda: len(all_fills()) == expected_fills
+                         and all(f.commissionReport.execId for f in all_fills()))
+        fills = all_fills()
+        flow = sum((-1 if f.execution.side == "BOT" else 1) * f.execution.shares * f.execution.price for f in fills)
+        fees = sum(f.commissionReport.commission for f in fills)
+        await wait_until(ib_client, lambda: abs(cash_balance() - (1_000_000 + flow - fees)) < 0.011)
+        ib_sim.check_ledger()
+        realized = sum(f.commissionReport.realizedPNL for f in fills)
+        assert realized == pytest.approx(ib_sim.ledger.realized.get("USD", 0.0), abs=1e-6)
+        held: dict[int, float] = {}
+        for f in fills:
+            held[f.contract.conId] = held.get(f.contract.conId, 0) + (1 if f.execution.side == "BOT" else -1) * (
+                f.execution.shares)
+        await wait_until(ib_client, lambda: {p.contract.conId: p.position for p in ib_client.positions()
+                                             if p.position} == {k: v for k, v in held.items() if abs(v) > 1e-9})
+        cost = sum(p.position * p.avgCost for p in ib_client.positions())
+        # cash + positions at cost == initial + realized (everything here is in USD)
+        assert cash_balance() + cost == pytest.approx(1_000_000 + realized, abs=0.02)
+
+    count = 0
+    for contract, side, qty in script:
+        trade = ib_client.placeOrder(contract, MarketOrder(side, qty))
+        trades.append(trade)
+        while True:
+            await wait_until(ib_client, lambda t=trade: len(t.fills) > 0)
+            count = len(all_fills())
+            await check(count)
+            if trade.orderStatus.status == "Filled":
+                break
+            ib_sim.advance(60)
+            await wait_until(
+                ib_client, lambda c=count, t=trade: len(all_fills()) > c or t.orderStatus.status == "Filled"
+            )
+    assert sum(f.commissionReport.commission for f in all_fills()) == pytest.approx(
+        sum(ib_sim.ledger.commissions.values()))
+
+
+async def test_portfolio_values_refresh_as_the_clock_moves(ib_sim: IBSimulator, ib_client) -> None:
+    trade = ib_client.placeOrder(AAPL, MarketOrder("BUY", 10))
+    await status(ib_client, trade, "Filled")
+    await wait_until(ib_client, lambda: bool(ib_client.portfolio()))
+    ib_sim.advance(3 * 3600)
+    mark = ib_sim.market.mid(ib_sim.instrument("AAPL", "STK", "USD"), ib_sim.now())
+    await wait_until(ib_client, lambda: ib_client.portfolio()[0].marketPrice == mark)
+    item = ib_client.portfolio()[0]
+    assert item.marketValue == pytest.approx(10 * mark) and item.unrealizedPNL == pytest.approx(
+        10 * mark - 10 * item.averageCost, abs=0.01)
+
+
+async def test_crypto_cannot_be_shorted_and_gtd_expires(ib_sim: IBSimulator, ib_client) -> None:
+    short = ib_client.placeOrder(Crypto("BTC", "PAXOS", "USD"), MarketOrder("SELL", 0.01))
+    await status(ib_client, short, "Cancelled")
+    assert 201 in error_codes(short)
+    quote = ib_sim.quote("AAPL", "STK", "USD")
+    gtd = LimitOrder("BUY", 1, round(quote.bid - 20, 2), tif="GTD", goodTillDate="20250610 11:00:00 US/Eastern")
+    trade = ib_client.placeOrder(AAPL, gtd)
+    await status(ib_client, trade, "Submitted")
+    ib_sim.advance(59 * 60)
+    assert trade.orderStatus.status == "Submitted"
+    ib_sim.advance(60)
+    await status(ib_client, trade, "Cancelled")

@@ -1,5 +1,6 @@
 """IBTrader account methods and connection errors, end to end, both faces, through ccxt's validators."""
 
+# ruff: noqa: F811 - the fixtures imported from trader_fixtures are re-bound as test parameters
 from __future__ import annotations
 
 import socket

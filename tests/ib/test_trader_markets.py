@@ -3,6 +3,7 @@
 Every test runs for the sync and the async face; every structure goes through ccxt's validators.
 """
 
+# ruff: noqa: F811 - the fixtures imported from trader_fixtures are re-bound as test parameters
 from __future__ import annotations
 
 import dataclasses
@@ -191,7 +192,7 @@ async def test_fetch_ohlcv_fx_uses_midpoint_and_price_param(ex) -> None:
     bid = await run(ex.fetch_ohlcv("EUR/USD", "1h", limit=3, params={"price": "bid"}))
     ask = await run(ex.fetch_ohlcv("EUR/USD", "1h", limit=3, params={"price": "ask"}))
     assert [b[0] for b in bid] == [b[0] for b in mid] == [b[0] for b in ask]
-    assert all(b[4] < m[4] < a[4] for b, m, a in zip(bid, mid, ask))
+    assert all(b[4] < m[4] < a[4] for b, m, a in zip(bid, mid, ask, strict=True))
     with pytest.raises(ccxt.BadRequest):
         await run(ex.fetch_ohlcv("EUR/USD", "1h", limit=3, params={"price": "last"}))
 
@@ -211,3 +212,16 @@ async def test_long_download_is_paced_without_a_pacing_violation(ex, sim: IBSimu
     check_ohlcv(ex, bars, "AAPL/USD")
     assert bars[0][0] >= start and len(bars) > 1000
     assert sim.now() - t0 >= 2.0  # the pacer waited (on the simulated clock) instead of tripping 162
+
+
+async def test_ohlcv_cache_serves_a_repeated_backtest_range_from_disk(make_trader, sim: IBSimulator, tmp_path) -> None:
+    ex = make_trader(ohlcvCache=str(tmp_path / "cache"))
+    until = int(sim.now() * 1000) - 2 * DAY
+    until -= until % HOUR
+    since = until - 20 * DAY
+    first = await run(ex.fetch_ohlcv("AAPL/USD", "1h", since=since, params={"until": until}))
+    check_ohlcv(ex, first, "AAPL/USD")
+    assert first[0][0] >= since and first[-1][0] < until
+    served = sim.stats_bars_served
+    again = await run(ex.fetch_ohlcv("AAPL/USD", "1h", since=since, params={"until": until}))
+    assert again == first and sim.stats_bars_served == served  # nothing asked of the broker

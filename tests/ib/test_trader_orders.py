@@ -5,6 +5,7 @@ simulator's clock is frozen inside US regular trading hours, so market orders fi
 and limit orders away from the touch rest.
 """
 
+# ruff: noqa: F811 - the fixtures imported from trader_fixtures are re-bound as test parameters
 from __future__ import annotations
 
 import math
@@ -228,6 +229,26 @@ async def test_timeout_after_send_returns_open_and_never_resends(make_trader, si
     again = await run(ex.create_order("AAPL/USD", "limit", "buy", 1, below_touch(sim), {"clientOrderId": cid}))
     assert again["clientOrderId"] == cid and len(order_messages) == 1
     assert sum(1 for o in sim.orders() if o.req.order_ref == cid) == 1
+
+
+async def test_crash_after_send_then_restart_adopts_the_order(make_trader, sim: IBSimulator, tmp_path,
+                                                              order_messages) -> None:
+    journal = tmp_path / "crash-journal.sqlite"
+    cid = f"crash-{uuid.uuid4().hex[:8]}"
+    first = make_trader(journal=journal, orderTimeout=0.3)
+    await run(first.load_markets())
+    sim.drop_on_order("booked", order_ref=cid)  # IB books the order, then the connection dies
+    lost = await run(first.create_order("AAPL/USD", "limit", "buy", 1, below_touch(sim), {"clientOrderId": cid}))
+    assert lost["status"] == "open"
+    await run(first.close())
+    restarted = make_trader(journal=journal)  # another process, another clientId, same journal
+    again = await run(restarted.create_order("AAPL/USD", "limit", "buy", 1, below_touch(sim), {"clientOrderId": cid}))
+    check_order(restarted, again, "AAPL/USD")
+    booked = [o for o in sim.orders() if o.req.order_ref == cid]
+    assert len(booked) == 1 and len(order_messages) == 1
+    assert again["status"] == "open" and again["info"]["permId"] == booked[0].perm_id
+    sim_order_id = str(booked[0].perm_id)
+    assert (await run(restarted.fetch_order(sim_order_id)))["clientOrderId"] == cid
 
 
 # ---------------------------------------------------------------------------------------- rejections

@@ -42,7 +42,7 @@ def ib_options(sim: IBSimulator, journal: Path, client_id: int = 7, **extra: Any
         "connectTimeout": 5.0,
         "requestTimeout": 5.0,
         "orderTimeout": 3.0,
-        "commissionWait": 0.0,
+        "commissionWait": 2.0,
         "marketOrderWait": 0.2,
         "reconnect": dict(RECONNECT),
         "reconcileGraceMs": 0,

@@ -57,7 +57,7 @@ def _wrap(owner: Any, name: str, counter: Counter) -> Callable[[], None]:
 
 
 @pytest.fixture
-def ib_history_counter(ib_sim: Any) -> Iterator[Counter]:
+def ib_history_counter(ib_sim: Any) -> Iterator[Counter]:  # noqa: F811 - the imported fixture
     """Historical-data requests the IB simulator answers (one ``MarketData.bars`` call each).
 
     Also relaxes the simulator's pacing to IB's own rule for bars of a minute and more (no hard
@@ -72,7 +72,7 @@ def ib_history_counter(ib_sim: Any) -> Iterator[Counter]:
 
 
 @pytest.fixture
-def capital_price_counter(capital_sim: Any) -> Iterator[Counter]:
+def capital_price_counter(capital_sim: Any) -> Iterator[Counter]:  # noqa: F811 - the imported fixture
     """``GET /prices/{epic}`` requests the Capital.com simulator receives (its fault plan sees every
     request's method and path first, so counting there counts what arrived on the wire)."""
     counter = Counter()
@@ -98,3 +98,48 @@ def sim_sleep(sim: Any) -> Callable[[float], Any]:
         await asyncio.sleep(0)
 
     return sleep
+
+
+def runner_classes(venue: str) -> tuple[type, type]:
+    """(sync, async) adapter classes with the runtime mixins (OHLCV cache, base-currency equity).
+
+    Once the adapters list the mixins in their own bases these are the adapters' own classes; until
+    then the same composition is built here, exactly as ``with_runner_mixins`` does for the CLIs.
+    """
+    import ccxt
+
+    from normalization.runtime.facade import SyncFacade
+    from normalization.runtime.ohlcv_service import with_runner_mixins
+
+    if venue == "IB":
+        import ccxt_ibkr
+
+        sync_cls, async_cls, holdings = ccxt_ibkr.IBTrader, ccxt_ibkr.AsyncIBTrader, "market"
+    else:
+        import ccxt_capital
+
+        sync_cls, async_cls, holdings = ccxt_capital.CapitalTrader, ccxt_capital.AsyncCapitalTrader, "none"
+    composed = with_runner_mixins(async_cls, equity_holdings=holdings)
+    if composed is async_cls:
+        return sync_cls, async_cls
+    sync = type(
+        sync_cls.__name__, (SyncFacade, ccxt.Exchange), {"async_class": composed, "__module__": sync_cls.__module__}
+    )
+    return sync, composed
+
+
+@pytest.fixture
+def runtime_hooks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make ``create_exchange()`` return adapters with the runtime mixins, as the adapter hooks will.
+
+    A no-op once ``ccxt_ibkr`` / ``ccxt_capital`` list the mixins themselves; until then the factory's
+    lazy ``ccxt_ibkr.IBTrader`` / ``ccxt_capital.CapitalTrader`` lookups see the composed classes for
+    the duration of one test.
+    """
+    import ccxt_capital
+    import ccxt_ibkr
+
+    for module, attr, venue in ((ccxt_ibkr, "IBTrader", "IB"), (ccxt_capital, "CapitalTrader", "CAPITAL")):
+        sync_cls, _ = runner_classes(venue)
+        if sync_cls is not getattr(module, attr):
+            monkeypatch.setattr(module, attr, sync_cls)

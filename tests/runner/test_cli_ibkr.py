@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from ccxt_ibkr.__main__ import build_config, main
+from ccxt_ibkr.__main__ import add_connection_args, build_config, main
 from normalization.runtime.cli import EXIT_EXCHANGE, EXIT_NETWORK, EXIT_OK, EXIT_USAGE, build_parser
 from normalization.runtime.factory import ConfigError
 
@@ -26,11 +26,10 @@ class Cli:
     def __init__(self, sim: Any, capsys: pytest.CaptureFixture[str]) -> None:
         self.sim = sim
         self.capsys = capsys
-        self.client_id = 40
+        self.client_id = 41  # one clientId for every command: IB shows a client the orders it placed
 
     def __call__(self, *argv: str, connect: bool = True) -> tuple[int, Any, str]:
         """Run ``ccxt-ibkr argv`` in-process; returns (exit code, parsed stdout, stderr)."""
-        self.client_id += 1  # a fresh clientId per command, as separate processes would use
         extra = ["--port", str(self.sim.port), "--client-id", str(self.client_id)] if connect else []
         self.capsys.readouterr()
         code = main([*argv, *extra])
@@ -54,8 +53,19 @@ def error(err: str) -> dict[str, Any]:
 def test_help_needs_no_connection(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--help"]) == EXIT_OK
     out = capsys.readouterr().out
-    for command in ("health", "markets", "ticker", "ohlcv", "balance", "positions", "orders", "trades", "place",
-                    "cancel", "sim"):
+    for command in (
+        "health",
+        "markets",
+        "ticker",
+        "ohlcv",
+        "balance",
+        "positions",
+        "orders",
+        "trades",
+        "place",
+        "cancel",
+        "sim",
+    ):
         assert command in out
     assert main(["ohlcv", "--help"]) == EXIT_OK
     out = capsys.readouterr().out
@@ -64,9 +74,24 @@ def test_help_needs_no_connection(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_flags_override_environment_and_are_validated_like_the_factory() -> None:
-    parser = build_parser("ccxt-ibkr", __import__("ccxt_ibkr.__main__").__main__.add_connection_args)
-    args = parser.parse_args(["health", "--host", "10.0.0.2", "--port", "4002", "--client-id", "9",
-                              "--account", "DU42", "--symbols", "AAPL/USD, EUR/USD", "--cache", "/tmp/bars"])
+    parser = build_parser("ccxt-ibkr", add_connection_args)
+    args = parser.parse_args(
+        [
+            "health",
+            "--host",
+            "10.0.0.2",
+            "--port",
+            "4002",
+            "--client-id",
+            "9",
+            "--account",
+            "DU42",
+            "--symbols",
+            "AAPL/USD, EUR/USD",
+            "--cache",
+            "/tmp/bars",
+        ]
+    )
     config = build_config(args, {"IB_HOST": "ignored", "IB_CLIENT_ID": "3", "IB_BASE_CURRENCY": "aud"})
     options = config["options"]
     assert options["host"] == "10.0.0.2" and options["port"] == 4002 and options["clientId"] == 9
@@ -74,7 +99,7 @@ def test_flags_override_environment_and_are_validated_like_the_factory() -> None
     assert options["symbols"] == ["AAPL/USD", "EUR/USD"] and options["ohlcvCache"] == "/tmp/bars"
     with pytest.raises(ConfigError, match=r"--port 4001 \(IB_PORT\)"):
         build_config(parser.parse_args(["health", "--port", "4001"]), {})
-    with pytest.raises(ConfigError, match=r"--client-id x \(IB_CLIENT_ID\)"):
+    with pytest.raises(ConfigError, match=r"--client-id 'x' \(IB_CLIENT_ID\) is not an integer"):
         build_config(parser.parse_args(["health", "--client-id", "x"]), {})
     live = build_config(parser.parse_args(["health", "--port", "7496", "--live"]), {})
     assert live["options"]["live"] is True
@@ -111,14 +136,18 @@ def test_health_markets_ticker(cli: Cli) -> None:
 
 def test_ohlcv_csv_and_json_second_run_served_from_cache(cli: Cli, ib_history_counter: Any, tmp_path: Path) -> None:
     cache = str(tmp_path / "bars")
+    code, direct, _ = cli("ohlcv", "AAPL/USD", "-t", "1h", "--since", SINCE, "--until", UNTIL)
+    assert code == EXIT_OK and direct["timeframe"] == "1h" and direct["count"] > 40
+    ib_history_counter.reset()
     code, out, _ = cli("ohlcv", "AAPL/USD", "-t", "1h", "--since", SINCE, "--until", UNTIL, "--cache", cache)
-    assert code == EXIT_OK and out["timeframe"] == "1h" and out["count"] > 40
+    assert code == EXIT_OK and out == direct  # the cache changes where bars come from, not which
     times = [row[0] for row in out["ohlcv"]]
     assert times == sorted(set(times)) and times[0] >= 1_746_403_200_000
     assert ib_history_counter.calls >= 1
     ib_history_counter.reset()
-    code, text, _ = cli("ohlcv", "AAPL/USD", "-t", "1h", "--since", SINCE, "--until", UNTIL, "--cache", cache,
-                        "--format", "csv")
+    code, text, _ = cli(
+        "ohlcv", "AAPL/USD", "-t", "1h", "--since", SINCE, "--until", UNTIL, "--cache", cache, "--format", "csv"
+    )
     assert code == EXIT_OK and ib_history_counter.calls == 0  # the simulator was asked nothing
     rows = list(csv.reader(io.StringIO(text)))
     assert rows[0] == ["timestamp", "datetime", "open", "high", "low", "close", "volume"]
@@ -140,7 +169,8 @@ def test_balance_place_positions_orders_trades_cancel(cli: Cli, ib_sim: Any) -> 
     assert code == EXIT_OK and order["status"] == "closed" and order["filled"] == 10
     assert order["clientOrderId"] == "cli-buy-1"
     code, again, _ = cli("place", "AAPL/USD", "buy", "10", "--client-order-id", "cli-buy-1")
-    assert code == EXIT_OK and again["id"] == order["id"]  # idempotent across processes (the journal)
+    # idempotent across processes (the journal): the first order comes back, nothing is placed again
+    assert code == EXIT_OK and again["clientOrderId"] == "cli-buy-1" and again["filled"] == 10
     assert len(ib_sim.orders()) == 1
 
     code, out, _ = cli("positions")
@@ -169,7 +199,9 @@ def test_console_script_runs_as_a_process(tmp_path: Path) -> None:
     """``python -m ccxt_ibkr sim`` serves; ``python -m ccxt_ibkr health`` talks to it; both real processes."""
     sim = subprocess.Popen(
         [sys.executable, "-m", "ccxt_ibkr", "sim", "--port", "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         line = sim.stdout.readline() if sim.stdout else ""
@@ -178,7 +210,10 @@ def test_console_script_runs_as_a_process(tmp_path: Path) -> None:
         env = {"PATH": "", "XDG_STATE_HOME": str(tmp_path), "HOME": str(tmp_path)}
         done = subprocess.run(
             [sys.executable, "-m", "ccxt_ibkr", "health", "--port", port, "--client-id", "77"],
-            capture_output=True, text=True, timeout=60, env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
         )
         assert done.returncode == EXIT_OK, done.stderr
         assert json.loads(done.stdout)["ok"] is True

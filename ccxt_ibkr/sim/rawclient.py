@@ -1,5 +1,5 @@
-"""A minimal raw TWS-protocol client for tests that need bytes the libraries never send
-(old version ranges, garbage, half messages)."""
+"""A minimal raw TWS-protocol client for tests that need bytes the real libraries never send
+(old version ranges such as PyPI ibapi's v100..157, garbage, half messages)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import struct
 
 
 class RawClient:
+    """Frames and reads messages by hand; no decoding beyond splitting fields."""
+
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
         self.writer = writer
