@@ -49,6 +49,7 @@ from normalization.runtime.reconcile import BrokerFill, BrokerOrder, BrokerSnaps
 from normalization.runtime.resample import resample_ohlcv
 from normalization.runtime.retry import RequestNotSent, retry_if_never_sent
 from normalization.runtime.safety import check_sandbox_switch, resolve_live
+from normalization.runtime.supervisor import Backoff, ConnectionSupervisor, ReconnectEvent
 from normalization.symbols import symbol_to_capital_epic
 from normalization.timeframes import CAPITAL_MAX_BARS, CAPITAL_RESOLUTIONS, resample_source
 
@@ -206,6 +207,8 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
                 "historyDays": 30,  # how far back since=None-less history walks go at most
                 "pacing": True,  # the client-side limiter; switch off only if your code paces itself
                 "sessionRefreshAfter": 540.0,  # log in again after 9 minutes of inactivity
+                "reconnect": {},  # backoff of the re-login after a lost connection (initialDelay, maxDelay, ...)
+                "reconcileGraceMs": 60_000,  # an unanswered deal younger than this is not yet called absent
                 "clock": None,  # epoch-seconds clock (tests inject the simulator's)
                 "sleep": None,  # async sleep matching that clock
             },
@@ -226,6 +229,13 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
         super().__init__(config or {})
         self.timeout_on_exit = 0  # no aiohttp session to drain; close() need not sleep
         self._live = resolve_live(self.id, self.safe_value(self.options, "live"))
+        self._placing: set[str] = set()
+        # "Can I talk to the broker now?": fail fast while a lost connection is re-established, and
+        # reconcile the journal after every reconnect (normalization.runtime.supervisor).
+        self.supervisor = ConnectionSupervisor(
+            self.id, self._reconnect, backoff=Backoff.from_options(self.safe_dict(self.options, "reconnect", {}))
+        )
+        self.supervisor.on_reconnected(self._heal)
         if self._live:
             self.urls["api"] = {"rest": LIVE_HOST}
             self.isSandboxModeEnabled = False
@@ -280,12 +290,36 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
                 refresh_after=float(self.safe_number(self.options, "sessionRefreshAfter", 540.0)),
                 account_id=self.safe_string(self.options, "accountId"),
                 http_transport=self.safe_value(self.options, "httpTransport"),
+                pacer_clock=self._clock() if callable(self.safe_value(self.options, "sleep")) else time.monotonic,
+                gate=self.supervisor.ensure_usable,
+                on_lost=self.supervisor.lost,
+                on_login=self._logged_in,
             )
         return self._transport
 
+    def _logged_in(self) -> None:
+        """A first (or lazy) login makes the connection usable; the reconnect loop reports its own."""
+        if self.supervisor.state == "idle":
+            self.supervisor.connected("logged in")
+
+    async def _reconnect(self) -> None:
+        await self._wire().relogin()
+
+    async def _heal(self, event: ReconnectEvent) -> None:
+        """After a reconnect: resolve unanswered deals from the broker's books, then reconcile."""
+        await self.reconcile_journal()
+
+    async def wait_ready(self, timeout: float = 10.0) -> None:
+        """Wait until connected and reconciled after a lost connection (returns at once if fine)."""
+        await self.supervisor.wait_ready(timeout)
+
     async def _call(self, method: str, path: str, *, params: dict[str, Any] | None = None, body: Any = None,
-                    kind: str | None = None, verify: Callable[[], Awaitable[bool]] | None = None) -> Any:
-        return await self._wire().request(method, path, params=params, body=body, kind=kind, verify=verify)
+                    kind: str | None = None, verify: Callable[[], Awaitable[bool]] | None = None,
+                    gated: bool = True) -> Any:
+        """One request through the transport; ``gated=False`` for the reads that resolve a deal in
+        flight, which must reach the broker even while a reconnect is pending."""
+        return await self._wire().request(method, path, params=params, body=body, kind=kind, verify=verify,
+                                          gated=gated)
 
     def _account_currency(self) -> str | None:
         transport = self._transport
@@ -307,6 +341,7 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
         return self._journal
 
     async def close(self) -> None:
+        await self.supervisor.close()
         transports = [t for t in [self._transport, *self._retired] if t is not None]
         self._transport, self._retired = None, []
         for transport in transports:
@@ -745,16 +780,25 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
             self._inflight.discard(reference)
 
     async def _confirm(self, reference: str, wait: bool = True) -> dict[str, Any] | None:
-        """GET /confirms/{ref}, polled while it is not ready (404) for at most ``confirmTimeout`` seconds."""
+        """GET /confirms/{ref}, polled while it is not ready (404) or the broker stumbles (5xx, a dropped
+        read) for at most ``confirmTimeout`` seconds -- on the injected clock and on the monotonic one,
+        whichever runs out first, so a frozen test clock can never make it poll forever."""
         clock, sleep = self._clock(), self._sleeper()
-        deadline = clock() + float(self.safe_number(self.options, "confirmTimeout", 10.0))
+        timeout = float(self.safe_number(self.options, "confirmTimeout", 10.0))
+        deadline, real_deadline = clock() + timeout, time.monotonic() + timeout
         interval = float(self.safe_number(self.options, "confirmPollInterval", 0.05))
         while True:
             try:
-                return await self._call("GET", f"/confirms/{quote(reference, safe='')}")
+                return await self._call("GET", f"/confirms/{quote(reference, safe='')}", gated=False)
             except ccxt.OrderNotFound:
-                if not wait or clock() >= deadline:
+                if not wait:
                     return None
+            except (ccxt.ExchangeNotAvailable, ccxt.NetworkError) as error:
+                if not wait or isinstance(error, ccxt.AuthenticationError):
+                    raise
+                log.info("%s: confirm %s not readable yet (%s); polling on", self.id, reference, error)
+            if clock() >= deadline or time.monotonic() >= real_deadline:
+                return None
             await sleep(interval)
             interval = min(interval * 2, 0.5)
 
@@ -795,10 +839,11 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
         body = row.params.get("body") or {}
         try:
             before = self._now_ms()
-            server_now = await self.fetch_time()
+            server_now = self.safe_integer(await self._wire().public("GET", "/time"), "serverTime")
             offset = (server_now or before) - (before + self._now_ms()) // 2
             period = int(min(max((self._now_ms() - row.created) / 1000 + 120, 60), 86_400))
-            found = await self._call("GET", "/history/activity", params={"lastPeriod": period, "detailed": "true"})
+            found = await self._call("GET", "/history/activity", params={"lastPeriod": period, "detailed": "true"},
+                                     gated=False)
         except ccxt.BaseError as error:
             log.warning("%s: cannot read the activity history to resolve %s: %s", self.id, row.client_order_id, error)
             self._last_lookup_ambiguous = True

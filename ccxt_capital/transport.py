@@ -69,7 +69,12 @@ Verify = Callable[[], Awaitable[bool]]
 
 
 class SentButUnknown(ccxt.RequestTimeout):
-    """The request may have reached the broker but no answer came back; never re-send it blindly."""
+    """The request may have reached the broker but no answer came back; never re-send it blindly.
+
+    ``timed_out`` tells a slow answer (the connection may be fine) from a dropped connection.
+    """
+
+    timed_out = False
 
 
 @dataclass(frozen=True)
@@ -147,6 +152,10 @@ class CapitalTransport:
         refresh_after: float = DEFAULT_REFRESH_AFTER,
         account_id: str | None = None,
         http_transport: httpx.AsyncBaseTransport | None = None,
+        pacer_clock: Callable[[], float] | None = None,
+        gate: Callable[[], None] | None = None,
+        on_lost: Callable[[str], None] | None = None,
+        on_login: Callable[[], None] | None = None,
     ) -> None:
         self.host = host.rstrip("/")
         if self.host.endswith(API_PREFIX):
@@ -157,7 +166,14 @@ class CapitalTransport:
         self.sleep = sleep
         self.refresh_after = refresh_after
         self.account_id = account_id
-        self.pacer: Pacer | None = capital_pacer(clock=clock, sleep=sleep, demo=demo) if pacing else None
+        # The limiter's clock must be the one its sleep moves: a frozen test clock with real sleeps
+        # would make it wait forever, so the caller passes the pair (default: monotonic + asyncio).
+        self.pacer: Pacer | None = (
+            capital_pacer(clock=pacer_clock or clock, sleep=sleep, demo=demo) if pacing else None
+        )
+        self._gate = gate
+        self._on_lost = on_lost
+        self._on_login = on_login
         self._credentials = credentials
         self._http_transport = http_transport
         self._client: httpx.AsyncClient | None = None
@@ -250,6 +266,8 @@ class CapitalTransport:
         self._tokens = (cst, token)
         self._last_used = self.clock()
         self.stats["logins"] += 1
+        if self._on_login is not None:
+            self._on_login()
         data = self._json(response, "POST", "/session")
         accounts = tuple(a for a in data.get("accounts") or [] if isinstance(a, dict))
         self.session = SessionInfo(
@@ -300,10 +318,12 @@ class CapitalTransport:
             raise RequestNotSent(f"{self.exchange_id} {method} {path}: not sent ({type(error).__name__})") from None
         except httpx.TimeoutException as error:
             if kind in ("deal", "write"):
-                raise SentButUnknown(
+                unknown = SentButUnknown(
                     f"{self.exchange_id} {method} {path}: no answer within {self.timeout:g}s "
                     f"({type(error).__name__}); it may have been applied"
-                ) from None
+                )
+                unknown.timed_out = True
+                raise unknown from None
             raise ccxt.RequestTimeout(
                 f"{self.exchange_id} {method} {path}: timed out ({type(error).__name__})") from None
         except httpx.TransportError as error:
@@ -330,6 +350,16 @@ class CapitalTransport:
         except (json.JSONDecodeError, UnicodeDecodeError, ValueError):
             raise ccxt.BadResponse(f"{self.exchange_id} {method} {path}: the answer is not JSON") from None
 
+    async def relogin(self) -> None:
+        """Log in afresh (the connection supervisor's ``connect`` after a lost connection)."""
+        async with self._lock():
+            self._tokens = None
+            await self._login()
+
+    def _lost(self, error: BaseException) -> None:
+        if self._on_lost is not None:
+            self._on_lost(f"{type(error).__name__}: {error}")
+
     async def request(
         self,
         method: str,
@@ -339,6 +369,7 @@ class CapitalTransport:
         body: Any = None,
         kind: str | None = None,
         verify: Verify | None = None,
+        gated: bool = True,
     ) -> Any:
         """An authenticated JSON request; returns the decoded body.
 
@@ -352,6 +383,23 @@ class CapitalTransport:
         if kind is None:
             kind = "read" if method == "GET" else "write"
         read = kind == "read"
+        if gated and self._gate is not None:
+            self._gate()  # fail fast, before anything is sent, while the connection is being re-established
+        try:
+            return await self._request(method, path, params, body, kind, read, verify)
+        except (RequestNotSent, SentButUnknown) as error:
+            if not getattr(error, "timed_out", False):
+                self._lost(error)
+            raise
+        except ccxt.RequestTimeout:
+            raise  # a slow answer is not a broken connection
+        except ccxt.NetworkError as error:
+            if not isinstance(error, (ccxt.RateLimitExceeded, ccxt.ExchangeNotAvailable, ccxt.DDoSProtection)):
+                self._lost(error)
+            raise
+
+    async def _request(self, method: str, path: str, params: Mapping[str, Any] | None, body: Any, kind: str,
+                       read: bool, verify: Verify | None) -> Any:
         await self.ensure_session()
         relogged = False
         retried_transport = False

@@ -8,17 +8,6 @@ from . import messages as M
 from .connection import SessionBase
 from .wire import Fields
 
-SUMMARY_TAGS = [
-    "AccountType", "NetLiquidation", "TotalCashValue", "SettledCash", "AccruedCash", "BuyingPower",
-    "EquityWithLoanValue", "PreviousDayEquityWithLoanValue", "GrossPositionValue", "RegTEquity", "RegTMargin",
-    "SMA", "InitMarginReq", "MaintMarginReq", "AvailableFunds", "ExcessLiquidity", "Cushion",
-    "FullInitMarginReq", "FullMaintMarginReq", "FullAvailableFunds", "FullExcessLiquidity",
-    "LookAheadNextChange", "LookAheadInitMarginReq", "LookAheadMaintMarginReq", "LookAheadAvailableFunds",
-    "LookAheadExcessLiquidity", "HighestSeverity", "DayTradesRemaining", "Leverage",
-]
-
-
-
 
 class AccountHandlers(SessionBase):
     """Replies built from the ledger; also pushes changes to subscribed clients."""

@@ -21,9 +21,9 @@ from typing import Any, TypeVar
 from normalization.runtime.simclock import SimClock
 
 from . import messages as M
+from .account_views import account_values, portfolio_rows, summary_values
 from .catalogue import Catalogue, Instrument, default_instruments
 from .faults import FaultState, MessageDrop, OrderDrop
-from .handlers_account import SUMMARY_TAGS
 from .ledger import Ledger
 from .marketdata import HistoricalPacer, MarketData
 from .matching import Event, OrderEngine
@@ -315,90 +315,13 @@ class IBSimulator:
 
     def account_values(self) -> list[tuple[str, str, str]]:
         """(key, value, currency) rows as updateAccountValue / accountUpdateMulti send them."""
-        base = self.ledger.base_currency
-        summary = self.ledger.summary(self.mark)
-        rows: list[tuple[str, str, str]] = [
-            ("AccountCode", self.ledger.account, ""),
-            ("AccountType", "INDIVIDUAL", ""),
-            ("AccountReady", "true", ""),
-            ("Currency", base, base),
-            ("Currency", "BASE", "BASE"),
-        ]
-        for key, value in summary.items():
-            rows.append((key, f"{value:.2f}", base))
-        per_ccy = self.ledger.currency_values(self.mark)
-        for ccy, values in per_ccy.items():
-            for key, value in values.items():
-                text = f"{value:.6f}" if key == "ExchangeRate" else f"{value:.2f}"
-                rows.append((key, text, ccy))
-        totals = {"CashBalance": 0.0, "TotalCashBalance": 0.0, "NetLiquidationByCurrency": 0.0,
-                  "StockMarketValue": 0.0, "FuturesPNL": 0.0, "UnrealizedPnL": 0.0, "RealizedPnL": 0.0}
-        for values in per_ccy.values():
-            rate = values["ExchangeRate"]
-            for key in totals:
-                totals[key] += values[key] * rate
-        for key, value in totals.items():
-            rows.append((key, f"{value:.2f}", "BASE"))
-        rows.append(("ExchangeRate", "1.00", "BASE"))
-        return rows
+        return account_values(self.ledger, self.mark)
 
     def summary_values(self, tags: list[str]) -> list[tuple[str, str, str]]:
-        base = self.ledger.base_currency
-        summary = self.ledger.summary(self.mark)
-        wanted = set(tags)
-        if "AllTags" in wanted or not wanted:
-            wanted |= set(SUMMARY_TAGS)
-        rows: list[tuple[str, str, str]] = []
-        for tag in SUMMARY_TAGS:
-            if tag not in wanted:
-                continue
-            if tag == "AccountType":
-                rows.append((tag, "INDIVIDUAL", ""))
-            elif tag in summary:
-                rows.append((tag, f"{summary[tag]:.2f}", base))
-            elif tag == "Leverage":
-                net = summary["NetLiquidation"]
-                rows.append((tag, f"{summary['GrossPositionValue'] / net if net else 0:.2f}", ""))
-            elif tag == "DayTradesRemaining":
-                rows.append((tag, "-1", ""))
-            elif tag in {"RegTEquity", "SMA", "PreviousDayEquityWithLoanValue"}:
-                rows.append((tag, f"{summary['NetLiquidation']:.2f}", base))
-            elif tag in {"RegTMargin"}:
-                rows.append((tag, f"{summary['InitMarginReq']:.2f}", base))
-            elif tag.startswith("LookAhead"):
-                key = tag.replace("LookAhead", "")
-                rows.append((tag, f"{summary.get(key, 0.0):.2f}", base))
-            elif tag == "HighestSeverity":
-                rows.append((tag, "0", ""))
-        ledger_tags = [t for t in wanted if t.startswith("$LEDGER")]
-        if ledger_tags:
-            per_ccy = self.ledger.currency_values(self.mark)
-            all_ccy = any(t in {"$LEDGER:ALL"} for t in ledger_tags)
-            for ccy, values in per_ccy.items():
-                if not all_ccy and f"$LEDGER:{ccy}" not in ledger_tags and ccy != base:
-                    continue
-                for key in ("CashBalance", "TotalCashBalance", "ExchangeRate", "NetLiquidationByCurrency",
-                            "StockMarketValue", "UnrealizedPnL", "RealizedPnL", "FuturesPNL"):
-                    rows.append((key, f"{values[key]:.6f}" if key == "ExchangeRate" else f"{values[key]:.2f}", ccy))
-        return rows
+        return summary_values(self.ledger, self.mark, tags)
 
     def portfolio_rows(self, version: int, con_ids: set[int] | None = None) -> list[list[object]]:
-        rows = []
-        with self.ledger.lock:
-            positions = list(self.ledger.positions.values())
-        for pos in positions:
-            if con_ids is not None and pos.instrument.con_id not in con_ids:
-                continue
-            if con_ids is None and not pos.qty:
-                continue
-            mark = self.mark(pos.instrument)
-            rows.append(
-                M.portfolio(
-                    self.ledger.account, pos.instrument, pos.qty, mark, self.ledger.market_value(pos, mark),
-                    pos.avg_cost, self.ledger.unrealized(pos, mark) if pos.qty else 0.0, pos.realized, version,
-                )
-            )
-        return rows
+        return portfolio_rows(self.ledger, self.mark, version, con_ids)
 
     # -- control API (thread-safe) -----------------------------------------------------------
     def advance(self, seconds: float) -> float:

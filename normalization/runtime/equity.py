@@ -14,8 +14,9 @@ How equity is counted (documented because brokers differ):
   refreshed on the next use);
 - **holdings**, three models, chosen by the adapter (class attribute ``equity_holdings``):
   ``"market"`` (IB cash equities): the shares were paid for out of cash, so they count at their market
-  value, quantity x the instrument's mid; ``"none"`` (Capital.com): the account's cash figure is
-  already its equity (Capital's ``balance`` = ``deposit + profitLoss``), CFD positions add nothing;
+  value, quantity x the broker's mark (the position's ``markPrice``, else the ticker's mid);
+  ``"none"`` (Capital.com): the account's cash figure is already its equity (Capital's ``balance`` =
+  ``deposit + profitLoss``), CFD positions add nothing;
   ``"pnl"`` (a CFD broker whose cash excludes open PnL): only the positions' unrealized PnL counts;
 - **PnL**: the positions' unrealized PnL, each converted from its market's currency.
 
@@ -216,6 +217,13 @@ async def value_balance(
     fx = fx or fx_for(exchange)
     money = _money_codes(exchange)
     out = Valuation(currency)
+    # The broker's own mark of a position (IB's portfolio marketPrice) costs no request; a ticker
+    # snapshot can take IB seconds per instrument, so it is only the fallback.
+    marks = {
+        str(p["symbol"]): float(p["markPrice"])
+        for p in positions or ()
+        if p.get("symbol") and p.get("markPrice") is not None and float(p["markPrice"]) > 0
+    }
     for code, entry in balance.items():
         if code in _BALANCE_META:
             continue
@@ -233,7 +241,9 @@ async def value_balance(
         market = _holding_market(exchange, code, currency)
         price = None
         if market is not None:
-            price = mid_price(await _maybe(exchange.fetch_ticker(market["symbol"])))
+            price = marks.get(market["symbol"])
+            if price is None:
+                price = mid_price(await _maybe(exchange.fetch_ticker(market["symbol"])))
         if market is None or price is None:
             out.unvalued.append(code)
             continue

@@ -158,8 +158,8 @@ class PricePath:
 
 def _align(ts: int, seconds: int) -> int:
     if seconds == 7 * DAY:
-        # 1970-01-01 was a Thursday; Monday-aligned weeks start 3 days later.
-        monday = 3 * DAY
+        # 1970-01-01 was a Thursday; the first Monday is 1970-01-05, four days later.
+        monday = 4 * DAY
         return ts - ((ts - monday) % seconds)
     return ts - (ts % seconds)
 

@@ -192,3 +192,10 @@ async def test_cash_that_already_is_equity_is_not_topped_up_with_pnl() -> None:
     broker.positions = [{"symbol": "AAPL/USD", "unrealizedPnl": 12.5}]
     value = await value_balance(broker, broker.balance, "USD", holdings="none", positions=broker.positions)
     assert value.equity == pytest.approx(10_012.5) and value.unrealized_pnl == pytest.approx(12.5)
+
+
+async def test_holdings_use_the_brokers_position_mark_before_asking_for_a_ticker() -> None:
+    broker = FakeBroker({"AUD": entry(0.0), "USD": entry(1.0), "AAPL": entry(10.0)})
+    positions = [{"symbol": "AAPL/USD", "markPrice": 210.0, "unrealizedPnl": 100.0}]
+    value = await value_balance(broker, broker.balance, "USD", positions=positions)
+    assert value.holdings == pytest.approx(2_100.0) and "AAPL/USD" not in broker.requests

@@ -13,11 +13,14 @@ from normalization.runtime.ohlcv_cache import OhlcvCache
 from normalization.runtime.ohlcv_service import (
     DEFAULT_LIMIT,
     OHLCV_CACHE_ENV,
+    CachedOhlcvMixin,
     cache_for,
     default_chunk_ms,
     fetch_ohlcv_via_cache,
     ohlcv_window,
+    with_runner_mixins,
 )
+from normalization.runtime.resample import timeframe_to_ms
 
 H = 3_600_000
 D = 24 * H
@@ -338,3 +341,56 @@ def _key(instrument: str, tf: str):
     from normalization.runtime.ohlcv_cache import CacheKey
 
     return CacheKey("ibkr", instrument, tf, "TRADES")
+
+
+# -- the mixin adapters put first in their bases ------------------------------------------------------
+
+
+class FakeAdapter:
+    """An adapter's own fetch_ohlcv (forward pagination from ``since`` to ``until``), counted."""
+
+    id = "capitalcom"
+    has = {"fetchTime": True}
+
+    def __init__(self, options: dict, now: int) -> None:
+        self.options = options
+        self.now = now
+        self.calls: list[tuple] = []
+        self.markets = {"EUR/USD": {"id": "EURUSD", "symbol": "EUR/USD"}}
+
+    async def load_markets(self) -> dict:
+        return self.markets
+
+    def market(self, symbol: str) -> dict:
+        return self.markets[symbol]
+
+    def milliseconds(self) -> int:
+        return self.now
+
+    async def fetch_time(self) -> int:
+        return self.now
+
+    async def fetch_ohlcv(self, symbol, timeframe="1m", since=None, limit=None, params={}):
+        self.calls.append((timeframe, since, limit, dict(params)))
+        step = timeframe_to_ms(timeframe)
+        start = since if since is not None else self.now - (limit or 10) * step
+        end = params.get("until", self.now + 1)
+        return [[t, 1.0, 2.0, 0.5, 1.5, 1.0] for t in range(-(-start // step) * step, min(end, self.now + 1), step)]
+
+
+async def test_mixin_passes_through_when_the_cache_is_off_and_resamples_when_on(tmp_path) -> None:
+    now = ms(2024, 3, 5, 15)
+    composed = with_runner_mixins(FakeAdapter)
+    assert issubclass(composed, CachedOhlcvMixin) and with_runner_mixins(composed) is composed
+    off = composed({}, now)
+    assert len(await off.fetch_ohlcv("EUR/USD", "1h", None, 3)) == 4  # the fake's own answer, as is
+    assert off.calls == [("1h", None, 3, {})]  # the adapter's own method, untouched
+    on = composed({"ohlcvCache": str(tmp_path), "ohlcvProgress": False}, now)
+    months = await on.fetch_ohlcv("EUR/USD", "1M", ms(2023, 11, 1), None, {"until": ms(2024, 2, 1) - 1})
+    assert [r[0] for r in months] == [ms(2023, 11, 1), ms(2023, 12, 1), ms(2024, 1, 1)]
+    assert {c[0] for c in on.calls} == {"1d"}  # Capital has no monthly bars: fetched as days
+    assert all("until" in c[3] for c in on.calls)
+    on.calls.clear()
+    assert await on.fetch_ohlcv("EUR/USD", "1M", ms(2023, 11, 1), None, {"until": ms(2024, 2, 1) - 1}) == months
+    assert on.calls == []
+    assert sorted(p.name for p in tmp_path.rglob("*.parquet")) == ["1d_DEFAULT.parquet"]
