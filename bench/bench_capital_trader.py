@@ -10,7 +10,8 @@ The simulator's rate limits are **off** and the adapter's own limiter is switche
 (``options['pacing'] = False``) for the measurement: with them on, both sides would spend most of the
 time waiting out the same 10 req/s and 1 deal / 0.1 s windows, and the ratio would say nothing about
 the adapter. Rounds alternate between the two sides to share any drift of the machine; the figure is
-the ratio of the medians. Goal: <= 1.15 for both.
+the ratio of the medians. Goal: <= 1.15 for both. The adapter decodes JSON with orjson when it is
+installed (``--stdlib-json`` to compare like with like: the baseline uses ``response.json()``).
 
     .venv/bin/python bench/bench_capital_trader.py [--deals 200] [--rounds 5] [--bars 10000]
 """
@@ -141,5 +142,13 @@ if __name__ == "__main__":
     parser.add_argument("--deals", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--bars", type=int, default=10_000)
+    parser.add_argument("--stdlib-json", action="store_true",
+                        help="decode with the standard library even if orjson is installed")
     args = parser.parse_args()
+    if args.stdlib_json:
+        import json
+
+        import ccxt_capital.transport as transport
+
+        transport._loads = json.loads
     asyncio.run(main(args.deals, args.rounds, args.bars))

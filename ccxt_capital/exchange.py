@@ -506,12 +506,12 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
         resolution = CAPITAL_RESOLUTIONS[timeframe]
         step = self.parse_timeframe(timeframe)  # seconds
         path = f"/prices/{quote(market['id'], safe='')}"
-        by_time: dict[int, list[Any]] = {}
+        by_time: dict[int, list[Any]] = {}  # backward paging (pages may overlap at their edges)
+        rows: list[list[Any]] = []  # forward paging (pages are disjoint and ascending)
 
         async def page(query: dict[str, Any]) -> list[list[Any]]:
             body = await self._call("GET", path, params={"resolution": resolution, **query})
-            bars = [self.parse_ohlcv(bar, market, price) for bar in self.safe_list(body, "prices", []) or []]
-            return [bar for bar in bars if bar[0] is not None and None not in bar[1:5]]
+            return self.parse_ohlcvs_page(self.safe_list(body, "prices", []) or [], price)
 
         if since is not None:
             end = (until if until is not None else self._now_ms()) // 1000
@@ -522,17 +522,19 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
                 return after + (offset - after) % step
 
             cursor = next_open(-(-int(since) // 1000))
-            while cursor <= end and (limit is None or len(by_time) < limit):
-                count = CAPITAL_MAX_BARS if limit is None else min(CAPITAL_MAX_BARS, limit - len(by_time))
+            while cursor <= end and (limit is None or len(rows) < limit):
+                count = CAPITAL_MAX_BARS if limit is None else min(CAPITAL_MAX_BARS, limit - len(rows))
                 # A window of (count - 1) steps holds at most ``count`` bars: never over the maximum.
                 window_end = min(cursor + (count - 1) * step, end)
                 bars = await page({"max": count, "from": _capital_time(cursor * 1000),
                                    "to": _capital_time(window_end * 1000)})
-                for bar in bars:
-                    by_time.setdefault(bar[0], bar)
                 if bars:
-                    offset = (bars[-1][0] // 1000) % step
+                    if rows and bars[0][0] <= rows[-1][0]:
+                        bars = [bar for bar in bars if bar[0] > rows[-1][0]]
+                    rows.extend(bars)
+                    offset = (rows[-1][0] // 1000) % step
                 cursor = next_open(window_end + 1)
+            return rows
         else:
             want = limit or int(self.safe_integer(self.options, "ohlcvDefaultLimit", CAPITAL_MAX_BARS))
             to_ms = until
@@ -707,6 +709,7 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
         client_order_id = client_ids.take_or_generate(params, prefix)
         for key in ("clientOrderId", "clientOid", "newClientOrderId"):
             params.pop(key, None)
+        self.supervisor.ensure_usable()  # fail fast before anything is recorded while reconnecting
         if reduce_only:
             reducible = await self._reducible(market, side)
             if reducible <= EPS:
@@ -732,6 +735,16 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
         )
         if not created:
             return await self._order_from_journal(row)
+        self._placing.add(client_order_id)
+        try:
+            return await self._place(journal, row, market, kind, reduce_only, body, working)
+        finally:
+            self._placing.discard(client_order_id)
+
+    async def _place(self, journal: OrderJournal, row: JournalOrder, market: dict[str, Any], kind: str,
+                     reduce_only: bool, body: dict[str, Any], working: bool) -> dict[str, Any]:
+        """Send a journaled deal once and settle it (see create_order)."""
+        client_order_id = row.client_order_id
         if not journal.mark_sent(client_order_id):
             return await self._order_from_journal(journal.get(client_order_id) or row)
         path = "/workingorders" if working else "/positions"
@@ -815,6 +828,8 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
         order = self.parse_confirm_order(confirm, market, kind if kind != "market" else None)
         # One durable write for both ids (a crash before it is resolved from the activity history).
         journal.attach_ids(cid, deal_reference=reference, deal_id=self.safe_string(confirm, "dealId"))
+        if order["status"] == "closed" and kind == "market":
+            await self._record_fills(cid, reference, confirm, order)
         if order["status"] == "rejected":
             reason = self.safe_string(confirm, "rejectReason") or "rejected"
             journal.update_status(cid, "rejected", confirm, reason=reason)
@@ -825,6 +840,36 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
         order["clientOrderId"] = cid
         order["reduceOnly"] = reduce_only
         return order
+
+    async def _record_fills(self, cid: str, reference: str, confirm: dict[str, Any], order: dict[str, Any]) -> None:
+        """A market deal's executions into the journal, one per position it opened or closed (exec id
+        ``<dealReference>:<dealId>``, as fetch_my_trades names them); fee 0, Capital is spread-only."""
+        journal = await self._journal_ready()
+        affected = [a for a in confirm.get("affectedDeals") or [] if isinstance(a, dict)]
+        currency = self._account_currency()
+        fills: list[tuple[str, float, float]] = []
+        if len(affected) <= 1:
+            deal_id = (affected[0].get("dealId") if affected else None) or confirm.get("dealId")
+            fills.append((str(deal_id), float(order["filled"] or 0), float(order["average"] or 0)))
+        else:
+            # Netting split the deal over several positions: their sizes are in the activity history.
+            try:
+                body = await self._call("GET", "/history/activity", params={"lastPeriod": 600, "detailed": "true"},
+                                        gated=False)
+            except ccxt.BaseError as error:
+                log.info("%s: fills of %s left to reconciliation (%s)", self.id, reference, error)
+                return
+            for entry in self.safe_list(body, "activities", []) or []:
+                details = entry.get("details") or {}
+                actions = [a.get("actionType") for a in details.get("actions") or [] if isinstance(a, dict)]
+                if (details.get("dealReference") == reference and entry.get("type") == "POSITION"
+                        and entry.get("status") == "ACCEPTED" and any(a in FILL_ACTIONS for a in actions)):
+                    fills.append((str(entry.get("dealId")), float(details.get("size") or 0),
+                                  float(details.get("level") or 0)))
+        for deal_id, amount, price in fills:
+            journal.record_fill(f"{reference}:{deal_id}", amount=amount, price=price, client_order_id=cid,
+                                order_id=reference, symbol=order["symbol"], side=order["side"],
+                                timestamp=order["timestamp"], fee_cost=0.0, fee_currency=currency)
 
     async def _find_lost_deal(self, row: JournalOrder) -> str | None:
         """The dealReference of a deal we sent but never heard back from, from the activity history.
@@ -1338,10 +1383,21 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
         return True
 
     async def reconcile_journal(self) -> ReconcileReport:
-        """Match the journal with the broker (working orders + the last 24 h of activity) after a restart:
-        unresolved placements are adopted or marked rejected; nothing is ever re-sent."""
+        """Match the journal with the broker (working orders + the last 24 h of activity) after a restart
+        or a reconnect. Unanswered placements are first looked up in the activity history and adopted;
+        those still absent after ``options['reconcileGraceMs']`` are marked rejected. Nothing is re-sent."""
         await self.load_markets()
         journal = await self._journal_ready()
+        for row in journal.unresolved():
+            if row.client_order_id in self._placing or row.deal_reference is not None:
+                continue
+            reference = await self._find_lost_deal(row)
+            if reference is not None:
+                journal.attach_ids(row.client_order_id, deal_reference=reference)
+                market = self.markets.get(row.symbol)
+                if market is not None:
+                    await self._settle(row.client_order_id, reference, market, row.type,
+                                       bool(row.params.get("reduceOnly")), raise_rejected=False)
         broker_orders: list[BrokerOrder] = []
         for entry in await self._working_orders():
             data = entry.get("workingOrderData") or {}
@@ -1366,9 +1422,17 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
             actions = [a.get("actionType") for a in details.get("actions") or [] if isinstance(a, dict)]
             if entry.get("type") == "POSITION" and any(a in FILL_ACTIONS for a in actions):
                 trade = self.parse_trade(entry)
+                # Tied by dealReference: a closing fill carries the *closed* position's dealId, which
+                # belongs to the order that opened it.
+                owner = journal.find_by(deal_reference=details.get("dealReference"))
                 fills.append(BrokerFill(exec_id=trade["id"], amount=trade["amount"], price=trade["price"],
-                                        deal_id=entry.get("dealId"), symbol=trade["symbol"], side=trade["side"],
-                                        timestamp=trade["timestamp"], fee_cost=0.0,
-                                        fee_currency=self._account_currency()))
+                                        client_order_id=owner.client_order_id if owner else None,
+                                        symbol=trade["symbol"], side=trade["side"], timestamp=trade["timestamp"],
+                                        fee_cost=0.0, fee_currency=self._account_currency()))
         snapshot = BrokerSnapshot(orders=broker_orders, fills=fills, complete=True)
-        return reconcile(journal, snapshot, grace_ms=60_000, match_on=("deal_reference", "deal_id"))
+        grace = int(self.safe_integer(self.options, "reconcileGraceMs", 60_000))
+        report = reconcile(journal, snapshot, grace_ms=grace, in_flight=set(self._placing),
+                           match_on=("deal_reference", "deal_id"))
+        for item in report.discrepancies:
+            log.info("%s reconcile: %s %s %s", self.id, item.kind, item.client_order_id, item.detail)
+        return report

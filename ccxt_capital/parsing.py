@@ -53,7 +53,62 @@ def _side(pair: Any, price: str) -> float | None:
         return None if bid is None else float(bid)
     if price == "ask" or bid is None:
         return float(ask)
-    return round((bid + ask) / 2, 10)  # no float dust such as 128.32999999999998
+    return (float(bid) + float(ask)) * 0.5
+
+
+def parse_capital_bars(prices: list[Any], price: str = "mid") -> list[list[Any]]:
+    """GET /prices bars -> ccxt rows ``[ms, open, high, low, close, volume]``, skipping broken bars.
+
+    A tight loop with plain dict access rather than ``safe_*`` per field, and the date parsed by
+    slicing (the day once per day): a 10,000-bar download parses 10,000 of these, and per-bar method
+    calls would cost as much as decoding the JSON. Mid prices are plain ``(bid + ask) / 2`` floats.
+    """
+    out: list[list[Any]] = []
+    append = out.append
+    mid = price == "mid"
+    key = "ask" if price == "ask" else "bid"
+    last_day = ""
+    day_ms = 0
+    for bar in prices:
+        try:
+            stamp = bar.get("snapshotTimeUTC") or bar.get("snapshotTime")
+            if stamp[:10] != last_day:
+                base = _utc_ms(stamp[:10] + "T00:00:00")
+                if base is None:
+                    continue
+                last_day, day_ms = stamp[:10], base
+            if len(stamp) == 19 or stamp[19:] in (".000", "Z", ".000Z"):
+                ts = day_ms + int(stamp[11:13]) * 3_600_000 + int(stamp[14:16]) * 60_000 + int(stamp[17:19]) * 1000
+            else:
+                ts = _utc_ms(stamp)
+                if ts is None:
+                    continue
+            o, h, low, c = bar["openPrice"], bar["highPrice"], bar["lowPrice"], bar["closePrice"]
+            if mid:
+                row = [ts, (o["bid"] + o["ask"]) * 0.5, (h["bid"] + h["ask"]) * 0.5,
+                       (low["bid"] + low["ask"]) * 0.5, (c["bid"] + c["ask"]) * 0.5]
+            else:
+                row = [ts, float(o[key]), float(h[key]), float(low[key]), float(c[key])]
+        except (KeyError, TypeError, AttributeError, ValueError):
+            row = _lenient_bar(bar, price)
+            if row is None:
+                continue
+        volume = bar.get("lastTradedVolume")
+        row.append(None if volume is None else float(volume))
+        append(row)
+    return out
+
+
+def _lenient_bar(bar: Any, price: str) -> list[Any] | None:
+    """The slow path for a bar missing one side or a field: mid falls back to the side present."""
+    if not isinstance(bar, dict):
+        return None
+    stamp = bar.get("snapshotTimeUTC") or bar.get("snapshotTime")
+    ts = _utc_ms(stamp) if isinstance(stamp, str) else None
+    values = [_side(bar.get(k), price) for k in ("openPrice", "highPrice", "lowPrice", "closePrice")]
+    if ts is None or None in values:
+        return None
+    return [ts, *values]
 
 
 _DAY_MS: dict[str, int] = {}
@@ -262,18 +317,14 @@ class CapitalParsing(_Base):
     #   "openPrice": {"bid": 184.07, "ask": 184.17}, "closePrice": {"bid": 184.14, "ask": 184.24},
     #   "highPrice": {...}, "lowPrice": {...}, "lastTradedVolume": 1474}, ...], "instrumentType": "SHARES"}
     def parse_ohlcv(self, ohlcv: Any, market: dict[str, Any] | None = None, price: str = "mid") -> list[Any]:
-        # Plain dict access here, not safe_*: a 10,000-bar download parses 10,000 of these.
         if isinstance(ohlcv, list):
             return super().parse_ohlcv(ohlcv, market)
-        volume = ohlcv.get("lastTradedVolume")
-        return [
-            self.parse_capital_date(ohlcv.get("snapshotTimeUTC") or ohlcv.get("snapshotTime")),
-            _side(ohlcv.get("openPrice"), price),
-            _side(ohlcv.get("highPrice"), price),
-            _side(ohlcv.get("lowPrice"), price),
-            _side(ohlcv.get("closePrice"), price),
-            None if volume is None else float(volume),
-        ]
+        rows = parse_capital_bars([ohlcv], price)
+        return rows[0] if rows else [None, None, None, None, None, None]
+
+    def parse_ohlcvs_page(self, prices: list[Any], price: str = "mid") -> list[list[Any]]:
+        """A whole page of bars at once (see :func:`parse_capital_bars`)."""
+        return parse_capital_bars(prices, price)
 
     # ------------------------------------------------------------------ orders
 
@@ -441,7 +492,9 @@ class CapitalParsing(_Base):
                     status = "closed"
                     fill_level = self.safe_string(info, "level")
                 elif "WORKING_ORDER_DELETED" in actions and status != "closed":
-                    status = "canceled"
+                    # Deleted by the broker at its good-till date: expired, not cancelled by anyone.
+                    lapsed = entry.get("source") == "SYSTEM" and info.get("goodTillDate")
+                    status = "expired" if lapsed else "canceled"
                 elif "WORKING_ORDER_CREATED" in actions or price is None:
                     price = self.safe_string(info, "level") if "WORKING_ORDER_CREATED" in actions else price
                 amount = amount or self.safe_string(info, "size")

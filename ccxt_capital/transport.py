@@ -120,10 +120,18 @@ for _name in ("httpcore.http11", "httpcore.http2", "httpcore.connection", "httpc
         _logger.addFilter(_REDACTOR)
 
 
+try:  # 3-4x faster than the standard library on 1000-bar pages; optional
+    import orjson
+
+    _loads: Callable[[bytes], Any] = orjson.loads
+except ImportError:  # pragma: no cover - depends on the environment
+    _loads = json.loads
+
+
 def _error_code(response: httpx.Response) -> str | None:
     try:
-        body = response.json()
-    except (json.JSONDecodeError, UnicodeDecodeError, ValueError):
+        body = _loads(response.content)
+    except (ValueError, UnicodeDecodeError):
         return None
     if isinstance(body, dict):
         code = body.get("errorCode")
@@ -346,8 +354,8 @@ class CapitalTransport:
         if not response.content:
             return {}
         try:
-            return response.json()
-        except (json.JSONDecodeError, UnicodeDecodeError, ValueError):
+            return _loads(response.content)
+        except (ValueError, UnicodeDecodeError):
             raise ccxt.BadResponse(f"{self.exchange_id} {method} {path}: the answer is not JSON") from None
 
     async def relogin(self) -> None:

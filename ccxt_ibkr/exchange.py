@@ -39,6 +39,16 @@ from normalization.errors import IB_BROAD, IB_EXACT, ib_exception
 from normalization.runtime.journal import USE_DEFAULT, JournalOrder, OrderJournal, open_journal
 from normalization.runtime.reconcile import BrokerFill, BrokerOrder, BrokerSnapshot, reconcile
 from normalization.runtime.safety import check_sandbox_switch, resolve_live
+from normalization.runtime.supervisor import (
+    ACCOUNT,
+    CONNECTED,
+    EXECUTION,
+    IDLE,
+    MAINTENANCE,
+    OUTAGE,
+    ConnectionSupervisor,
+    ReconnectEvent,
+)
 from normalization.statuses import ib_order_status
 from normalization.symbols import ib_contract_to_symbol, symbol_to_ib_contract
 from normalization.timeframes import IB_BAR_SIZES, ib_bar_size, ib_duration_for, ib_max_duration_seconds
@@ -250,6 +260,7 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
         self._live_refs: dict[str, str] = {}  # clientOrderId -> last ccxt status journaled
         self._placing: set[str] = set()  # clientOrderIds between journal intent and IB's answer
         self._cache: Any = None
+        self._completed: dict[int, Trade] = {}  # permId -> completed trade reported by reqCompletedOrders
 
     # ------------------------------------------------------------------ connection, sandbox
 
@@ -276,8 +287,12 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
                 readonly=bool(options.get("readonly", False)),
                 pacer=options.get("pacer"),
                 exchange_id=self.id,
+                reconnect=options.get("reconnect"),
+                auto_reconnect=bool(options.get("autoReconnect", True)),
+                maintenance_windows=options.get("maintenanceWindows"),
             )
             self._transport.on_connected(self._after_connect)
+            self._transport.supervisor.on_reconnected(self._heal)
         return self._transport
 
     def ib_client_id(self) -> int | None:
@@ -287,8 +302,14 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
         """Connect now instead of on first use (inside the exchange's event loop)."""
         await self.transport.connect()
 
-    async def _ib(self) -> Any:
-        return await self.transport.ensure()
+    async def _ib(self, kind: str = EXECUTION) -> Any:
+        """The connected IB, after the supervisor's fail-fast gate for ``kind`` traffic."""
+        return await self.transport.ensure(kind)
+
+    @property
+    def supervisor(self) -> ConnectionSupervisor:
+        """The connection state machine (fail fast while down, reconnect, heal): see normalization.runtime."""
+        return self.transport.supervisor
 
     async def _after_connect(self) -> None:
         transport = self.transport
@@ -302,15 +323,37 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
             ib.execDetailsEvent += self._on_exec
             ib.commissionReportEvent += self._on_commission
             self._events_wired = True
-        # The startup sync lists only this clientId's open orders; orders a bot placed under another
-        # clientId before a restart must not look "absent at the broker" to reconciliation.
+        await self._sync_orders(executions=False)
+
+    async def _sync_orders(self, *, executions: bool) -> None:
+        """Ask IB for every order it knows (all clients' open ones, completed ones, optionally today's
+        executions), then reconcile the journal. ib_async keeps completed orders only in the reply,
+        so they are kept here (``_completed``, by permId) for fetch_order / fetch_orders."""
+        transport = self.transport
+        ib = transport.ib
         if not transport.readonly:
             try:
+                # The startup sync lists only this clientId's open orders; orders a bot placed under another
+                # clientId before a restart must not look "absent at the broker" to reconciliation.
                 await transport._bounded(ib.reqAllOpenOrdersAsync(), "reqAllOpenOrders")
+                completed = await transport._bounded(ib.reqCompletedOrdersAsync(False), "reqCompletedOrders")
+                if executions:
+                    await transport._bounded(ib.reqExecutionsAsync(), "reqExecutions")
             except ccxt.BaseError as exc:
-                log.warning("%s: reqAllOpenOrders failed, journal not reconciled: %s", self.id, exc)
+                log.warning("%s: order sync failed, journal not reconciled: %s", self.id, exc)
                 return
+            for trade in completed:
+                perm = trade.order.permId or trade.orderStatus.permId
+                if perm:
+                    self._completed[perm] = trade
         self._reconcile_journal()
+
+    async def _heal(self, event: ReconnectEvent) -> None:
+        """IB said connectivity is back (1101/1102) with our socket up all along: orders may have filled
+        meanwhile, so re-read orders and executions and reconcile. (After a reconnect the on-connect
+        listener already did this as part of connecting.)"""
+        if event.reason == "restored" and self.transport.connected:
+            await self._sync_orders(executions=True)
 
     @property
     def journal(self) -> OrderJournal:
@@ -320,7 +363,7 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
 
     async def close(self) -> None:
         if self._transport is not None:
-            self._transport.disconnect()
+            await self._transport.close()
         if self._journal is not None:
             self._journal.close()
             self._journal = None
@@ -396,22 +439,31 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
             return
         ib = self.transport.ib
         client_id = self.transport.client_id
+        fills_by_perm: dict[int, float] = {}
+        for fill in ib.fills():
+            fills_by_perm[fill.execution.permId] = fills_by_perm.get(fill.execution.permId, 0.0) + fill.execution.shares
         orders = []
-        for trade in ib.trades():
+        for trade in self._all_trades():
             order, status = trade.order, trade.orderStatus
+            perm = order.permId or status.permId
+            # Completed orders arrive without fill quantities; executions and "Filled" tell them.
+            filled = max(finite(status.filled) or 0.0, fills_by_perm.get(perm, 0.0))
+            if effective_status(trade) == "Filled":
+                filled = max(filled, finite(order.totalQuantity) or 0.0)
+            amount = finite(order.totalQuantity)
             codes = [e.errorCode for e in trade.log if getattr(e, "errorCode", 0)]
             market = self._market_by_con_id(trade.contract.conId)
             orders.append(BrokerOrder(
-                status=ib_order_status(effective_status(trade), filled=status.filled or 0.0, remaining=status.remaining,
+                status=ib_order_status(effective_status(trade), filled=filled, remaining=status.remaining,
                                        error_codes=codes, why_held=status.whyHeld or "", tif=order.tif or ""),
                 client_order_id=order.orderRef or None,
                 order_id=order.orderId if order.orderId > 0 and order.clientId == client_id else None,
-                perm_id=order.permId or status.permId or None,
+                perm_id=perm or None,
                 symbol=market["symbol"] if market else None,
                 side=order.action.lower() if order.action else None,
-                amount=finite(order.totalQuantity),
-                filled=finite(status.filled),
-                remaining=finite(status.remaining),
+                amount=amount,
+                filled=filled,
+                remaining=max((amount or 0.0) - filled, 0.0) if amount is not None else None,
             ))
         fills = [
             BrokerFill(
@@ -429,6 +481,7 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
                 journal,
                 BrokerSnapshot(orders=orders, fills=fills, complete=ib.isConnected()),
                 in_flight=self._placing,
+                grace_ms=int(self.options.get("reconcileGraceMs", 2000)),
                 adopt_unknown=lambda o: client_ids.is_own(o.client_order_id, prefix),
                 match_on=("perm_id",),
             )
@@ -546,15 +599,24 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
         return to_ms(when) or self.milliseconds()
 
     async def fetch_status(self, params: dict[str, Any] = {}) -> dict[str, Any]:
-        """``ok`` when connected and IB reachable; ``maintenance`` during a 1100 outage; ``error`` if unreachable."""
-        transport = self.transport
-        status, info = "ok", None
-        try:
-            await transport.ensure()
-        except ccxt.BaseError as exc:
-            status, info = "error", str(exc)
-        if status == "ok" and transport.outage:
-            status, info = "maintenance", transport.last_system_error
+        """``ok`` when connected; ``maintenance`` during an IB outage (1100) or a maintenance window;
+        ``error`` while our connection is down (reconnecting) or TWS cannot be reached."""
+        supervisor = self.transport.supervisor
+        info: Any = supervisor.reason
+        if supervisor.state == IDLE:
+            try:
+                await self.transport.ensure()
+            except ccxt.BaseError as exc:
+                info = str(exc)
+        state = supervisor.state
+        if state == CONNECTED and self.transport.connected:
+            status = "ok"
+        elif state in (OUTAGE, MAINTENANCE):
+            status = "maintenance"
+        else:
+            status = "error"
+        if status == "ok":
+            info = None
         return {"status": status, "updated": self.milliseconds(), "eta": None, "url": None, "info": info}
 
     async def fetch_ticker(self, symbol: str, params: dict[str, Any] = {}) -> dict[str, Any]:
@@ -866,6 +928,11 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
         """
         market = await self._market(symbol)
         parent, children, meta = self._build_order(market, type, side, amount, price, params)
+        cid = meta["clientOrderId"]
+        known = self._journal.get(cid) if self._journal is not None else None
+        if known is not None:
+            # The same clientOrderId again: the first order, never a second one (even while disconnected).
+            return await self._journaled_order(known, market)
         if meta["reduceOnly"]:
             await self._check_reduce_only(market, side, meta["amount"])
         ib = await self._ib()
@@ -873,7 +940,6 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
             parent.account = self.transport.account
             for child in children:
                 child.account = self.transport.account
-        cid = meta["clientOrderId"]
         journal = self.journal
         row, created = journal.record_intent(
             cid, symbol=market["symbol"], side=side, type=str(type), amount=meta["amount"], price=meta["price"],
@@ -929,6 +995,8 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
                 journal.update_status(cid, order["status"], filled=order["filled"], remaining=order["remaining"])
                 if order["status"] == "open":
                     self._live_refs[cid] = "open"
+            else:
+                self._live_refs[cid] = "sent_unknown"  # IB's late answer lands in the journal when it comes
         except Exception:  # noqa: BLE001 - a closed journal (exchange closed meanwhile) is not an error here
             pass
 
@@ -974,6 +1042,15 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
             market,
         )
 
+    def _all_trades(self) -> list[Trade]:
+        """This connection's trades plus completed ones IB listed that the library did not keep."""
+        if self._transport is None:
+            return []
+        trades = list(self._transport.ib.trades())
+        live = {t.order.permId or t.orderStatus.permId for t in trades}
+        trades.extend(t for perm, t in self._completed.items() if perm not in live)
+        return trades
+
     def _find_trade_local(self, key: Any) -> Trade | None:
         """A trade by orderId, permId or clientOrderId (orderRef) among what this connection knows.
 
@@ -984,7 +1061,7 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
         if key is None or self._transport is None:
             return None
         text = str(key)
-        trades = self._transport.ib.trades()
+        trades = self._all_trades()
         client_id = self._transport.client_id
         for trade in trades:
             if trade.order.orderId > 0 and trade.order.clientId == client_id and str(trade.order.orderId) == text:
@@ -1011,8 +1088,12 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
         trade = trade or self._find_trade_local(key)
         if trade is None:
             # Orders of earlier sessions or other clients: ask IB once, then give up.
-            await self.transport._bounded(ib.reqOpenOrdersAsync(), "reqOpenOrders")
-            await self.transport._bounded(ib.reqCompletedOrdersAsync(False), "reqCompletedOrders")
+            await self.transport._bounded(ib.reqAllOpenOrdersAsync(), "reqAllOpenOrders")
+            completed = await self.transport._bounded(ib.reqCompletedOrdersAsync(False), "reqCompletedOrders")
+            for done in completed:
+                perm = done.order.permId or done.orderStatus.permId
+                if perm:
+                    self._completed[perm] = done
             trade = self._find_trade_local(key)
         if trade is None:
             raise ccxt.OrderNotFound(f"{self.id} order {key} not found")
@@ -1020,6 +1101,14 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
 
     async def _parse_trade_order(self, trade: Trade) -> dict[str, Any]:
         market = await self._market_for_contract(trade.contract)
+        perm = trade.order.permId or trade.orderStatus.permId
+        if not trade.fills and perm and self._transport is not None:
+            # Orders rebuilt after a reconnect (or completed ones) come without their fills; IB's
+            # executions carry the permId, so attach them for filled / average / fees.
+            fills = [f for f in self._transport.ib.fills() if f.execution.permId == perm]
+            if fills:
+                trade = copy.copy(trade)
+                trade.fills = fills
         return self.parse_ib_order(
             trade,
             market,
@@ -1101,11 +1190,34 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
         return await self._parse_trade_order(trade)
 
     async def fetch_order(self, id: str, symbol: str | None = None, params: dict[str, Any] = {}) -> dict[str, Any]:
-        """By orderId (what create_order returned), permId (stable across sessions) or clientOrderId."""
+        """By orderId (what create_order returned), permId (stable across sessions) or clientOrderId.
+
+        An order IB does not know but the journal does (say, lost before it reached IB and resolved
+        as rejected by reconciliation) is reported from the journal.
+        """
         if symbol is not None:
             await self._market(symbol)
-        trade = await self._find_trade(id, params)
+        try:
+            trade = await self._find_trade(id, params)
+        except ccxt.OrderNotFound:
+            row = self._journal_row(id, params)
+            if row is None:
+                raise
+            return await self._journaled_order(row, await self._market(row.symbol))
         return await self._parse_trade_order(trade)
+
+    def _journal_row(self, id: Any, params: dict[str, Any]) -> JournalOrder | None:
+        if self._journal is None:
+            return None
+        cid = self.safe_string_2(params, "clientOrderId", "clientOid")
+        for key in (cid, id):
+            if key is None:
+                continue
+            row = self._journal.get(str(key)) or self._journal.find_by(order_id=str(key)) or \
+                self._journal.find_by(perm_id=str(key))
+            if row is not None:
+                return row
+        return None
 
     async def _orders(self, symbol: str | None, since: int | None, limit: int | None,
                       params: dict[str, Any], open_only: bool = False) -> list[dict[str, Any]]:
@@ -1149,7 +1261,7 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
         IB reports commissions separately, shortly after a fill: fills younger than a few seconds
         without one are waited for (at most ``options['commissionWait']``); later calls fill it in.
         """
-        ib = await self._ib()
+        ib = await self._ib(ACCOUNT)
         market = await self._market(symbol) if symbol is not None else None
 
         def fills() -> list[Any]:
@@ -1174,13 +1286,13 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
         return self.filter_by_since_limit(result, since, limit)
 
     async def _positions(self) -> list[Any]:
-        ib = await self._ib()
+        ib = await self._ib(ACCOUNT)
         await self.transport._bounded(ib.reqPositionsAsync(), "reqPositions")
         return [p for p in ib.positions(self.transport.account) if p.position]
 
     async def fetch_positions(self, symbols: list[str] | None = None, params: dict[str, Any] = {}) -> list[dict]:
         """Every holding as a position (long/short), futures and stocks alike; leverage 1, cross margin."""
-        ib = await self._ib()
+        ib = await self._ib(ACCOUNT)
         positions = await self._positions()
         portfolio = {item.contract.conId: item for item in ib.portfolio(self.transport.account)}
         now = self.milliseconds()
@@ -1204,7 +1316,7 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
     async def fetch_balance(self, params: dict[str, Any] = {}) -> dict[str, Any]:
         """Cash per currency (CashBalance; the base currency's free part from AvailableFunds) plus
         holdings of spot instruments as base currencies, so ``balance['AAPL']['total']`` is the shares held."""
-        ib = await self._ib()
+        ib = await self._ib(ACCOUNT)
         positions = await self._positions()
         values = ib.accountValues(self.transport.account)
         if not any(v.tag == "CashBalance" for v in values):

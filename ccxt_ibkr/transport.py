@@ -27,6 +27,14 @@ import ccxt
 from normalization.errors import ib_exception
 from normalization.runtime.pacing import Pacer, ib_historical_pacer
 from normalization.runtime.retry import RequestNotSent
+from normalization.runtime.supervisor import (
+    EXECUTION,
+    MARKET_DATA,
+    Backoff,
+    ConnectionSupervisor,
+    ReconnectEvent,
+    ib_maintenance_windows,
+)
 
 from ._ib import IB, IB_LIBRARY_NAME, BarData, Contract, ContractDetails, RequestError, Ticker, Trade
 
@@ -38,7 +46,7 @@ OUTAGE_END = frozenset({1101, 1102})
 CLIENT_ID_IN_USE = 326
 
 
-class NotConnected(RequestNotSent, ccxt.ExchangeNotAvailable):
+class NotReachable(RequestNotSent, ccxt.ExchangeNotAvailable):
     """TWS / IB Gateway could not be reached: nothing was sent, so a retry cannot duplicate anything."""
 
 
@@ -74,6 +82,9 @@ class IBTransport:
         readonly: bool = False,
         pacer: Pacer | None = None,
         exchange_id: str = "ibkr",
+        reconnect: dict[str, Any] | None = None,
+        auto_reconnect: bool = True,
+        maintenance_windows: Any = None,
     ) -> None:
         self.host = host
         self.port = int(port)
@@ -92,7 +103,21 @@ class IBTransport:
         self._connect_lock = asyncio.Lock()
         self._clash: asyncio.Future[tuple[int, str]] | None = None
         self._listeners: list[Callable[[], Any]] = []
+        self._expect_disconnect = False
+        self._streams: dict[int, tuple[Contract, Ticker]] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        windows = ib_maintenance_windows() if maintenance_windows is None else maintenance_windows
+        self.supervisor = ConnectionSupervisor(
+            exchange_id,
+            self.connect,
+            backoff=Backoff.from_options(reconnect),
+            auto_reconnect=auto_reconnect,
+            connect_timeout=connect_timeout + 2,
+            maintenance=windows,
+        )
+        self.supervisor.on_reconnected(self._resubscribe)
         self.ib.errorEvent += self._on_error
+        self.ib.disconnectedEvent += self._on_disconnected
 
     # ------------------------------------------------------------------ connection
 
@@ -104,21 +129,36 @@ class IBTransport:
         """Run ``callback`` (sync or async) after every successful (re)connect: reconciliation."""
         self._listeners.append(callback)
 
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     def _on_error(self, req_id: int, code: int, text: str, contract: Any = None) -> None:
         if code == CLIENT_ID_IN_USE and self._clash is not None and not self._clash.done():
             self._clash.set_result((code, text))
         if code == OUTAGE_START:
             self.outage = True
             self.last_system_error = (code, text)
+            self.supervisor.outage(f"IB {code}: {text}")
         elif code in OUTAGE_END:
             self.outage = False
             self.last_system_error = None
+            self._spawn(self.supervisor.restored(data_lost=code == 1101, reason=f"IB {code}: {text}"))
+
+    def _on_disconnected(self) -> None:
+        """The socket closed: if we did not ask for it, fail fast and reconnect in the background."""
+        if self._expect_disconnect:
+            return
+        self.supervisor.lost("connection to TWS / IB Gateway lost")
 
     async def connect(self) -> IB:
         """Connect (or return at once if connected); raise a ccxt error saying what went wrong.
 
         A clientId already in use makes TWS send 326 and close the socket, after which both client
-        libraries wait out their whole timeout; we watch for 326 and fail at once instead.
+        libraries wait out their whole timeout; we watch for 326 and fail at once instead. After the
+        library's startup sync the ``on_connected`` listeners (journal reconciliation) run, counted as
+        healing so ``supervisor.wait_ready`` waits for them.
         """
         if self.connected:
             return self.ib
@@ -135,6 +175,7 @@ class IBTransport:
                 "readonly": self.readonly,
                 "account": self.account,
             }
+            self._expect_disconnect = True  # failed attempts disconnect; they are not "lost" connections
             connecting = asyncio.ensure_future(self.ib.connectAsync(**kwargs))
             try:
                 done, _ = await asyncio.wait(
@@ -165,30 +206,66 @@ class IBTransport:
                 raise to_ccxt_error(exc, self.exchange_id, f"connect to {self.host}:{self.port}") from exc
             finally:
                 self._clash = None
+                self._expect_disconnect = False
             if not self.account:
                 accounts = self.ib.managedAccounts()
                 self.account = accounts[0] if accounts else ""
             log.info("connected to %s:%s as clientId %s (%s)", self.host, self.port, self.client_id, IB_LIBRARY_NAME)
-        for callback in list(self._listeners):
-            result = callback()
-            if asyncio.iscoroutine(result):
-                await result
+            self.outage = False
+            with self.supervisor.healing_scope():
+                self.supervisor.connected()
+                for callback in list(self._listeners):
+                    result = callback()
+                    if asyncio.iscoroutine(result):
+                        await result
         return self.ib
 
-    async def ensure(self) -> IB:
-        """The connected ``IB``; connects lazily. A failure here happened before any send."""
+    async def ensure(self, kind: str = EXECUTION) -> IB:
+        """The connected ``IB``; connects lazily. Fails fast, before any send, while the link is down
+        (reconnecting, IB outage, maintenance window): the supervisor's gate."""
+        self.supervisor.ensure_usable(kind)
         if self.connected:
             return self.ib
         try:
             return await self.connect()
         except ccxt.ExchangeNotAvailable as exc:
-            raise NotConnected(str(exc)) from exc
+            raise NotReachable(str(exc)) from exc
         except ccxt.NetworkError as exc:
             raise RequestNotSent(str(exc)) from exc
 
     def disconnect(self) -> None:
         if self.ib.isConnected():
-            self.ib.disconnect()
+            self._expect_disconnect = True
+            try:
+                self.ib.disconnect()
+            finally:
+                self._expect_disconnect = False
+
+    async def close(self) -> None:
+        await self.supervisor.close()
+        self.disconnect()
+        for task in list(self._tasks):
+            task.cancel()
+
+    # ------------------------------------------------------------------ streaming market data
+
+    def stream(self, contract: Contract) -> Ticker:
+        """A live (non-snapshot) market-data line, kept across reconnects and IB's 1101 (resubscribed)."""
+        known = self._streams.get(contract.conId)
+        if known is not None:
+            return known[1]
+        ticker = self.ib.reqMktData(contract)
+        self._streams[contract.conId] = (contract, ticker)
+        return ticker
+
+    def _resubscribe(self, event: ReconnectEvent) -> None:
+        """After a reconnect or 1101 every market-data line is gone at IB: request them again."""
+        if not event.data_lost or not self.connected:
+            return
+        for con_id, (contract, _) in list(self._streams.items()):
+            if event.reason == "restored":
+                self.ib.cancelMktData(contract)
+            self._streams[con_id] = (contract, self.ib.reqMktData(contract))
 
     # ------------------------------------------------------------------ waiting on events
 
@@ -273,7 +350,7 @@ class IBTransport:
 
     async def snapshot(self, contract: Contract) -> Ticker:
         """One market-data snapshot (``reqMktData`` with snapshot=True, ended by tickSnapshotEnd)."""
-        ib = await self.ensure()
+        ib = await self.ensure(MARKET_DATA)
         tickers = await self._bounded(ib.reqTickersAsync(contract), "reqTickers")
         return tickers[0]
 
@@ -282,7 +359,7 @@ class IBTransport:
 
         The copy matters: cancelling the subscription clears the ticker's DOM lists.
         """
-        ib = await self.ensure()
+        ib = await self.ensure(MARKET_DATA)
         ticker = ib.reqMktDepth(contract, numRows=rows)
         try:
             await self.wait_event(
@@ -310,7 +387,7 @@ class IBTransport:
 
         IB's "no data" answer is an empty list; a pacing violation raises ``RateLimitExceeded``.
         """
-        ib = await self.ensure()
+        ib = await self.ensure(MARKET_DATA)
         weight = 2 if what == "BID_ASK" else 1
         await self.pacer.acquire(
             weight,

@@ -45,6 +45,12 @@ class FaultState:
     busy_client_ids: set[int] = field(default_factory=set)
     dropped_commission_reports: int = 0
     outage: bool = False
+    #: (code, text) informational errors sent right after the next orders are acknowledged.
+    order_warnings: list[tuple[int, str]] = field(default_factory=list)
+
+    def take_order_warning(self) -> tuple[int, str] | None:
+        with self.lock:
+            return self.order_warnings.pop(0) if self.order_warnings else None
 
     def take_order_drop(self, client_id: int, order_ref: str) -> OrderDrop | None:
         with self.lock:

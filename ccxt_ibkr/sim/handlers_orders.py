@@ -152,6 +152,10 @@ class OrderHandlers(SessionBase):
             self.error(req.order_id, exc.code, exc.text)
             if exc.cancel:
                 self._cancelled_status(req.order_id)
+        else:
+            warning = self.sim.faults.take_order_warning()
+            if warning is not None:
+                self.error(req.order_id, *warning)
         self.sim.after_activity()
 
     def _cancelled_status(self, order_id: int) -> None:

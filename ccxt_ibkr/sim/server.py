@@ -396,6 +396,16 @@ class IBSimulator:
             else:
                 self.faults.busy_client_ids.discard(client_id)
 
+    def warn_next_order(
+        self, code: int = 10349, text: str = "Order TIF was set to DAY based on order preset."
+    ) -> None:
+        """Send an informational error after the next order's ack; the order stays live.
+
+        10349 is the classic case: ib_async 2.x marks such a trade Cancelled although it works on.
+        """
+        with self.faults.lock:
+            self.faults.order_warnings.append((code, text))
+
     def drop_commission_reports(self, count: int = 1) -> None:
         with self.faults.lock:
             self.faults.dropped_commission_reports += count

@@ -206,12 +206,14 @@ async def value_balance(
     *,
     holdings: HoldingsModel = "market",
     positions: Sequence[Mapping[str, Any]] | None = None,
+    unrealized_pnl: float | None = None,
     fx: FxConverter | None = None,
 ) -> Valuation:
     """Value a ccxt balance in ``currency`` (see the module docstring for what counts).
 
-    ``positions`` (ccxt positions) supply the unrealized PnL; with ``holdings="pnl"`` they are also
-    the holdings' whole contribution, so pass them there (``None`` = no PnL known).
+    ``positions`` (ccxt positions) supply the marks of holdings and the unrealized PnL; with
+    ``holdings="pnl"`` the PnL is the holdings' whole contribution. ``unrealized_pnl`` (already in
+    ``currency``) is the broker's own figure where it reports one, and wins over the positions'.
     """
     currency = currency.upper()
     fx = fx or fx_for(exchange)
@@ -253,7 +255,9 @@ async def value_balance(
         value = amount * price * float(market.get("contractSize") or 1.0) * rate
         out.values[code] = value
         out.holdings += value
-    if positions is not None:
+    if unrealized_pnl is not None:
+        out.unrealized_pnl = float(unrealized_pnl)
+    elif positions is not None:
         out.unrealized_pnl = await _positions_pnl(exchange, positions, currency, fx, out.rates)
     pnl_part = (out.unrealized_pnl or 0.0) if holdings == "pnl" else 0.0
     out.equity = out.cash + out.holdings + pnl_part
@@ -267,6 +271,7 @@ async def enrich_balance(
     base_currency: str | None = None,
     holdings: HoldingsModel = "market",
     positions: Sequence[Mapping[str, Any]] | None = None,
+    unrealized_pnl: float | None = None,
 ) -> dict[str, Any]:
     """Add the base-currency figures to ``balance["info"]`` and return the balance.
 
@@ -275,7 +280,9 @@ async def enrich_balance(
     dict (IB's list of account values) is kept under ``info["accountValues"]``.
     """
     base = (base_currency or base_currency_of(exchange, balance)).upper()
-    valuation = await value_balance(exchange, balance, base, holdings=holdings, positions=positions)
+    valuation = await value_balance(
+        exchange, balance, base, holdings=holdings, positions=positions, unrealized_pnl=unrealized_pnl
+    )
     info = balance.get("info")
     if not isinstance(info, dict):
         info = {} if info is None else {"accountValues": info}
@@ -311,26 +318,45 @@ class BaseCurrencyMixin:
 
     ``equity_holdings``: ``"market"`` (holdings bought with cash, e.g. IB stocks), ``"none"`` (the cash
     figure is already equity: Capital.com) or ``"pnl"`` (CFDs whose cash excludes open PnL).
-    An adapter that knows its account's base currency from the broker defines
-    ``async def account_base_currency(self) -> str | None``; ``options["baseCurrency"]`` overrides it.
+
+    Optional adapter hooks, each saving a request or a guess:
+
+    - ``async def account_base_currency(self) -> str | None``: the base currency as the broker reports
+      it (``options["baseCurrency"]`` overrides it);
+    - ``def balance_unrealized_pnl(self, balance) -> float | None``: the broker's own open PnL from the
+      raw balance, in the base currency. Without it, models ``"market"`` and ``"pnl"`` read the
+      positions (``fetch_positions``) for marks and PnL; ``"none"`` asks for nothing more.
+
+    ``fetch_balance({"equity": False})`` skips all of it. The model is read from the adapter's own
+    ``equity_holdings`` attribute (default ``"market"``), so an adapter class can declare it even though
+    the mixin comes first in the composed class.
     """
 
-    equity_holdings: HoldingsModel = "market"
-
     async def fetch_balance(self, params: dict[str, Any] = {}) -> dict[str, Any]:
+        params = dict(params or {})
+        wanted = params.pop("equity", True) is not False
         balance = await super().fetch_balance(params)  # type: ignore[misc]
-        if (params or {}).get("equity") is False:
+        if not wanted:
             return balance
         exchange: Any = self
         base = None
         if not (exchange.options or {}).get("baseCurrency"):
             hook = getattr(exchange, "account_base_currency", None)
             base = await _maybe(hook()) if callable(hook) else None
-        positions = None
-        if (getattr(exchange, "has", {}) or {}).get("fetchPositions"):
+        positions = pnl = None
+        pnl_hook = getattr(exchange, "balance_unrealized_pnl", None)
+        if callable(pnl_hook):
+            pnl = pnl_hook(balance)
+        holdings: HoldingsModel = getattr(exchange, "equity_holdings", "market")
+        if holdings != "none" and (getattr(exchange, "has", {}) or {}).get("fetchPositions"):
             positions = await exchange.fetch_positions()
         return await enrich_balance(
-            exchange, balance, base_currency=base, holdings=self.equity_holdings, positions=positions
+            exchange,
+            balance,
+            base_currency=base,
+            holdings=holdings,
+            positions=positions,
+            unrealized_pnl=pnl,
         )
 
     async def fetch_equity(self, currency: str | None = None, params: dict[str, Any] = {}) -> float:

@@ -302,11 +302,12 @@ async def fetch_ohlcv_via_cache(
 
 
 class CachedOhlcvMixin:
-    """Put first in an adapter's bases to serve its ``fetch_ohlcv`` through the cache when it is on.
+    """Serves an adapter's ``fetch_ohlcv`` through the cache when it is on; composed *in front of* the
+    adapter class by :func:`with_runner_mixins` (a mixin listed among the adapter's own bases would sit
+    behind the adapter's ``fetch_ohlcv`` in the MRO and never run).
 
-    ``class IBTrader(CachedOhlcvMixin, IBParsing, ccxt.async_support.Exchange)``: with
-    ``options["ohlcvCache"]`` off (the default) the adapter's own ``fetch_ohlcv`` runs untouched; on,
-    the adapter's ``fetch_ohlcv(symbol, tf, a, None, {"until": b})`` becomes the ``fetch_range`` of
+    With ``options["ohlcvCache"]`` off (the default) the adapter's own ``fetch_ohlcv`` runs untouched;
+    on, the adapter's ``fetch_ohlcv(symbol, tf, a, None, {"until": b})`` becomes the ``fetch_range`` of
     :func:`fetch_ohlcv_via_cache` (so it must return the bars starting in ``[a, b)``, which both
     adapters' forward pagination does). Timeframes listed in
     :data:`normalization.timeframes.RESAMPLED` for the exchange id are fetched (and cached) as their
@@ -384,16 +385,19 @@ def _default_series(exchange: Any, market: Mapping[str, Any], params: Mapping[st
 def with_runner_mixins(async_class: type, *, equity_holdings: str | None = None) -> type:
     """``async_class`` with :class:`CachedOhlcvMixin` and the equity mixin in front, unless it has them.
 
-    The adapters are meant to list both mixins in their own bases; this lets the command lines (and
-    tests) offer the cache and the base-currency figures with any adapter class meanwhile, and is a
-    no-op once the adapter has them. ``equity_holdings`` sets the equity model (``"pnl"`` for CFDs).
+    This is how each adapter package wires the runtime in: its public async class is
+    ``with_runner_mixins(<implementation>)`` (``ccxt_ibkr/async_support.py``), and the sync face is
+    generated from that. Composition rather than listing the mixins as the implementation's bases,
+    because the mixins wrap methods the implementation itself defines (``fetch_ohlcv``,
+    ``fetch_balance``), which only a class in front of it in the MRO can do. A no-op for a class that
+    already has both. ``equity_holdings`` sets the equity model here if the adapter does not declare it.
     """
     from .equity import BaseCurrencyMixin
 
     missing = tuple(m for m in (CachedOhlcvMixin, BaseCurrencyMixin) if not issubclass(async_class, m))
     if not missing:
         return async_class
-    namespace: dict[str, Any] = {"__module__": async_class.__module__}
+    namespace: dict[str, Any] = {"__module__": async_class.__module__, "__doc__": async_class.__doc__}
     if equity_holdings is not None:
         namespace["equity_holdings"] = equity_holdings
     return type(async_class.__name__, (*missing, async_class), namespace)

@@ -57,6 +57,9 @@ async def test_market_buy_then_sell_like_a_spot_bot(face: Face, capital_sim) -> 
     for trade in trades:
         conformance.check_trade(face.exchange, trade, "AAPL/USD")
         assert trade["fee"]["cost"] == 0.0 and trade["fee"]["currency"] == "USD"
+    journal = await face.impl._journal_ready()  # every fill journaled once, under the trade's id
+    assert sorted(f.exec_id for f in journal.fills()) == sorted(t["id"] for t in trades)
+    assert [f.client_order_id for f in journal.fills("bot-1")] == ["bot-1"]
     closed = await face.call("fetch_closed_orders", "AAPL/USD")
     conformance.check_orders(face.exchange, closed, "AAPL/USD", method="fetchClosedOrders")
     assert {o["id"] for o in closed} == {order["id"], sell["id"]}
@@ -165,7 +168,8 @@ async def test_good_till_date(face: Face, capital_sim) -> None:
     assert sorted(o.good_till for o in capital_sim.working_orders()) == [pytest.approx(now + 3600), now + 7200]
     capital_sim.advance(3700)
     expired = await face.call("fetch_order", order["id"])
-    assert expired["status"] == "canceled"  # the broker deleted it at its good-till date
+    assert expired["status"] == "expired"  # the broker deleted it at its good-till date
+    conformance.check_order(face.exchange, expired, "AAPL/USD", method="fetchOrder")
     with pytest.raises(ccxt.InvalidOrder, match="goodTillDate"):
         await face.call("create_order", "AAPL/USD", "limit", "buy", 1, 100.0, {"timeInForce": "GTD"})
 

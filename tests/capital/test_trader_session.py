@@ -94,6 +94,8 @@ async def test_a_deal_that_may_not_have_arrived_is_reported_open_and_never_resen
     capital_sim.faults.drop(after=False, method="POST", path="/positions")
     order = await face.call("create_order", "AAPL/USD", "market", "buy", 3, None, {"clientOrderId": "gone-1"})
     assert order["status"] == "open" and order["id"] == "gone-1"  # what is known, never a rejection
+    await face.call("wait_ready", 5)  # the lost connection is re-established and the journal reconciled
+    assert face.impl.supervisor.reconnects == 1
     again = await face.call("create_order", "AAPL/USD", "market", "buy", 3, None, {"clientOrderId": "gone-1"})
     assert again["id"] == "gone-1" and capital_sim.positions() == []  # not sent a second time
     assert (await face.call("fetch_order", "gone-1"))["status"] == "open"
@@ -282,4 +284,21 @@ async def test_someone_elses_identical_deal_is_never_adopted(face: Face, capital
     capital_sim.faults.drop(after=False, method="POST", path="/positions")
     order = await face.call("create_order", "AAPL/USD", "market", "buy", 3, None, {"clientOrderId": "mine-1"})
     assert order["status"] == "open" and order["id"] == "mine-1"  # unresolved, not someone else's deal
+    await face.call("wait_ready", 5)
+    capital_sim.advance(120)
+    report = await face.call("reconcile_journal")
+    assert report.resolved == [("mine-1", "absent at broker after full sync")]
     assert len(capital_sim.positions()) == 1
+
+
+async def test_calls_fail_fast_while_the_connection_is_re_established(face: Face, capital_sim) -> None:
+    capital_sim.faults.drop(path="/", times=1_000)  # the broker is unreachable
+    with pytest.raises(ccxt.NetworkError):
+        await face.call("fetch_balance")
+    with pytest.raises(ccxt.NetworkError, match="failing fast"):
+        await face.call("create_order", "AAPL/USD", "market", "buy", 1, None, {"clientOrderId": "outage-1"})
+    assert booked(capital_sim)["positions"] == 0
+    capital_sim.faults.clear()
+    await face.call("wait_ready", 5)
+    order = await face.call("create_order", "AAPL/USD", "market", "buy", 1)
+    assert order["status"] == "closed" and len(capital_sim.positions()) == 1

@@ -44,6 +44,8 @@ def trader_config(sim: CapitalSimulator, tmp_path: Path, **options: Any) -> dict
         "symbols": list(UNIVERSE),
         "clock": sim.clock.now,
         "sleep": sim_sleep(sim),
+        # after a lost connection: log in again within milliseconds, the same delays every run
+        "reconnect": {"initialDelay": 0.01, "maxDelay": 0.05, "jitter": 0.0, "seed": 1},
     }
     merged.update(options)
     return {"apiKey": sim.api_key, "login": sim.identifier, "password": sim.password, "options": merged}

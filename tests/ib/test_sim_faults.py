@@ -219,3 +219,45 @@ async def test_client_zero_with_auto_bind_sees_every_order(ib_sim: IBSimulator) 
     finally:
         master.disconnect()
         other.disconnect()
+
+
+async def test_control_api_is_thread_safe_while_serving(ib_sim: IBSimulator, ib_client) -> None:
+    """A second thread moves the clock and arms faults while the client trades."""
+    import threading
+
+    errors: list[BaseException] = []
+
+    def hammer() -> None:
+        try:
+            for i in range(100):
+                ib_sim.advance(1)
+                if i % 25 == 0:
+                    ib_sim.set_liquidity(3 if i % 50 == 0 else None)
+                    ib_sim.check_ledger()
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    worker = threading.Thread(target=hammer)
+    worker.start()
+    trades = [ib_client.placeOrder(AAPL, MarketOrder("BUY" if i % 2 else "SELL", 5)) for i in range(20)]
+    await asyncio.get_running_loop().run_in_executor(None, worker.join)
+    ib_sim.set_liquidity(None)
+    ib_sim.advance(60)
+    for trade in trades:
+        await wait_until(ib_client, lambda t=trade: t.orderStatus.status == "Filled")
+    assert errors == []
+    ib_sim.check_ledger()
+    assert ib_sim.ledger.positions[265598].qty == 0
+
+
+async def test_informational_10349_leaves_the_order_working(ib_sim: IBSimulator, ib_client) -> None:
+    codes: list[tuple[int, int]] = []
+    ib_client.errorEvent += lambda req, code, *rest: codes.append((req, code))
+    ib_sim.warn_next_order()
+    quote = ib_sim.quote("AAPL", "STK", "USD")
+    trade = ib_client.placeOrder(AAPL, LimitOrder("BUY", 1, round(quote.bid - 5, 2)))
+    await wait_until(ib_client, lambda: (trade.order.orderId, 10349) in codes)
+    # The client library may now call the trade Cancelled; the broker still works the order.
+    assert [o.status for o in ib_sim.orders()] == ["Submitted"]
+    opened = await ib_client.reqAllOpenOrdersAsync()
+    assert [t.order.permId for t in opened] == [trade.order.permId]

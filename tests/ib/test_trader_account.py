@@ -126,16 +126,24 @@ async def test_client_id_in_use_fails_fast_and_clearly(make_trader, sim: IBSimul
         sim.mark_client_id_in_use(4242, in_use=False)
 
 
-async def test_reconnects_lazily_after_a_dropped_connection(ex, sim: IBSimulator) -> None:
+async def test_reconnects_after_a_dropped_connection(ex, sim: IBSimulator) -> None:
     await run(ex.fetch_time())
+    supervisor = (ex.impl if hasattr(ex, "impl") else ex).supervisor
+    before = supervisor.reconnects
     client_id = ex.options["clientId"]
+    sim.mark_client_id_in_use(client_id)  # hold the "gateway" down until the bot has seen it
     sim.drop_client(client_id)
-    await eventually(lambda: client_id not in sim.connected_client_ids())
     try:
-        now = await run(ex.fetch_time())
-    except ccxt.NetworkError:  # the request met the dying socket: a bot retries, and so do we
-        now = await run(ex.fetch_time())
-    assert now == int(sim.now() * 1000)
+        await eventually(lambda: supervisor.state == "disconnected" and supervisor.attempts >= 1)
+        started = time.monotonic()
+        with pytest.raises(ccxt.NetworkError):  # fails fast while reconnecting: nothing is sent
+            await run(ex.create_order("AAPL/USD", "market", "buy", 1))
+        assert time.monotonic() - started < 1.0
+    finally:
+        sim.mark_client_id_in_use(client_id, in_use=False)
+    await eventually(lambda: supervisor.reconnects > before and supervisor.state == "connected"
+                     and not supervisor.healing)
+    assert await run(ex.fetch_time()) == int(sim.now() * 1000)
     assert client_id in sim.connected_client_ids()
 
 

@@ -15,6 +15,7 @@ import pytest
 import ccxt_ibkr
 from ccxt_ibkr.async_support import IBTrader as AsyncIBTrader
 from ccxt_ibkr.sim.server import IBSimulator
+from ccxt_ibkr.sim.testing import eventually
 from tests.conformance import check_market, check_markets, check_ohlcv, check_ticker
 from tests.ib.trader_fixtures import (  # noqa: F401 - fixtures
     ex,
@@ -136,13 +137,16 @@ async def test_fetch_time_and_status(ex, sim: IBSimulator) -> None:
 
 async def test_fetch_status_reports_an_ib_outage_as_maintenance(ex, sim: IBSimulator) -> None:
     await run(ex.fetch_time())  # connected
+    supervisor = (ex.impl if hasattr(ex, "impl") else ex).supervisor
     sim.start_outage()
     try:
-        await run(ex.fetch_time())  # a round trip after the 1100 arrived
+        await eventually(lambda: supervisor.state == "outage")
         assert (await run(ex.fetch_status()))["status"] == "maintenance"
+        with pytest.raises(ccxt.ExchangeNotAvailable):  # fails fast: nothing is sent during an outage
+            await run(ex.fetch_ticker("AAPL/USD"))
     finally:
         sim.end_outage(data_lost=False)
-    await run(ex.fetch_time())
+    await eventually(lambda: supervisor.state == "connected" and not supervisor.healing)
     assert (await run(ex.fetch_status()))["status"] == "ok"
 
 

@@ -60,6 +60,8 @@ def trader_options(sim: IBSimulator, journal: Path | str | None, **options: Any)
         "requestTimeout": 10.0,
         "orderTimeout": 5.0,
         "pacer": sim_pacer(sim),
+        "maintenanceWindows": [],  # deterministic whatever the wall clock: no nightly-restart window
+        "reconnect": {"initialDelay": 0.02, "factor": 2.0, "maxDelay": 0.2, "jitter": 0.0, "seed": 7},
     }
     merged.update(options)
     return merged

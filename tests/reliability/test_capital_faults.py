@@ -11,6 +11,7 @@ journal agrees with the broker.
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Awaitable, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from ccxt_capital.async_support import CapitalTrader
 from ccxt_capital.sim import CapitalSimulator
 from normalization.runtime.journal import OrderJournal
 
-from .brokers import assert_invariants, capital_config, capital_placements, capital_truth, capital_unowned
+from .brokers import assert_invariants, capital_config, capital_placements, capital_truth, capital_unowned, eventually
 
 pytestmark = pytest.mark.capital_sim(rate_limits="off")
 
@@ -219,3 +220,54 @@ async def test_calls_fail_fast_while_reconnecting(
     order = await buy(exchange, "cap-after-outage")
     assert not isinstance(order, ccxt.BaseError) and order["status"] == "closed"
     check(tally, "broker unreachable, then back", capital_sim, journal, ["cap-outage", "cap-after-outage"])
+
+
+async def test_slow_broker_calls_are_bounded_and_a_slow_deal_is_never_doubled(
+    capital_sim: CapitalSimulator, journal_path: Path, tally: Any
+) -> None:
+    config = capital_config(capital_sim, journal_path, reconcileGraceMs=30_000)  # the deal may still be booking
+    config["timeout"] = 300
+    ex = CapitalTrader(config)
+    try:
+        await ex.load_markets()
+        capital_sim.faults.slow(1.0, method="GET", path="/accounts", times=2)
+        started = time.monotonic()
+        with pytest.raises(ccxt.RequestTimeout):
+            await ex.fetch_balance()
+        assert time.monotonic() - started < 1.5, "a slow broker must not hold a bot past its timeout"
+        capital_sim.faults.slow(1.0, method="POST", path="/positions")  # booked after we gave up waiting
+        result = await buy(ex, "cap-slow")
+        assert_bot_saw_a_correct_order_or_an_exception(result, "cap-slow", "closed")
+        await eventually(lambda: len(capital_placements(capital_sim)) == 1, timeout=5)
+        await ex.supervisor.wait_ready(10)
+        again = await buy(ex, "cap-slow")  # the bot retries the same clientOrderId: the first order comes back
+        assert_bot_saw_a_correct_order_or_an_exception(again, "cap-slow", "closed")
+        order = await ex.fetch_order("cap-slow", "AAPL/USD")
+        assert order["status"] == "closed" and order["filled"] == 1
+        assert len(capital_placements(capital_sim)) == 1, "a deal whose answer was late is never sent twice"
+        with OrderJournal(journal_path, exchange="capitalcom", account=capital_sim.accounts[0]) as journal:
+            check(tally, "slow broker (timeouts)", capital_sim, journal, ["cap-slow"])
+    finally:
+        await ex.close()
+
+
+async def test_a_failing_data_feed_never_blocks_a_cancel(
+    exchange: CapitalTrader, capital_sim: CapitalSimulator, journal: OrderJournal, tally: Any
+) -> None:
+    quote = capital_sim.quote("AAPL")
+    working = await exchange.create_order("AAPL/USD", "limit", "buy", 1, round(quote.bid * 0.8, 2),
+                                          {"clientOrderId": "cap-feed"})
+    capital_sim.faults.fail(503, "error.service.unavailable", method="GET", path="/prices", times=1_000)
+    failures: list[BaseException] = []
+    for _ in range(12):  # the market-data breaker opens after a few failures and then fails fast
+        result = await outcome(exchange.fetch_ohlcv("AAPL/USD", "1m", limit=5))
+        assert isinstance(result, ccxt.ExchangeNotAvailable), result
+        failures.append(result)
+    assert any("circuit breaker" in str(e) for e in failures), "repeated data failures must open the breaker"
+    served = sum(r.times for r in capital_sim.faults.armed)
+    assert served > 1_000 - 12, "an open breaker must stop sending market-data requests to the broker"
+    canceled = await exchange.cancel_order(working["id"], "AAPL/USD")
+    assert canceled["status"] == "canceled"
+    order = await buy(exchange, "cap-feed-buy")
+    assert not isinstance(order, ccxt.BaseError) and order["status"] == "closed"
+    check(tally, "failing data feed, then cancel", capital_sim, journal, ["cap-feed", "cap-feed-buy"])

@@ -340,3 +340,28 @@ async def test_same_client_order_id_twice_is_one_order(
     second = await exchange.create_order("AAPL/USD", "limit", "buy", 3, 100.0, {"clientOrderId": "ib-twice"})
     assert second["id"] == first["id"] and second["status"] == "open"
     await check(tally, "same clientOrderId placed twice", ib_sim, journal, ["ib-twice"])
+
+
+async def test_slow_gateway_every_call_is_bounded_and_nothing_is_resent(
+    ib_sim: IBSimulator, journal_path: Path, tally: Any
+) -> None:
+    options = ib_options(ib_sim, journal_path, CLIENT_ID, requestTimeout=0.3, orderTimeout=0.3, commissionWait=0.0)
+    ex = IBTrader({"options": options})
+    try:
+        await ex.load_markets()
+        ib_sim.delay_replies(1.0, client_id=CLIENT_ID)  # TWS answers, but each message a second late
+        started = time.monotonic()
+        with pytest.raises(ccxt.RequestTimeout):
+            await ex.fetch_ticker("AAPL/USD")
+        assert time.monotonic() - started < 1.0, "a slow gateway must not hold a bot past requestTimeout"
+        result = await outcome(ex.create_order("AAPL/USD", "limit", "buy", 2, 100.0, {"clientOrderId": "ib-slow"}))
+        assert_bot_saw_a_correct_order_or_an_exception(result, "ib-slow", "open")
+        again = await outcome(ex.create_order("AAPL/USD", "limit", "buy", 2, 100.0, {"clientOrderId": "ib-slow"}))
+        assert_bot_saw_a_correct_order_or_an_exception(again, "ib-slow", "open")
+        ib_sim.delay_replies(0.0)
+        with OrderJournal(journal_path, exchange="ibkr", account=IB_ACCOUNT) as journal:
+            await eventually(lambda: (row := journal.get("ib-slow")) is not None and not row.unresolved, timeout=5)
+            await check(tally, "slow gateway (replies delayed)", ib_sim, journal, ["ib-slow"])
+    finally:
+        ib_sim.delay_replies(0.0)
+        await ex.close()

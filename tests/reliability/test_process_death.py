@@ -29,7 +29,6 @@ import pytest
 
 from ccxt_capital.sim import CapitalSimulator
 from ccxt_ibkr.sim import IBSimulator
-from ccxt_ibkr.sim.testing import eventually
 from normalization.runtime.journal import OrderJournal
 
 from .brokers import (
@@ -38,6 +37,7 @@ from .brokers import (
     capital_placements,
     capital_truth,
     capital_unowned,
+    eventually,
     ib_options,
     ib_orders_with_ref,
     ib_truth,

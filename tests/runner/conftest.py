@@ -100,11 +100,27 @@ def sim_sleep(sim: Any) -> Callable[[float], Any]:
     return sleep
 
 
-def runner_classes(venue: str) -> tuple[type, type]:
-    """(sync, async) adapter classes with the runtime mixins (OHLCV cache, base-currency equity).
+async def _ib_account_base_currency(self: Any) -> str | None:
+    """IB hook (proposed for ccxt_ibkr/exchange.py): the base currency TWS reports as ``Currency``."""
+    ib = await self._ib()
+    for value in ib.accountValues(self.transport.account):
+        if value.tag == "Currency" and value.currency not in ("", "BASE"):
+            return str(value.value)
+    return None
 
-    Once the adapters list the mixins in their own bases these are the adapters' own classes; until
-    then the same composition is built here, exactly as ``with_runner_mixins`` does for the CLIs.
+
+def _capital_balance_unrealized_pnl(self: Any, balance: dict[str, Any]) -> float | None:
+    """Capital.com hook (proposed for ccxt_capital/exchange.py): the account's own ``profitLoss``."""
+    info = balance.get("info")
+    return self.safe_number(self.safe_dict(info, "balance", {}), "profitLoss") if isinstance(info, dict) else None
+
+
+def runner_classes(venue: str) -> tuple[type, type]:
+    """(sync, async) adapter classes with the runtime mixins (OHLCV cache, base-currency equity) and the
+    small adapter hooks proposed with them.
+
+    Once the adapters carry the mixins and hooks themselves these are the adapters' own classes; until
+    then the same composition is built here, so these tests show the state after the hooks are applied.
     """
     import ccxt
 
@@ -115,17 +131,20 @@ def runner_classes(venue: str) -> tuple[type, type]:
         import ccxt_ibkr
 
         sync_cls, async_cls, holdings = ccxt_ibkr.IBTrader, ccxt_ibkr.AsyncIBTrader, "market"
+        hooks = {"account_base_currency": _ib_account_base_currency}
     else:
         import ccxt_capital
 
         sync_cls, async_cls, holdings = ccxt_capital.CapitalTrader, ccxt_capital.AsyncCapitalTrader, "none"
+        hooks = {"balance_unrealized_pnl": _capital_balance_unrealized_pnl}
     composed = with_runner_mixins(async_cls, equity_holdings=holdings)
+    missing = {name: fn for name, fn in hooks.items() if not hasattr(async_cls, name)}
+    if missing:
+        composed = type(async_cls.__name__, (composed,), {"__module__": async_cls.__module__, **missing})
     if composed is async_cls:
         return sync_cls, async_cls
-    sync = type(
-        sync_cls.__name__, (SyncFacade, ccxt.Exchange), {"async_class": composed, "__module__": sync_cls.__module__}
-    )
-    return sync, composed
+    namespace = {"async_class": composed, "__module__": sync_cls.__module__}
+    return type(sync_cls.__name__, (SyncFacade, ccxt.Exchange), namespace), composed
 
 
 @pytest.fixture
