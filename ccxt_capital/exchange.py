@@ -18,7 +18,12 @@ Choices a bot can rely on (see also the README):
 * **Fees**: Capital is spread-only; each fill's fee is 0 in the account currency unless the account
   shows ``TRADE_COMMISSION`` transactions for it.
 * **A deal whose answer was lost is never sent again**: it is looked up in the activity history and
-  its confirm; if it cannot be found yet, the order is returned ``open`` with the clientOrderId as id.
+  its confirm; if it cannot be found yet, the order is returned ``open`` with the clientOrderId as id
+  and the next reconciliation (after the reconnect, or ``reconcile_journal()``) settles it.
+* **Failing fast**: a lost connection puts the shared ``ConnectionSupervisor`` (``self.supervisor``)
+  in ``disconnected`` until a re-login succeeds (then the journal is reconciled); market data and
+  execution have separate circuit breakers (``self.breakers``), so a failing price feed never blocks
+  a cancel.
 """
 
 from __future__ import annotations
@@ -36,9 +41,11 @@ from urllib.parse import quote
 import ccxt
 import ccxt.async_support
 from ccxt.base.decimal_to_precision import TICK_SIZE
+from ccxt.base.precise import Precise
 
 from normalization import client_ids
 from normalization.errors import capital_reject_exception
+from normalization.runtime.breaker import Breakers
 from normalization.runtime.journal import (
     USE_DEFAULT,
     JournalOrder,
@@ -61,6 +68,13 @@ __all__ = ["CapitalTrader"]
 log = logging.getLogger("ccxt_capital")
 
 DAY_MS = 86_400_000
+#: Journal reason prefix of a placement that provably never reached the books (retry allowed).
+RETRYABLE = "retryable: "
+#: Deal fields a caller may pass in ``params`` verbatim (capital-api.md §4).
+CAPITAL_DEAL_FIELDS = frozenset({"trailingStop", "stopDistance", "stopAmount", "profitDistance", "profitAmount"})
+#: Paths whose failures belong to the market-data circuit breaker; everything else is execution,
+#: so a failing price feed never blocks a cancel (and a broken order route never silences quotes).
+MARKET_DATA_PATHS = ("/prices", "/markets", "/marketnavigation", "/clientsentiment", "/time", "/ping")
 EPICS_PER_REQUEST = 50
 EPS = 1e-9
 
@@ -68,6 +82,21 @@ EPS = 1e-9
 def _capital_time(ms: int | float) -> str:
     """Epoch ms -> the API's query format ``YYYY-MM-DDTHH:MM:SS`` (UTC, no zone; a ``Z`` is refused)."""
     return datetime.fromtimestamp(int(ms) // 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def _reason(error: BaseException) -> str:
+    """A refusal as the journal keeps it: ``<ccxt class>: <message>``, so a repeat raises the same class."""
+    return f"{type(error).__name__}: {error}"
+
+
+def _rejection(reason: str | None, exchange_id: str) -> ccxt.BaseError:
+    """The exception a repeated clientOrderId gets for a first placement that was refused."""
+    text = (reason or "").removeprefix(RETRYABLE)
+    name, _, message = text.partition(": ")
+    cls = getattr(ccxt, name, None)
+    if isinstance(cls, type) and issubclass(cls, ccxt.BaseError) and message:
+        return cls(message)
+    return capital_reject_exception(text or None, exchange_id=exchange_id)
 
 
 def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
@@ -209,6 +238,7 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
                 "sessionRefreshAfter": 540.0,  # log in again after 9 minutes of inactivity
                 "reconnect": {},  # backoff of the re-login after a lost connection (initialDelay, maxDelay, ...)
                 "reconcileGraceMs": 60_000,  # an unanswered deal younger than this is not yet called absent
+                "breaker": {"failureThreshold": 5, "resetTimeout": 30.0},  # per kind: market data / execution
                 "clock": None,  # epoch-seconds clock (tests inject the simulator's)
                 "sleep": None,  # async sleep matching that clock
             },
@@ -236,6 +266,9 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
             self.id, self._reconnect, backoff=Backoff.from_options(self.safe_dict(self.options, "reconnect", {}))
         )
         self.supervisor.on_reconnected(self._heal)
+        breaker = self.safe_dict(self.options, "breaker", {}) or {}
+        self.breakers = Breakers.create(self.id, failure_threshold=int(breaker.get("failureThreshold", 5)),
+                                        reset_timeout=float(breaker.get("resetTimeout", 30.0)))
         if self._live:
             self.urls["api"] = {"rest": LIVE_HOST}
             self.isSandboxModeEnabled = False
@@ -291,7 +324,6 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
                 account_id=self.safe_string(self.options, "accountId"),
                 http_transport=self.safe_value(self.options, "httpTransport"),
                 pacer_clock=self._clock() if callable(self.safe_value(self.options, "sleep")) else time.monotonic,
-                gate=self.supervisor.ensure_usable,
                 on_lost=self.supervisor.lost,
                 on_login=self._logged_in,
             )
@@ -316,10 +348,18 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
     async def _call(self, method: str, path: str, *, params: dict[str, Any] | None = None, body: Any = None,
                     kind: str | None = None, verify: Callable[[], Awaitable[bool]] | None = None,
                     gated: bool = True) -> Any:
-        """One request through the transport; ``gated=False`` for the reads that resolve a deal in
-        flight, which must reach the broker even while a reconnect is pending."""
-        return await self._wire().request(method, path, params=params, body=body, kind=kind, verify=verify,
-                                          gated=gated)
+        """One request through the connection gate, the circuit breaker of its kind and the transport.
+
+        ``gated=False`` for the reads that resolve a deal in flight: they must reach the broker even
+        while a reconnect is pending or a breaker is open.
+        """
+        wire = self._wire()
+        if not gated:
+            return await wire.request(method, path, params=params, body=body, kind=kind, verify=verify, gated=False)
+        self.supervisor.ensure_usable()  # fail fast while reconnecting; never counted by a breaker
+        breaker = self.breakers.market_data if path.startswith(MARKET_DATA_PATHS) else self.breakers.execution
+        async with breaker:
+            return await wire.request(method, path, params=params, body=body, kind=kind, verify=verify, gated=False)
 
     def _account_currency(self) -> str | None:
         transport = self._transport
@@ -726,7 +766,9 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
             body.update({"level": level, "type": "LIMIT" if kind == "limit" else "STOP"})
             if good_till is not None:
                 body["goodTillDate"] = good_till
-        body.update(params)  # anything else is passed to the broker as is (e.g. trailingStop)
+        # Capital's own deal fields pass through as the broker spells them; other leftovers (ccxt's
+        # unified extras such as 'type' or 'marginMode') are not sent, they could change the deal.
+        body.update({k: v for k, v in params.items() if k in CAPITAL_DEAL_FIELDS})
         journal = await self._journal_ready()
         row, created = journal.record_intent(
             client_order_id, symbol=market["symbol"], side=side, type=kind, amount=size, price=level,
@@ -734,7 +776,12 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
             params={"body": body, "reduceOnly": reduce_only, "timeInForce": tif or ("IOC" if not working else "GTC")},
         )
         if not created:
-            return await self._order_from_journal(row)
+            if row.state != "rejected" or not (row.reason or "").startswith(RETRYABLE):
+                return await self._order_from_journal(row)
+            # The first attempt provably never reached the books (a 429, or it never left): the same
+            # clientOrderId may try again, exactly once more per refusal.
+            journal.update_status(client_order_id, "pending_send", force=True, reason="retry after: " + row.reason)
+            row = journal.get(client_order_id) or row
         self._placing.add(client_order_id)
         try:
             return await self._place(journal, row, market, kind, reduce_only, body, working)
@@ -767,7 +814,7 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
             answer = await retry_if_never_sent(send, attempts=2, backoff=0.2, sleep=self._sleeper())
             reference = self.safe_string(answer, "dealReference")
         except RequestNotSent as error:
-            journal.update_status(client_order_id, "rejected", reason=f"never sent: {error}")
+            journal.update_status(client_order_id, "rejected", reason=f"{RETRYABLE}{_reason(error)}")
             raise
         except SentButUnknown:
             reference = await self._find_lost_deal(journal.get(client_order_id) or row)
@@ -780,9 +827,19 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
                 journal.update_status(client_order_id, "rejected", reason="not booked: session rejected (401)")
                 raise
             reference = found_on_401[0]
+        except ccxt.RateLimitExceeded as error:
+            # Refused for the rate before it was looked at: not booked, and safe to try again later.
+            journal.update_status(client_order_id, "rejected", reason=f"{RETRYABLE}{_reason(error)}")
+            raise
+        except (ccxt.ExchangeNotAvailable, ccxt.NetworkError) as error:
+            # A 5xx: behind a proxy the deal may still have been booked. Look before calling it refused.
+            reference = await self._find_lost_deal(journal.get(client_order_id) or row)
+            if reference is None:
+                journal.update_status(client_order_id, "rejected", reason=_reason(error))
+                raise
         except ccxt.BaseError as error:
             # The broker answered with an error status: nothing was booked.
-            journal.update_status(client_order_id, "rejected", reason=str(error))
+            journal.update_status(client_order_id, "rejected", reason=_reason(error))
             raise
         if reference is None:
             raise ccxt.BadResponse(f"{self.id} POST {path} answered without a dealReference")
@@ -966,7 +1023,7 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
         """The first order placed under a clientOrderId (the idempotent answer to a repeat: a first
         placement that was refused is refused again, with the same exception class)."""
         if row.state == "rejected" and raise_rejected:
-            raise capital_reject_exception(row.reason, exchange_id=self.id)
+            raise _rejection(row.reason, self.id)
         if row.deal_reference is None and row.state == "sent_unknown":
             reference = await self._find_lost_deal(row)
             if reference is not None:
@@ -1084,14 +1141,22 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
             deal_id = id
         path = f"/workingorders/{quote(deal_id, safe='')}"
 
+        gone: list[bool] = []
+
         async def verify() -> bool:
-            return any((w.get("workingOrderData") or {}).get("dealId") == deal_id for w in await self._working_orders())
+            # After a 401 and a re-login: repeat the delete only if the order is still there.
+            still_there = any((w.get("workingOrderData") or {}).get("dealId") == deal_id
+                              for w in await self._working_orders())
+            if not still_there:
+                gone.append(True)
+            return still_there
 
         try:
             answer = await self._call("DELETE", path, kind="write", verify=verify)
         except ccxt.AuthenticationError:
-            # verify() found the order gone after the re-login: the delete went through.
-            answer = {}
+            if not gone:
+                raise
+            answer = {}  # verify() found the order gone after the re-login: the delete went through
         except ccxt.OrderNotFound:
             raise ccxt.OrderNotFound(f"{self.id} order {id} is not open (filled, canceled or unknown)") from None
         delete_ref = self.safe_string(answer, "dealReference")
@@ -1272,8 +1337,6 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
                 continue
             size = str(data.get("size") or "0")
             signed = size if data.get("direction") == "BUY" else "-" + size
-            from ccxt.base.precise import Precise
-
             holdings[market["base"]] = Precise.string_add(holdings.get(market["base"], "0"), signed)
         return self.parse_balance(account, {k: v for k, v in holdings.items() if v not in ("0", "-0")})
 

@@ -22,7 +22,9 @@ What it never does:
   appear in log records, exception messages or ``repr``.
 
 Time is injectable (``clock``, ``sleep``) so tests drive the session expiry and the limiter on the
-simulator's clock instead of sleeping.
+simulator's clock instead of sleeping. Connection health is reported, not decided, here: a transport
+failure calls ``on_lost`` (the exchange's connection supervisor), and an optional ``gate`` is asked
+before a request is sent.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from normalization.runtime.facade import SyncFacade
 from normalization.runtime.registry import register_exchange
 
 from ._ib import IB_LIBRARY_NAME
-from .exchange import IBTrader as AsyncIBTrader
+from .async_support import IBTrader as AsyncIBTrader
 
 
 class IBTrader(SyncFacade, ccxt.Exchange):
@@ -35,6 +35,11 @@ class IBTrader(SyncFacade, ccxt.Exchange):
     def connect(self) -> None:
         """Connect now instead of on first use."""
         self._call("connect")
+
+    @property
+    def supervisor(self) -> Any:
+        """The async twin's connection state machine (read-only use from this thread)."""
+        return self.impl.supervisor
 
 
 register_exchange("ibkr", IBTrader, AsyncIBTrader)

@@ -19,10 +19,12 @@ are deferred to the command that needs it, so ``--help`` works even where ib_asy
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import re
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 from normalization.runtime.cli import config_from_args, run_cli
@@ -81,17 +83,26 @@ def _with_flag_names(message: str, args: argparse.Namespace) -> str:
     return message
 
 
-def _quiet_library_logs(argv: list[str]) -> None:
+@contextlib.contextmanager
+def _quiet_library_logs(argv: list[str]) -> Iterator[None]:
     """ib_async logs connection failures to stderr; the CLI reports them as its JSON error instead,
-    so stderr stays machine-readable. ``--debug`` keeps the library's log."""
+    so stderr stays machine-readable. ``--debug`` keeps the library's log. The loggers are restored
+    afterwards, so calling :func:`main` in-process (tests, notebooks) leaves logging as it was."""
     if "--debug" in argv:
-        logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+        yield
         return
-    for name in ("ib_async", "ib_insync"):
-        logger = logging.getLogger(name)
-        if not logger.handlers:
-            logger.addHandler(logging.NullHandler())
+    sink = logging.NullHandler()  # a handler, so logging's last-resort stderr printer stays silent
+    loggers = [logging.getLogger(name) for name in ("ib_async", "ib_insync")]
+    saved = [(logger, logger.propagate) for logger in loggers]
+    for logger in loggers:
+        logger.addHandler(sink)
         logger.propagate = False
+    try:
+        yield
+    finally:
+        for logger, propagate in saved:
+            logger.removeHandler(sink)
+            logger.propagate = propagate
 
 
 def build_config(args: argparse.Namespace, environ: dict[str, str] | None = None) -> dict[str, Any]:
@@ -141,16 +152,16 @@ def run_simulator(argv: list[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point; returns the exit code (0 ok, 2 usage, 3 exchange, 4 network)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] != ["sim"]:
-        _quiet_library_logs(argv)
-    return run_cli(
-        argv,
-        prog=PROG,
-        build_exchange=build_exchange,
-        run_simulator=run_simulator,
-        add_connection_args=add_connection_args,
-        description="Interactive Brokers (TWS / IB Gateway) from the command line; one JSON document on stdout.",
-    )
+    quiet = _quiet_library_logs(argv) if argv[:1] != ["sim"] else contextlib.nullcontext()
+    with quiet:
+        return run_cli(
+            argv,
+            prog=PROG,
+            build_exchange=build_exchange,
+            run_simulator=run_simulator,
+            add_connection_args=add_connection_args,
+            description="Interactive Brokers (TWS / IB Gateway) from the command line; one JSON document on stdout.",
+        )
 
 
 if __name__ == "__main__":

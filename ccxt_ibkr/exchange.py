@@ -259,7 +259,7 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
         self._reduce_only: set[str] = set()
         self._live_refs: dict[str, str] = {}  # clientOrderId -> last ccxt status journaled
         self._placing: set[str] = set()  # clientOrderIds between journal intent and IB's answer
-        self._cache: Any = None
+        self._deferred: list[tuple[OrderJournal, str, Trade, dict[str, Any]]] = []
         self._completed: dict[int, Trade] = {}  # permId -> completed trade reported by reqCompletedOrders
 
     # ------------------------------------------------------------------ connection, sandbox
@@ -362,6 +362,7 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
         return self._journal
 
     async def close(self) -> None:
+        self._flush_deferred()
         if self._transport is not None:
             await self._transport.close()
         if self._journal is not None:
@@ -489,8 +490,10 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
             log.warning("%s: journal not reconciled: %s", self.id, exc)
             return
         for discrepancy in report.discrepancies:
-            log.warning("%s journal: %s %s: %s", self.id, discrepancy.kind, discrepancy.client_order_id,
-                        discrepancy.detail)
+            # Orders of other clients / TWS users are normal at IB: only our own disagreements warn.
+            level = logging.DEBUG if discrepancy.kind == "unknown_at_journal" else logging.WARNING
+            log.log(level, "%s journal: %s %s: %s", self.id, discrepancy.kind, discrepancy.client_order_id,
+                    discrepancy.detail)
 
     # ------------------------------------------------------------------ markets
 
@@ -654,7 +657,9 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
         ``since`` given: windows of IB's maximum duration from ``since`` forward, each request ending at
         its window's end. ``since`` omitted: the latest ``limit`` bars, walking back from now. FX uses
         MIDPOINT, everything else TRADES; ``params['price']`` = bid / ask / mid picks BID / ASK /
-        MIDPOINT. Requests are paced (shared pacer) so IB never answers 162.
+        MIDPOINT. Requests are paced (shared pacer) so IB never answers 162. ``params['until']`` is
+        inclusive, as in ccxt. The on-disk cache (``options['ohlcvCache']``) and resampled timeframes
+        are layered on top by ``normalization.runtime.ohlcv_service`` (see ``async_support.py``).
         """
         market = await self._market(symbol)
         bar_size = ib_bar_size(timeframe)
@@ -703,14 +708,14 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
                 span = min(max(span, 2 * (wanted - len(bars)) * step_ms), max_ms)  # never shrink: gaps
             result = sorted(bars.values(), key=lambda row: row[0])
             if until is not None:
-                result = [row for row in result if row[0] < until]
+                result = [row for row in result if row[0] <= until]  # ccxt's until is inclusive
             return result[-wanted:]
 
         # Forward from ``since`` to ``until`` (or now): windows of at most IB's maximum duration; with a
         # limit, start with a window twice the limit's span and widen it while closed markets leave
         # the window short of bars.
         now_ms = await self.fetch_time()
-        stop = now_ms if until is None else min(until, now_ms)
+        stop = now_ms if until is None else min(until + 1, now_ms)  # ccxt's until is inclusive
         open_ended = until is None or until >= now_ms
 
         async def forward(start: int, end: int, wanted: int | None) -> list[list[Any]]:
@@ -729,28 +734,8 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
                     span = min(span * 2, max_ms)
             return [row for row in sorted(bars.values(), key=lambda row: row[0]) if start <= row[0] < end]
 
-        cache = self._ohlcv_cache()
-        if cache is not None and (until is not None or limit is None):
-            # A backtest range: bars already on disk are not asked for again (normalization OhlcvCache).
-            from normalization.runtime.ohlcv_cache import CacheKey
-
-            key = CacheKey(self.id, market["id"], timeframe, what + ("-RTH" if use_rth else ""))
-            result = await cache.get(key, since, stop, lambda a, b: forward(a, b, None), step_ms, now_ms,
-                                     chunk_ms=max_ms)
-        else:
-            result = await forward(since, stop if until is not None else stop + step_ms, limit)
+        result = await forward(since, stop if until is not None else stop + step_ms, limit)
         return result[:limit] if limit else result
-
-    def _ohlcv_cache(self) -> Any:
-        """``options['ohlcvCache']``: an ``OhlcvCache``, a directory, True (the per-user default) or None."""
-        option = self.options.get("ohlcvCache")
-        if option is None or option is False:
-            return None
-        if self._cache is None:
-            from normalization.runtime.ohlcv_cache import OhlcvCache
-
-            self._cache = option if isinstance(option, OhlcvCache) else OhlcvCache(None if option is True else option)
-        return self._cache
 
     def _what_to_show(self, market: dict[str, Any], params: dict[str, Any]) -> str:
         price = self.safe_string_lower(params, "price")
@@ -929,7 +914,10 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
         market = await self._market(symbol)
         parent, children, meta = self._build_order(market, type, side, amount, price, params)
         cid = meta["clientOrderId"]
-        known = self._journal.get(cid) if self._journal is not None else None
+        # While connected, record_intent below answers "seen before?"; while disconnected, ask here so a
+        # repeated clientOrderId still returns the first order instead of failing on the gate.
+        journaled = self._journal is not None and not self.transport.connected
+        known = self._journal.get(cid) if journaled else None  # type: ignore[union-attr]
         if known is not None:
             # The same clientOrderId again: the first order, never a second one (even while disconnected).
             return await self._journaled_order(known, market)
@@ -946,7 +934,9 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
             trigger_price=meta["triggerPrice"],
             params={k: v for k, v in params.items() if isinstance(v, JSON_SCALARS)},
         )
-        if not created or not journal.mark_sent(cid):
+        # mark_sent separates "provably never sent" from "maybe sent" for crash recovery; an in-memory
+        # journal does not survive a crash, so it skips that fsynced write.
+        if not created or (journal.persistent and not journal.mark_sent(cid)):
             return await self._journaled_order(journal.get(cid) or row, market)
         if meta["reduceOnly"]:
             self._reduce_only.add(cid)
@@ -981,11 +971,17 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
         order = self.parse_ib_order(trade, market, reduce_only=meta["reduceOnly"])
         # After the send the journal only learns ids and status (reconciliation can also match the
         # order by its orderRef), so these writes run right after this call returns, off its latency.
-        asyncio.get_running_loop().call_soon(self._journal_sent, journal, cid, trade, order)
+        self._deferred.append((journal, cid, trade, order))
+        asyncio.get_running_loop().call_soon(self._flush_deferred)
         if order["status"] == "rejected" or (_done(trade) and not order["filled"]
                                              and order["status"] != "canceled" and order["status"] != "expired"):
             raise self._rejection(trade)
         return order
+
+    def _flush_deferred(self) -> None:
+        """Run the post-send journal writes still pending (also on close, before the journal closes)."""
+        while self._deferred:
+            self._journal_sent(*self._deferred.pop(0))
 
     def _journal_sent(self, journal: OrderJournal, cid: str, trade: Trade, order: dict[str, Any]) -> None:
         try:
@@ -1337,6 +1333,14 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
                 used + reserved.get(position.contract.conId, 0.0),
             )
         return self.parse_ib_balance(values, holdings, self.milliseconds())
+
+    async def account_base_currency(self) -> str | None:
+        """The account's base currency as TWS reports it (account value ``Currency``), for equity figures."""
+        ib = await self._ib(ACCOUNT)
+        for value in ib.accountValues(self.transport.account):
+            if value.tag == "Currency" and value.currency not in ("", "BASE"):
+                return str(value.value)
+        return None
 
     async def close_position(self, symbol: str, side: str | None = None, params: dict[str, Any] = {}) -> dict:
         """A reduceOnly market order for the whole position, in the opposite direction."""

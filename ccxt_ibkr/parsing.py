@@ -21,7 +21,7 @@ from typing import Any
 from normalization.errors import ib_is_warning
 from normalization.statuses import ib_order_status
 
-from ._ib import BarData, ContractDetails, Fill, Ticker, Trade
+from ._ib import ContractDetails, Fill, Ticker, Trade
 
 #: IB orderType -> ccxt order type; stops keep their trigger in ``triggerPrice``.
 ORDER_TYPES = {"MKT": "market", "LMT": "limit", "STP": "market", "STP LMT": "limit", "MIT": "market", "LIT": "limit"}
@@ -271,16 +271,17 @@ class IBParsing:
     def parse_ohlcv(self, ohlcv: Any, market: Any = None) -> list:
         if isinstance(ohlcv, list):
             return super().parse_ohlcv(ohlcv, market)  # type: ignore[misc]
-        bar: BarData = ohlcv
-        volume = finite(bar.volume)
-        return [
-            to_ms(bar.date),
-            float(bar.open),
-            float(bar.high),
-            float(bar.low),
-            float(bar.close),
-            volume if volume is not None and volume >= 0 else None,
-        ]
+        # Hot path (hundreds of bars per request): no generic helpers per field.
+        date = ohlcv.date
+        if isinstance(date, dt.datetime) and date.tzinfo is not None:
+            timestamp = int(round(date.timestamp() * 1000))
+        else:
+            timestamp = to_ms(date)
+        volume = ohlcv.volume
+        if volume is None or not volume >= 0 or volume >= UNSET_DOUBLE:  # -1 / nan: IB has no volume
+            volume = None
+        return [timestamp, float(ohlcv.open), float(ohlcv.high), float(ohlcv.low), float(ohlcv.close),
+                None if volume is None else float(volume)]
 
     # ------------------------------------------------------------------ trades (fills)
 

@@ -44,6 +44,8 @@ log = logging.getLogger("ccxt_ibkr")
 OUTAGE_START = 1100
 OUTAGE_END = frozenset({1101, 1102})
 CLIENT_ID_IN_USE = 326
+#: IB's "no identical historical request within 15 s" (ib-protocol.md §4).
+IDENTICAL_WINDOW = 15.0
 
 
 class NotReachable(RequestNotSent, ccxt.ExchangeNotAvailable):
@@ -105,6 +107,7 @@ class IBTransport:
         self._listeners: list[Callable[[], Any]] = []
         self._expect_disconnect = False
         self._streams: dict[int, tuple[Contract, Ticker]] = {}
+        self._recent_bars: dict[tuple[Any, ...], tuple[float, list[BarData]]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         windows = ib_maintenance_windows() if maintenance_windows is None else maintenance_windows
         self.supervisor = ConnectionSupervisor(
@@ -274,36 +277,34 @@ class IBTransport:
     ) -> bool:
         """Wait until ``done(trade)`` holds or ``timeout`` passes; True if it holds.
 
-        Woken by the trade's own events (status, fills, modifications), so no polling and no sleeps.
+        The predicate is checked inside the trade's own event handlers (status, fills, commissions,
+        modifications), so the waiter resumes on the very message that satisfies it: no polling, no
+        sleeps, no extra task. A dropped connection ends the wait early (the caller reports what it knows).
         """
         if done(trade):
             return True
-        event = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[bool] = loop.create_future()
 
         def wake(*_: Any) -> None:
-            event.set()
+            if not future.done() and (done(trade) or not self.connected):
+                future.set_result(done(trade))
+
+        def expire() -> None:
+            if not future.done():
+                future.set_result(done(trade))
 
         events = [trade.statusEvent, trade.fillEvent, trade.commissionReportEvent, trade.modifyEvent,
-                  trade.cancelledEvent, *extra_events]
-        for ev in events:
-            ev += wake
-        self.ib.disconnectedEvent += wake
-        deadline = time.monotonic() + timeout
+                  trade.cancelledEvent, self.ib.disconnectedEvent, *extra_events]
+        for event in events:
+            event += wake
+        timer = loop.call_later(timeout, expire)
         try:
-            while not done(trade):
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or not self.connected:
-                    return done(trade)
-                event.clear()
-                try:
-                    await asyncio.wait_for(event.wait(), remaining)
-                except asyncio.TimeoutError:
-                    return done(trade)
-            return True
+            return await future
         finally:
-            for ev in events:
-                ev -= wake
-            self.ib.disconnectedEvent -= wake
+            timer.cancel()
+            for event in events:
+                event -= wake
 
     async def wait_event(self, event: Any, predicate: Callable[[], bool], timeout: float) -> bool:
         """Wait on an eventkit ``event`` until ``predicate()`` holds, at most ``timeout`` seconds."""
@@ -389,10 +390,16 @@ class IBTransport:
         """
         ib = await self.ensure(MARKET_DATA)
         weight = 2 if what == "BID_ASK" else 1
+        identical = (contract.conId, end, duration, bar_size, what, use_rth)
+        recent = self._recent_bars.get(identical)
+        if recent is not None and time.monotonic() - recent[0] < IDENTICAL_WINDOW:
+            # IB refuses an identical request within 15 s (error 162); a bot polling the latest candles
+            # more often than that gets the answer IB gave moments ago instead of a 15 s stall.
+            return list(recent[1])
         await self.pacer.acquire(
             weight,
             contract=(contract.conId, contract.exchange, what),
-            identical=(contract.conId, end, duration, bar_size, what, use_rth),
+            identical=identical,
         )
         started = time.monotonic()
         try:
@@ -409,4 +416,8 @@ class IBTransport:
             raise ccxt.RequestTimeout(
                 f"{self.exchange_id} reqHistoricalData timed out after {self.request_timeout:g} s"
             )
-        return list(bars)
+        result = list(bars)
+        if len(self._recent_bars) >= 64:
+            self._recent_bars.pop(next(iter(self._recent_bars)))
+        self._recent_bars[identical] = (time.monotonic(), result)
+        return list(result)

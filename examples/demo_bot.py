@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import os
 import sys
 from typing import Any
@@ -22,6 +23,9 @@ def exchange_config(exchange_id: str, stack: contextlib.ExitStack) -> tuple[str,
     """The venue's ccxt id, its config and the symbol to trade; starts a simulator if needed."""
     if exchange_id == "ibkr":
         import ccxt_ibkr  # noqa: F401 - registers ccxt.ibkr
+
+        # The IB client library logs IB's informational messages ("Error 202 Order Canceled") as errors.
+        logging.getLogger(ccxt_ibkr.IB_LIBRARY_NAME).setLevel(logging.CRITICAL)
 
         host, port = os.environ.get("IB_HOST"), os.environ.get("IB_PORT")
         if not port:  # no broker configured: the embedded fake TWS on a free loopback port

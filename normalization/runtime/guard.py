@@ -36,22 +36,38 @@ _INSIDE: contextvars.ContextVar[bool] = contextvars.ContextVar("ccxt_brokers_gua
 
 
 class CallGuard:
-    """The gate + breakers + deadline an adapter applies to each public call."""
+    """The gate + breakers + deadline an adapter applies to each public call.
+
+    ``supervisor`` may be attached later with :meth:`watch` (an adapter whose supervisor lives in a
+    lazily created transport). ``gate=False`` leaves the connection gate to the adapter's own request
+    path (both adapters check ``supervisor.ensure_usable`` right before sending); the guard then adds
+    only the breakers and the deadline.
+    """
 
     def __init__(
         self,
         exchange_id: str,
-        supervisor: ConnectionSupervisor,
+        supervisor: ConnectionSupervisor | None = None,
         breakers: Breakers | None = None,
         *,
         call_timeout: float | None = 120.0,
+        gate: bool = True,
     ) -> None:
         self.exchange_id = exchange_id
-        self.supervisor = supervisor
+        self.supervisor: ConnectionSupervisor | None = None
         self.breakers = breakers or Breakers.create(exchange_id)
         self.call_timeout = call_timeout
-        # A reconnect proves the broker reachable again: failures counted during the drop must not
-        # keep failing calls for the rest of the breaker's reset timeout.
+        self.gate = gate
+        if supervisor is not None:
+            self.watch(supervisor)
+
+    def watch(self, supervisor: ConnectionSupervisor) -> None:
+        """Gate on ``supervisor`` and reset both breakers after each of its reconnects: a reconnect
+        proves the broker reachable, so failures counted during the drop must not keep failing calls
+        for the rest of the breaker's reset timeout."""
+        if self.supervisor is supervisor:
+            return
+        self.supervisor = supervisor
         supervisor.on_reconnected(lambda event: self.reset())
 
     def reset(self) -> None:
@@ -73,7 +89,7 @@ class CallGuard:
             return await make()
         token = _INSIDE.set(True)
         try:
-            if gate:
+            if gate and self.gate and self.supervisor is not None:
                 self.supervisor.ensure_usable(kind)
             breaker = self.breaker(kind)
             async with breaker:

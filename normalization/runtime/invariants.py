@@ -25,7 +25,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from .journal import SENT_UNKNOWN, TERMINAL_STATES, OrderJournal
+from .journal import TERMINAL_STATES, OrderJournal
 from .reconcile import ABSENT_AFTER_SYNC, NEVER_SENT, BrokerFill, BrokerOrder
 
 __all__ = ["InvariantReport", "check_invariants", "duplicate_client_ids"]
@@ -208,7 +208,3 @@ def check_invariants(
             report.fill_mismatches.append(f"{cid}: journal fills total {total}, broker filled {broker.filled}")
     return report
 
-
-def unresolved_after(journal: OrderJournal) -> list[str]:
-    """clientOrderIds still ``sent_unknown`` (for messages: what reconciliation did not settle)."""
-    return [o.client_order_id for o in journal.orders(frozenset({SENT_UNKNOWN}))]

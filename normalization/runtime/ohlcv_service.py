@@ -4,7 +4,9 @@ on-disk cache when it is switched on, resampled when the broker lacks the timefr
 Why one module: a bot's ``fetch_ohlcv(symbol, "1h", since, limit, {"until": ...})`` must mean the same
 thing at IB and at Capital.com, and a backtest re-run must ask *neither* broker for bars it already
 has. The adapters therefore supply only ``fetch_range(a, b)`` -- "the broker's bars whose start lies in
-``[a, b)``", paginated and paced by the adapter -- and call :func:`fetch_ohlcv_via_cache`, which owns:
+``[a, b)``", paginated and paced by the adapter; their own ``fetch_ohlcv(symbol, tf, a, None, {"until":
+b - 1})`` is exactly that -- and :class:`CachedOhlcvMixin`, composed in front of each adapter by
+:func:`with_runner_mixins`, calls :func:`fetch_ohlcv_via_cache` with it, which owns:
 
 - **the window.** ``since``+``limit`` = the first ``limit`` bars at or after ``since``; ``limit`` alone
   = the last ``limit`` bars up to now (or up to ``params["until"]``); ``since``+``until`` = every bar in
@@ -64,7 +66,8 @@ __all__ = [
 
 OHLCV_CACHE_OPTION = "ohlcvCache"
 OHLCV_CACHE_ENV = "CCXT_BROKERS_OHLCV_CACHE"
-#: Bars returned when neither ``since`` nor ``limit`` is given (ccxt exchanges use 500-1000).
+#: Bars returned when neither ``since`` nor ``limit`` is given, unless the exchange sets
+#: ``options["ohlcvDefaultLimit"]`` (ccxt exchanges use 500-1000).
 DEFAULT_LIMIT = 500
 #: How many times a window may double while looking for ``limit`` bars (2**8 = 256x ``limit`` bars
 #: of wall time: a year of hourly stock bars for limit=500 is ~10x, so this is ample).
@@ -273,12 +276,14 @@ async def fetch_ohlcv_via_cache(
         rows = await load_source(first - pad, min(last_end + pad, now + 1))
         return [r for r in _resample(rows, source_tf, timeframe) if a <= int(r[0]) < b]
 
+    if limit is None and since is None:
+        limit = int(_options(exchange).get("ohlcvDefaultLimit") or DEFAULT_LIMIT)
     a, b, direction = ohlcv_window(timeframe, since, limit, until, now)
     if direction == "fixed":
         rows = await load(a, b)
         return rows if limit is None else rows[:limit]
 
-    wanted = limit if limit is not None else DEFAULT_LIMIT
+    wanted = limit if limit is not None else DEFAULT_LIMIT  # set above whenever the window needs it
     if direction == "forward":
         rows = await load(a, b)
         span = max(b - a, tf_ms)
@@ -307,9 +312,9 @@ class CachedOhlcvMixin:
     behind the adapter's ``fetch_ohlcv`` in the MRO and never run).
 
     With ``options["ohlcvCache"]`` off (the default) the adapter's own ``fetch_ohlcv`` runs untouched;
-    on, the adapter's ``fetch_ohlcv(symbol, tf, a, None, {"until": b})`` becomes the ``fetch_range`` of
-    :func:`fetch_ohlcv_via_cache` (so it must return the bars starting in ``[a, b)``, which both
-    adapters' forward pagination does). Timeframes listed in
+    on, the adapter's ``fetch_ohlcv(symbol, tf, a, None, {"until": b - 1})`` (``until`` inclusive, as in
+    ccxt) becomes the ``fetch_range`` of :func:`fetch_ohlcv_via_cache`, so it must return the bars
+    starting in ``[a, b)``, which both adapters' forward pagination does. Timeframes listed in
     :data:`normalization.timeframes.RESAMPLED` for the exchange id are fetched (and cached) as their
     source timeframe and resampled here.
 
@@ -341,7 +346,9 @@ class CachedOhlcvMixin:
         passthrough = {k: v for k, v in (params or {}).items() if k not in ("until", "till")}
 
         async def fetch_range(a: int, b: int) -> list[list[Any]]:
-            rows = await parent(market["symbol"], source, a, None, {**passthrough, "until": b})
+            # ccxt's `until` is inclusive: b - 1 is the last instant of [a, b), so a chunk that fills
+            # one broker request exactly is not pushed over the maximum by a single millisecond.
+            rows = await parent(market["symbol"], source, a, None, {**passthrough, "until": b - 1})
             return [r for r in rows if a <= int(r[0]) < b]
 
         has = getattr(exchange, "has", {}) or {}

@@ -13,8 +13,10 @@ connection state per exchange object and makes three promises:
   ``idle``         nothing: never connected (or given up); the caller connects lazily
   ``connected``    nothing, unless that kind of traffic is degraded (``ExchangeNotAvailable``)
   ``outage``       :class:`BrokerOutage` (``ExchangeNotAvailable``): IB 1100, the broker side is gone
+                   (also when 1100 arrives while connecting: it outlives the connect, ends at 1101/1102)
   ``maintenance``  :class:`BrokerMaintenance` (``OnMaintenance``): IB's nightly restart
   ``disconnected`` :class:`NotConnected` (``NetworkError``): our socket dropped, reconnecting
+                   (without a reconnect loop -- ``auto_reconnect=False`` -- nothing: a lazy connect)
   ``closed``       ``ExchangeClosedByUser``
   ===============  ==============================================================================
 
@@ -53,6 +55,7 @@ import ccxt
 from .retry import RequestNotSent
 
 __all__ = [
+    "ACCOUNT",
     "CLOSED",
     "CONNECTED",
     "DISCONNECTED",
@@ -67,6 +70,7 @@ __all__ = [
     "BrokerMaintenance",
     "BrokerOutage",
     "ConnectionSupervisor",
+    "KindUnavailable",
     "MaintenanceWindow",
     "NotConnected",
     "ReconnectEvent",
@@ -286,6 +290,7 @@ class ConnectionSupervisor:
         self.reconnects = 0  # successful reconnects over the object's life
         self.next_attempt_at: float | None = None
         self._degraded: dict[str, str] = {}
+        self._outage_reason: str | None = None  # set by outage(), cleared by restored() / lost()
         self._hooks: list[Hook] = []
         self._task: asyncio.Task[None] | None = None
         self._changed: asyncio.Event | None = None
@@ -362,6 +367,8 @@ class ConnectionSupervisor:
             raise ValueError(f"unknown traffic kind {kind!r}; expected one of {sorted(KINDS)}")
         state = self._state
         name = self.exchange_id
+        if state in (DISCONNECTED, MAINTENANCE) and not self.reconnecting:
+            state = IDLE  # nobody is reconnecting (auto_reconnect off): the caller connects lazily
         if state in (IDLE, CONNECTED):
             if kind in self._degraded:
                 raise KindUnavailable(f"{name} {kind.replace('_', ' ')} unavailable: {self._degraded[kind]}")
@@ -404,6 +411,11 @@ class ConnectionSupervisor:
             return
         self.attempts = 0
         self.next_attempt_at = None
+        if self._outage_reason is not None:
+            # The broker said "my side is away" while we were connecting (IB sends 1100 right after the
+            # handshake): the socket is up but orders cannot go through until 1101/1102.
+            self._set(OUTAGE, self._outage_reason)
+            return
         self._set(CONNECTED, reason)
 
     def in_maintenance(self) -> bool:
@@ -417,6 +429,7 @@ class ConnectionSupervisor:
         """
         if self._state == CLOSED:
             return
+        self._outage_reason = None  # a new session tells us again if the broker is still away
         if maintenance is None:
             maintenance = self.in_maintenance()
         self._set(MAINTENANCE if maintenance else DISCONNECTED, reason)
@@ -427,14 +440,17 @@ class ConnectionSupervisor:
 
     def outage(self, reason: str = "broker connectivity lost") -> None:
         """The broker reported its side down while our socket stays up (IB 1100)."""
-        if self._state in (CLOSED, DISCONNECTED, MAINTENANCE):
+        if self._state == CLOSED:
             return
-        self._set(OUTAGE, reason)
+        self._outage_reason = reason
+        if self._state in (CONNECTED, IDLE):
+            self._set(OUTAGE, reason)
 
     async def restored(self, data_lost: bool, reason: str = "connectivity restored") -> None:
         """The broker reported its side back (IB 1101 ``data_lost=True`` / 1102); heal, then resume."""
-        if self._state == CLOSED:
-            return
+        self._outage_reason = None
+        if self._state not in (OUTAGE, CONNECTED):
+            return  # no live socket (or closed): the reconnect loop, not this message, brings us back
         with self.healing_scope():
             self._set(CONNECTED, reason)
             await self._heal(ReconnectEvent("restored", data_lost))

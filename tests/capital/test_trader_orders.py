@@ -275,3 +275,23 @@ async def test_broker_side_validation_is_mapped_and_journaled(face: Face, capita
     assert booked(capital_sim)["positions"] == 0
     journal = await face.impl._journal_ready()
     assert journal.get("wrong-side").state == "rejected"
+
+
+async def test_ccxt_convenience_creators_reach_the_same_orders(face: Face, capital_sim) -> None:
+    bid, ask = capital_sim.quote("AAPL").bid, capital_sim.quote("AAPL").offer
+    limit = await face.call("create_limit_order", "AAPL/USD", "buy", 1, 150.0)
+    stop = await face.call("create_stop_order", "AAPL/USD", "market", "sell", 1, None, round(bid - 10, 2))
+    trigger = await face.call("create_trigger_order", "AAPL/USD", "market", "sell", 1, None, round(bid - 11, 2))
+    assert (limit["type"], stop["type"], trigger["type"]) == ("limit", "stop", "stop")
+    assert sorted(o.order_type for o in capital_sim.working_orders()) == ["LIMIT", "STOP", "STOP"]
+    bracket = await face.call("create_order_with_take_profit_and_stop_loss", "AAPL/USD", "market", "buy", 2, None,
+                              round(ask + 10, 2), round(ask - 10, 2))
+    assert bracket["status"] == "closed"
+    [position] = capital_sim.positions()
+    assert (position.stop_level, position.profit_level) == (round(ask - 10, 2), round(ask + 10, 2))
+    reduce = await face.call("create_reduce_only_order", "AAPL/USD", "market", "sell", 5)
+    assert reduce["amount"] == 2 and capital_sim.positions() == []
+    market = await face.call("create_market_buy_order", "AAPL/USD", 1)
+    assert market["status"] == "closed"
+    for order in (limit, stop, trigger, bracket, reduce, market):
+        conformance.check_order(face.exchange, order, "AAPL/USD")

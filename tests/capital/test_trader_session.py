@@ -302,3 +302,39 @@ async def test_calls_fail_fast_while_the_connection_is_re_established(face: Face
     await face.call("wait_ready", 5)
     order = await face.call("create_order", "AAPL/USD", "market", "buy", 1)
     assert order["status"] == "closed" and len(capital_sim.positions()) == 1
+
+
+async def test_a_failing_price_feed_opens_its_breaker_but_never_blocks_orders(face: Face, capital_sim) -> None:
+    working = await face.call("create_order", "AAPL/USD", "limit", "buy", 1, 100.0)
+    capital_sim.faults.fail(503, "error.service.unavailable", method="GET", path="/prices", times=100)
+    errors = []
+    for _ in range(7):
+        with pytest.raises(ccxt.ExchangeNotAvailable) as caught:
+            await face.call("fetch_ohlcv", "AAPL/USD", "1m", None, 5)
+        errors.append(str(caught.value))
+    assert "circuit breaker" in errors[-1] and sum(r.times for r in capital_sim.faults.armed) == 95
+    assert face.impl.breakers.market_data.state == "open" and face.impl.breakers.execution.state == "closed"
+    assert (await face.call("cancel_order", working["id"]))["status"] == "canceled"
+    assert (await face.call("create_order", "AAPL/USD", "market", "buy", 1))["status"] == "closed"
+
+
+async def test_a_429_on_placement_books_nothing_and_the_same_id_may_try_again(face: Face, capital_sim) -> None:
+    capital_sim.faults.too_many_requests(method="POST", path="/positions")
+    with pytest.raises(ccxt.RateLimitExceeded):
+        await face.call("create_order", "AAPL/USD", "market", "buy", 1, None, {"clientOrderId": "busy-1"})
+    assert capital_sim.positions() == []
+    order = await face.call("create_order", "AAPL/USD", "market", "buy", 1, None, {"clientOrderId": "busy-1"})
+    assert order["status"] == "closed" and order["clientOrderId"] == "busy-1"
+    again = await face.call("create_order", "AAPL/USD", "market", "buy", 1, None, {"clientOrderId": "busy-1"})
+    assert again["id"] == order["id"] and len(capital_sim.positions()) == 1
+
+
+async def test_a_5xx_on_placement_is_looked_up_before_it_is_called_refused(face: Face, capital_sim) -> None:
+    capital_sim.faults.fail(503, "error.service.unavailable", method="POST", path="/positions")
+    with pytest.raises(ccxt.ExchangeNotAvailable, match="503"):
+        await face.call("create_order", "AAPL/USD", "market", "buy", 1, None, {"clientOrderId": "down-1"})
+    journal = await face.impl._journal_ready()
+    assert journal.get("down-1").state == "rejected" and capital_sim.positions() == []
+    with pytest.raises(ccxt.ExchangeNotAvailable):  # not retried under the same id: it might have been booked
+        await face.call("create_order", "AAPL/USD", "market", "buy", 1, None, {"clientOrderId": "down-1"})
+    assert capital_sim.positions() == []

@@ -229,3 +229,12 @@ async def test_ohlcv_cache_serves_a_repeated_backtest_range_from_disk(make_trade
     served = sim.stats_bars_served
     again = await run(ex.fetch_ohlcv("AAPL/USD", "1h", since=since, params={"until": until}))
     assert again == first and sim.stats_bars_served == served  # nothing asked of the broker
+
+
+async def test_polling_the_latest_candles_never_stalls_on_the_identical_request_rule(ex, sim: IBSimulator) -> None:
+    # IB forbids an identical historical request within 15 s; a bot polling every few seconds gets the
+    # bars IB just sent instead of a 15 s wait (or a 162).
+    first = await run(ex.fetch_ohlcv("MSFT/USD", "5m", limit=4))
+    t0, served = sim.now(), sim.stats_bars_served
+    again = await run(ex.fetch_ohlcv("MSFT/USD", "5m", limit=4))
+    assert again == first and sim.now() == t0 and sim.stats_bars_served == served

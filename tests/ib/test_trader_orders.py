@@ -330,3 +330,22 @@ async def test_fills_are_reported_once_each(ex) -> None:
         check_trade(ex, trade, "AMZN/USD")
     assert sum(t["amount"] for t in trades) == 2 and len({t["id"] for t in trades}) == len(trades)
     await run(ex.create_order("AMZN/USD", "market", "sell", 2))
+
+
+async def test_ccxt_convenience_creators_route_through_create_order(ex, sim: IBSimulator) -> None:
+    quote = sim.quote("AAPL")
+    limit = await run(ex.create_limit_order("AAPL/USD", "buy", 1, below_touch(sim)))
+    assert limit["status"] == "open" and limit["type"] == "limit"
+    stop = await run(ex.create_stop_order("AAPL/USD", "market", "buy", 1, None, round(quote.ask + 7, 2)))
+    assert stop["info"]["orderType"] == "STP" and stop["triggerPrice"] == round(quote.ask + 7, 2)
+    bracket = await run(ex.create_order_with_take_profit_and_stop_loss(
+        "AAPL/USD", "limit", "buy", 1, below_touch(sim), round(quote.ask + 10, 2), round(quote.bid - 50, 2)))
+    check_order(ex, bracket, "AAPL/USD")
+    children = [o for o in await run(ex.fetch_open_orders("AAPL/USD"))
+                if o["info"]["parentId"] == int(bracket["id"])]
+    assert len(children) == 2  # take-profit and stop-loss held until the parent fills
+    for order in (limit, stop, bracket):
+        await run(ex.cancel_order(order["id"]))
+    await run(ex.create_market_order("AAPL/USD", "buy", 1))
+    closing = await run(ex.create_reduce_only_order("AAPL/USD", "market", "sell", 1))
+    assert closing["reduceOnly"] is True and closing["status"] == "closed"

@@ -271,3 +271,20 @@ async def test_a_failing_data_feed_never_blocks_a_cancel(
     order = await buy(exchange, "cap-feed-buy")
     assert not isinstance(order, ccxt.BaseError) and order["status"] == "closed"
     check(tally, "failing data feed, then cancel", capital_sim, journal, ["cap-feed", "cap-feed-buy"])
+
+
+async def test_cancel_dropped_after_it_was_applied(
+    exchange: CapitalTrader, capital_sim: CapitalSimulator, journal: OrderJournal, tally: Any
+) -> None:
+    quote = capital_sim.quote("AAPL")
+    working = await exchange.create_order("AAPL/USD", "limit", "buy", 1, round(quote.bid * 0.8, 2),
+                                          {"clientOrderId": "cap-cancel"})
+    capital_sim.faults.drop(after=True, method="DELETE", path="/workingorders")  # deleted; the answer is lost
+    result = await outcome(exchange.cancel_order(working["id"], "AAPL/USD"))
+    assert_bot_saw_a_correct_order_or_an_exception(result, "cap-cancel", "canceled")
+    await settled(exchange)
+    assert capital_sim.working_orders() == []
+    again = await outcome(exchange.cancel_order(working["id"], "AAPL/USD"))  # the bot retries the cancel
+    assert_bot_saw_a_correct_order_or_an_exception(again, "cap-cancel", "canceled")
+    assert (await exchange.fetch_order("cap-cancel", "AAPL/USD"))["status"] == "canceled"
+    check(tally, "cancel dropped after it was applied", capital_sim, journal, ["cap-cancel"])

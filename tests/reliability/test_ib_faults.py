@@ -234,7 +234,7 @@ async def test_dropped_before_the_commission_report_still_books_the_fee(
 async def test_gateway_restart_is_maintenance_then_reconciles(
     ib_sim: IBSimulator, journal_path: Path, tally: Any
 ) -> None:
-    options = ib_options(ib_sim, journal_path, CLIENT_ID, maintenanceWindows=["00:00-23:59:59 UTC"])
+    options = ib_options(ib_sim, journal_path, CLIENT_ID, maintenanceWindows=["00:00-23:59:59.999999 UTC"])
     ex = IBTrader({"options": options})
     try:
         await ex.load_markets()
@@ -362,6 +362,137 @@ async def test_slow_gateway_every_call_is_bounded_and_nothing_is_resent(
         with OrderJournal(journal_path, exchange="ibkr", account=IB_ACCOUNT) as journal:
             await eventually(lambda: (row := journal.get("ib-slow")) is not None and not row.unresolved, timeout=5)
             await check(tally, "slow gateway (replies delayed)", ib_sim, journal, ["ib-slow"])
+    finally:
+        ib_sim.delay_replies(0.0)
+        await ex.close()
+
+
+async def test_two_bots_share_one_journal_without_resolving_each_other(
+    exchange: IBTrader, ib_sim: IBSimulator, journal_path: Path, journal: OrderJournal, tally: Any
+) -> None:
+    working = await exchange.create_order("AAPL/USD", "limit", "buy", 4, 100.0, {"clientOrderId": "ib-bot-a"})
+    other = IBTrader({"options": ib_options(ib_sim, journal_path, CLIENT_ID + 1)})  # a second bot process
+    try:
+        await other.load_markets()  # connects and reconciles the shared journal
+        row = journal.get("ib-bot-a")
+        assert row is not None and row.state == "open", "bot B must not resolve bot A's live order"
+        again = await other.create_order("AAPL/USD", "limit", "buy", 4, 100.0, {"clientOrderId": "ib-bot-a"})
+        assert again["status"] == "open" and str(again["info"].get("permId") or again["id"]) in (
+            str(working["info"].get("permId")), working["id"])
+        assert len(ib_orders_with_ref(ib_sim, "ib-bot-a")) == 1
+        mine = await other.create_order("AAPL/USD", "market", "buy", 1, None, {"clientOrderId": "ib-bot-b"})
+        assert mine["status"] == "closed"
+    finally:
+        await other.close()
+    await check(tally, "two bots share one journal", ib_sim, journal, ["ib-bot-a", "ib-bot-b"])
+
+
+async def test_10349_warning_never_turns_a_live_order_canceled(
+    exchange: IBTrader, ib_sim: IBSimulator, journal: OrderJournal, tally: Any
+) -> None:
+    ib_sim.warn_next_order()  # 10349 "TIF set to DAY": ib_async 2.x marks the trade Cancelled; it is live
+    order = await exchange.create_order("AAPL/USD", "limit", "buy", 3, 100.0, {"clientOrderId": "ib-10349"})
+    assert order["status"] == "open"
+    assert (await fetched(exchange, "ib-10349"))["status"] == "open"
+    before = exchange.supervisor.reconnects
+    ib_sim.drop_client(CLIENT_ID)  # and a reconnect's reconciliation agrees
+    await reconnected(exchange, before)
+    assert (await fetched(exchange, "ib-10349"))["status"] == "open"
+    await check(tally, "10349 informational warning on a live order", ib_sim, journal, ["ib-10349"])
+
+
+async def test_cancel_lost_in_transit_leaves_the_truth_and_a_retry_cancels(
+    exchange: IBTrader, ib_sim: IBSimulator, journal: OrderJournal, tally: Any
+) -> None:
+    await exchange.create_order("AAPL/USD", "limit", "buy", 3, 100.0, {"clientOrderId": "ib-cancel"})
+    before = exchange.supervisor.reconnects
+    ib_sim.drop_after_messages(1, client_id=CLIENT_ID, direction="in")  # the cancel never reaches TWS
+    result = await outcome(exchange.cancel_order("ib-cancel", "AAPL/USD", {"clientOrderId": "ib-cancel"}))
+    assert_bot_saw_a_correct_order_or_an_exception(result, "ib-cancel", "open")
+    await reconnected(exchange, before)
+    assert (await fetched(exchange, "ib-cancel"))["status"] == "open", "the order is still working at IB"
+    canceled = await exchange.cancel_order("ib-cancel", "AAPL/USD", {"clientOrderId": "ib-cancel"})
+    assert canceled["status"] == "canceled"
+    await check(tally, "cancel lost in transit", ib_sim, journal, ["ib-cancel"])
+
+
+async def test_pending_cancel_that_fills_across_a_drop_ends_closed(
+    exchange: IBTrader, ib_sim: IBSimulator, journal: OrderJournal, tally: Any
+) -> None:
+    exchange.options["orderTimeout"] = 0.3  # the cancel will not be confirmed: do not wait long for it
+    ib_sim.set_liquidity(4, symbol="AAPL")
+    first = await exchange.create_order("AAPL/USD", "market", "buy", 10, None, {"clientOrderId": "ib-pcancel"})
+    assert first["filled"] == 4
+    ib_sim.hold_cancels()  # TWS answers PendingCancel; the order may still fill (ib-protocol.md §5)
+    result = await outcome(exchange.cancel_order("ib-pcancel", "AAPL/USD", {"clientOrderId": "ib-pcancel"}))
+    assert_bot_saw_a_correct_order_or_an_exception(result, "ib-pcancel", "closed")
+    await held_down(exchange, ib_sim)
+    ib_sim.advance(120)  # the rest fills while the cancel is pending and we are away
+    before = exchange.supervisor.reconnects
+    ib_sim.mark_client_id_in_use(CLIENT_ID, False)
+    await reconnected(exchange, before)
+    ib_sim.release_cancels()
+    order = await fetched(exchange, "ib-pcancel")
+    assert order["status"] == "closed" and order["filled"] == 10, "a cancel that lost the race is not a cancel"
+    await check(tally, "PendingCancel, then filled across a drop", ib_sim, journal, ["ib-pcancel"])
+
+
+async def test_reconnect_restores_market_data_streams(exchange: IBTrader, ib_sim: IBSimulator) -> None:
+    contract = ib_lib.Contract(conId=int(exchange.market("AAPL/USD")["id"]), exchange="SMART")
+    exchange.transport.stream(contract)
+
+    def lines() -> int:
+        return sum(len(s.mkt) for s in ib_sim.sessions if s.client_id == CLIENT_ID and s.ready and not s.closed)
+
+    await eventually(lambda: lines() == 1)
+    before = exchange.supervisor.reconnects
+    ib_sim.drop_client(CLIENT_ID)  # a new session starts with no market-data lines at all
+    await reconnected(exchange, before)
+    await eventually(lambda: lines() == 1)
+
+
+async def test_reconnecting_during_an_ib_outage_stays_an_outage(
+    exchange: IBTrader, ib_sim: IBSimulator, journal: OrderJournal, tally: Any
+) -> None:
+    ib_sim.start_outage()
+    await exchange.supervisor.wait_for(lambda s: s.state == OUTAGE, 5)
+    before = exchange.supervisor.reconnects
+    ib_sim.drop_client(CLIENT_ID)  # the new session hears 1100 again right after the handshake
+    await exchange.supervisor.wait_for(lambda s: s.reconnects > before and s.state == OUTAGE and not s.healing, 10)
+    with pytest.raises(ccxt.ExchangeNotAvailable):
+        await exchange.create_order("AAPL/USD", "market", "buy", 1, None, {"clientOrderId": "ib-still-out"})
+    assert ib_orders_with_ref(ib_sim, "ib-still-out") == []
+    ib_sim.end_outage(data_lost=True)
+    await exchange.supervisor.wait_for(lambda s: s.state == CONNECTED and not s.healing, 5)
+    order = await exchange.create_order("AAPL/USD", "market", "buy", 1, None, {"clientOrderId": "ib-back"})
+    assert order["status"] == "closed"
+    await check(tally, "reconnect during an IB outage", ib_sim, journal, ["ib-still-out", "ib-back"])
+
+
+async def test_a_failing_data_feed_never_blocks_a_cancel(
+    ib_sim: IBSimulator, journal_path: Path, tally: Any
+) -> None:
+    options = ib_options(ib_sim, journal_path, CLIENT_ID, requestTimeout=0.2, orderTimeout=0.2)
+    ex = IBTrader({"options": options})
+    try:
+        await ex.load_markets()
+        working = await ex.create_order("AAPL/USD", "limit", "buy", 2, 100.0, {"clientOrderId": "ib-feed"})
+        ib_sim.delay_replies(0.5, client_id=CLIENT_ID)  # snapshots time out, again and again
+        failures: list[BaseException] = []
+        for _ in range(8):
+            result = await outcome(ex.fetch_ticker("AAPL/USD"))
+            assert isinstance(result, ccxt.NetworkError), result
+            failures.append(result)
+        assert any("circuit breaker" in str(e) for e in failures), "repeated data failures must open the breaker"
+        # The execution side is untouched: the cancel is sent (IB confirms it late, once replies flow again).
+        result = await outcome(ex.cancel_order(working["id"], "AAPL/USD"))
+        assert not (isinstance(result, ccxt.ExchangeNotAvailable) and "circuit breaker" in str(result)), result
+        ib_sim.delay_replies(0.0)
+        await eventually(lambda: all(o.status == "Cancelled" for o in ib_orders_with_ref(ib_sim, "ib-feed")))
+        assert (await ex.fetch_order(working["id"], "AAPL/USD"))["status"] == "canceled"
+        with OrderJournal(journal_path, exchange="ibkr", account=IB_ACCOUNT) as journal:
+            await eventually(lambda: (row := journal.get("ib-feed")) is not None and row.state == "canceled")
+            await check(tally, "failing data feed, then cancel", ib_sim, journal, ["ib-feed"])
     finally:
         ib_sim.delay_replies(0.0)
         await ex.close()

@@ -117,7 +117,8 @@ def test_unreachable_gateway_exits_4_with_json_only(cli: Cli, ib_sim: Any) -> No
     ib_sim.stop()
     code, out, err = cli("health", "--port", str(port), "--timeout", "2", connect=False)
     assert code == EXIT_NETWORK and out is None
-    assert error(err)["exitCode"] == EXIT_NETWORK  # stderr holds the JSON error, not library log lines
+    assert error(err)["exitCode"] == EXIT_NETWORK
+    assert len(err.strip().splitlines()) == 1  # stderr holds the JSON error only, no library log lines
 
 
 def test_health_markets_ticker(cli: Cli) -> None:

@@ -199,3 +199,16 @@ async def test_holdings_use_the_brokers_position_mark_before_asking_for_a_ticker
     positions = [{"symbol": "AAPL/USD", "markPrice": 210.0, "unrealizedPnl": 100.0}]
     value = await value_balance(broker, broker.balance, "USD", positions=positions)
     assert value.holdings == pytest.approx(2_100.0) and "AAPL/USD" not in broker.requests
+
+
+def test_runtime_modules_import_no_broker_library() -> None:
+    """DESIGN §2: normalization never pulls in ib_async / httpx, also through the runner modules."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, normalization.runtime.ohlcv_service, normalization.runtime.equity; "
+        "sys.exit(1 if [m for m in ('ib_async', 'ib_insync', 'httpx', 'ccxt_ibkr', 'ccxt_capital') "
+        "if m in sys.modules] else 0)"
+    )
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

@@ -77,7 +77,7 @@ def test_ib_backtest_rerun_asks_the_simulator_nothing_across_dst(
         ib_history_counter.reset()
         first = cached.fetch_ohlcv("AAPL/USD", "1h", since, None, {"until": until})
         assert first == direct
-        assert 1 <= ib_history_counter.calls <= 2  # 25 days: one "1 M" request (two at most)
+        assert ib_history_counter.calls == 1  # 25 days: one "1 M" request, the minimum
         ib_history_counter.reset()
         again = cached.fetch_ohlcv("AAPL/USD", "1h", since, None, {"until": until})
         assert again == first and ib_history_counter.calls == 0
@@ -91,6 +91,18 @@ def test_ib_backtest_rerun_asks_the_simulator_nothing_across_dst(
         assert wider[-len(first) :] == first and ib_history_counter.calls == 1  # only the new week is asked
     finally:
         cached.close()
+
+
+def test_ib_long_download_uses_one_request_per_broker_maximum(
+    ib_sim: Any, ib_history_counter: Counter, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """IB serves at most "1 M" of hourly bars per request: 100 days is 4 requests, not one more."""
+    ex = ib_exchange(ib_sim, monkeypatch, 65, ohlcvCache=str(tmp_path / "bars"))
+    try:
+        rows = ex.fetch_ohlcv("AAPL/USD", "1h", ms(2025, 1, 1), None, {"until": ms(2025, 4, 11) - 1})
+        assert len(rows) > 1000 and ib_history_counter.calls == 4
+    finally:
+        ex.close()
 
 
 def test_ib_forming_bar_is_served_but_not_stored(

@@ -99,6 +99,25 @@ async def test_reconnect_resets_both_breakers() -> None:
     assert (await ex.fetch_ticker("AAPL/USD"))["symbol"] == "AAPL/USD"
 
 
+async def test_a_guard_without_its_own_gate_still_breaks_and_attaches_late() -> None:
+    guard = CallGuard("test", gate=False, breakers=Breakers.create("test", failure_threshold=1))
+    ex = Adapter(guard)
+    sup = ConnectionSupervisor("test", auto_reconnect=False)
+    guard.watch(sup)
+    guard.watch(sup)  # idempotent
+    sup.connected()
+    sup.outage("1100")
+    assert (await ex.cancel_order("1"))["status"] == "canceled", "gate=False: the adapter gates itself"
+    ex.feed_down = True
+    with pytest.raises(ccxt.RequestTimeout):
+        await ex.fetch_ticker("AAPL/USD")
+    with pytest.raises(ccxt.ExchangeNotAvailable, match="circuit breaker"):
+        await ex.fetch_ticker("AAPL/USD")
+    await sup.restored(data_lost=False)  # the reconnect hook resets the breakers
+    ex.feed_down = False
+    assert (await ex.fetch_ticker("AAPL/USD"))["symbol"] == "AAPL/USD"
+
+
 async def test_without_a_guard_the_call_just_runs() -> None:
     ex = Adapter(None)
     assert (await ex.create_order("AAPL/USD"))["status"] == "open"

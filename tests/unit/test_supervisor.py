@@ -126,8 +126,13 @@ def test_maintenance_window_parsing_and_weekdays() -> None:
 # ------------------------------------------------------------------ the gate
 
 
-def test_gate_per_state_raises_the_ccxt_exception_a_bot_expects() -> None:
-    sup, _ = make()
+async def test_gate_per_state_raises_the_ccxt_exception_a_bot_expects() -> None:
+    stuck = asyncio.Event()  # the reconnect loop's backoff never ends: it stays "reconnecting"
+
+    async def never(seconds: float) -> None:
+        await stuck.wait()
+
+    sup = ConnectionSupervisor("test", FlakyConnect(0), backoff=Backoff(jitter=0), sleep=never)
     sup.ensure_usable(EXECUTION)  # idle: the caller connects lazily
     sup.connected()
     sup.ensure_usable(MARKET_DATA)
@@ -135,10 +140,9 @@ def test_gate_per_state_raises_the_ccxt_exception_a_bot_expects() -> None:
     with pytest.raises(BrokerOutage) as outage:
         sup.ensure_usable(EXECUTION)
     assert isinstance(outage.value, ccxt.ExchangeNotAvailable) and isinstance(outage.value, RequestNotSent)
-    sup.connected()
-    sup.auto_reconnect = False
+    await sup.restored(data_lost=False)
     sup.lost("socket closed", maintenance=True)
-    assert sup.state == MAINTENANCE
+    assert sup.state == MAINTENANCE and sup.reconnecting
     with pytest.raises(BrokerMaintenance) as maint:
         sup.ensure_usable(MARKET_DATA)
     assert isinstance(maint.value, ccxt.OnMaintenance)
@@ -148,6 +152,36 @@ def test_gate_per_state_raises_the_ccxt_exception_a_bot_expects() -> None:
     assert isinstance(down.value, ccxt.NetworkError) and not isinstance(down.value, ccxt.ExchangeError)
     with pytest.raises(ValueError):
         sup.ensure_usable("orders")
+    await sup.close()
+
+
+def test_without_a_reconnect_loop_a_dropped_connection_is_reconnected_lazily() -> None:
+    sup, _ = make(auto_reconnect=False)
+    sup.connected()
+    sup.lost("socket closed")
+    assert sup.state == DISCONNECTED and not sup.reconnecting
+    sup.ensure_usable(EXECUTION)  # nobody else will reconnect: the next call may
+
+
+async def test_an_outage_reported_while_connecting_survives_the_connect() -> None:
+    sup, _ = make(FlakyConnect(0))
+    sup.connected()
+    sup.lost("drop")  # while the reconnect runs, the new session hears 1100 before it is "connected"
+    sup.outage("1100 at startup")
+    await sup.wait_for(lambda s: s.state == OUTAGE and not s.reconnecting, timeout=5)
+    with pytest.raises(BrokerOutage):
+        sup.ensure_usable(EXECUTION)
+    await sup.restored(data_lost=True, reason="1101")
+    assert sup.state == CONNECTED
+
+
+async def test_a_late_restored_message_does_not_revive_a_dead_socket() -> None:
+    sup, _ = make(auto_reconnect=False)
+    sup.connected()
+    sup.outage("1100")
+    sup.lost("socket closed")
+    await sup.restored(data_lost=False, reason="1102 from the old session")
+    assert sup.state == DISCONNECTED
 
 
 def test_degraded_market_data_never_blocks_execution() -> None:
@@ -171,7 +205,7 @@ async def test_gate_errors_are_retryable_because_nothing_was_sent() -> None:
         nonlocal calls
         calls += 1
         if calls == 2:
-            sup.connected("1102")
+            await sup.restored(data_lost=False, reason="1102")
         sup.ensure_usable(EXECUTION)
         return "sent"
 
@@ -221,7 +255,8 @@ async def test_reconnects_with_backoff_then_heals_in_order() -> None:
 
 async def test_failed_attempt_inside_maintenance_window_reports_maintenance() -> None:
     connect = FlakyConnect(2)
-    sup, t = make(connect, maintenance=["00:00-23:59:59 UTC"])
+    noon = dt.datetime(2025, 6, 10, 12, 0, tzinfo=dt.timezone.utc).timestamp()
+    sup, t = make(connect, maintenance=["11:00-13:00 UTC"], now=lambda: noon)
     states: list[str] = []
     sup.on_reconnected(lambda event: states.append(sup.state))
     sup.connected()

@@ -1,4 +1,4 @@
-"""The execution invariants every fault scenario asserts, and fingerprint adoption for Capital.com.
+"""The execution invariants every fault scenario asserts.
 
 Each invariant is shown to *fail* on a crafted violation, so a green fault matrix means something.
 """
@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import pytest
 
-from normalization.runtime.adoption import claim_by_fingerprint
 from normalization.runtime.invariants import check_invariants, duplicate_client_ids
 from normalization.runtime.journal import OrderJournal
-from normalization.runtime.reconcile import ABSENT_AFTER_SYNC, BrokerFill, BrokerOrder, BrokerSnapshot, reconcile
+from normalization.runtime.reconcile import ABSENT_AFTER_SYNC, BrokerFill, BrokerOrder
 
 
 @pytest.fixture
@@ -74,38 +73,3 @@ def test_scope_limits_the_journal_side(journal: OrderJournal) -> None:
 
 def test_duplicates_ignore_orders_without_client_id() -> None:
     assert duplicate_client_ids([None, None, "a", "b", "a"]) == {"a": 2}
-
-
-def test_fingerprint_claims_the_deal_whose_reference_never_arrived(journal: OrderJournal) -> None:
-    journal.record_intent("lost", symbol="AAPL/USD", side="buy", type="market", amount=5)
-    journal.mark_sent("lost")  # the POST left; the connection dropped before the dealReference came back
-    journal.record_intent("known", symbol="AAPL/USD", side="buy", type="market", amount=5)
-    journal.mark_sent("known")
-    journal.attach_ids("known", deal_reference="o_1")
-    broker = [
-        BrokerOrder("closed", deal_reference="o_0", symbol="AAPL/USD", side="buy", type="market", amount=5),
-        BrokerOrder("closed", deal_reference="o_1", symbol="AAPL/USD", side="buy", type="market", amount=5),
-        BrokerOrder("closed", deal_reference="o_2", symbol="AAPL/USD", side="buy", type="market", amount=5),
-        BrokerOrder("closed", deal_reference="o_3", symbol="EUR/USD", side="buy", type="market", amount=5),
-    ]
-    orders, claims = claim_by_fingerprint(journal, broker)
-    assert [(c.client_order_id, c.broker.deal_reference) for c in claims] == [("lost", "o_2")]
-    report = reconcile(journal, BrokerSnapshot(orders, (), complete=True))
-    assert "lost" in report.adopted
-    lost = journal.get("lost")
-    assert lost is not None and lost.state == "closed" and lost.deal_reference == "o_2"
-
-
-def test_fingerprint_never_claims_for_unsent_or_mismatched(journal: OrderJournal) -> None:
-    journal.record_intent("unsent", symbol="AAPL/USD", side="buy", type="market", amount=5)  # pending_send
-    journal.record_intent("limit", symbol="AAPL/USD", side="buy", type="limit", amount=5, price=101)
-    journal.mark_sent("limit")
-    broker = [
-        BrokerOrder("closed", deal_reference="o_9", symbol="AAPL/USD", side="buy", type="market", amount=5),
-        BrokerOrder("open", deal_reference="o_8", symbol="AAPL/USD", side="buy", type="limit", amount=5, price=100),
-    ]
-    orders, claims = claim_by_fingerprint(journal, broker)
-    assert claims == [] and orders == broker
-    reconcile(journal, BrokerSnapshot(orders, (), complete=True))
-    assert journal.get("unsent").state == "rejected"  # type: ignore[union-attr]
-    assert journal.get("limit").reason == ABSENT_AFTER_SYNC  # type: ignore[union-attr]
