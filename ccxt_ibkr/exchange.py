@@ -236,6 +236,15 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
                 "useRTH": False,
                 "outsideRth": False,
                 "readonly": False,
+                # Connection supervision (normalization.runtime.supervisor): reconnect with backoff,
+                # fail fast while down; None maintenanceWindows = IB's nightly restart (New York time).
+                "autoReconnect": True,
+                "reconnect": {"initialDelay": 0.5, "factor": 2.0, "maxDelay": 30.0, "jitter": 0.2},
+                "maintenanceWindows": None,
+                "reconcileGraceMs": 2000,
+                # Circuit breakers (normalization.runtime.breaker), one for market data, one for orders.
+                "breaker": {"failureThreshold": 5, "resetTimeout": 30.0},
+                "ohlcvCache": None,  # True / a directory / an OhlcvCache: bars kept on disk (backtests)
             },
         }
 
@@ -290,6 +299,7 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
                 reconnect=options.get("reconnect"),
                 auto_reconnect=bool(options.get("autoReconnect", True)),
                 maintenance_windows=options.get("maintenanceWindows"),
+                breaker=options.get("breaker"),
             )
             self._transport.on_connected(self._after_connect)
             self._transport.supervisor.on_reconnected(self._heal)

@@ -25,6 +25,7 @@ from typing import Any
 import ccxt
 
 from normalization.errors import ib_exception
+from normalization.runtime.breaker import Breakers, CircuitBreaker
 from normalization.runtime.pacing import Pacer, ib_historical_pacer
 from normalization.runtime.retry import RequestNotSent
 from normalization.runtime.supervisor import (
@@ -87,6 +88,7 @@ class IBTransport:
         reconnect: dict[str, Any] | None = None,
         auto_reconnect: bool = True,
         maintenance_windows: Any = None,
+        breaker: dict[str, Any] | None = None,
     ) -> None:
         self.host = host
         self.port = int(port)
@@ -119,6 +121,13 @@ class IBTransport:
             maintenance=windows,
         )
         self.supervisor.on_reconnected(self._resubscribe)
+        # Separate breakers: a failing data feed must never block a cancel, and vice versa.
+        breaker = breaker or {}
+        self.breakers = Breakers.create(
+            exchange_id,
+            failure_threshold=int(breaker.get("failureThreshold", 5)),
+            reset_timeout=float(breaker.get("resetTimeout", 30.0)),
+        )
         self.ib.errorEvent += self._on_error
         self.ib.disconnectedEvent += self._on_disconnected
 
@@ -147,6 +156,8 @@ class IBTransport:
         elif code in OUTAGE_END:
             self.outage = False
             self.last_system_error = None
+            self.breakers.market_data.record_success()
+            self.breakers.execution.record_success()
             self._spawn(self.supervisor.restored(data_lost=code == 1101, reason=f"IB {code}: {text}"))
 
     def _on_disconnected(self) -> None:
@@ -215,6 +226,9 @@ class IBTransport:
                 self.account = accounts[0] if accounts else ""
             log.info("connected to %s:%s as clientId %s (%s)", self.host, self.port, self.client_id, IB_LIBRARY_NAME)
             self.outage = False
+            # A fresh connection proves IB reachable: failures counted while the old one died don't count.
+            self.breakers.market_data.record_success()
+            self.breakers.execution.record_success()
             with self.supervisor.healing_scope():
                 self.supervisor.connected()
                 for callback in list(self._listeners):
@@ -333,13 +347,31 @@ class IBTransport:
 
     # ------------------------------------------------------------------ requests
 
-    async def _bounded(self, awaitable: Any, what: str, timeout: float | None = None) -> Any:
+    async def _bounded(
+        self, awaitable: Any, what: str, timeout: float | None = None, breaker: CircuitBreaker | None = None
+    ) -> Any:
+        """``await`` one request with a deadline, through a circuit breaker (execution by default)."""
+        breaker = breaker or self.breakers.execution
         try:
-            return await asyncio.wait_for(awaitable, timeout or self.request_timeout)
-        except ccxt.BaseError:
+            breaker.before_call()
+        except BaseException:
+            if asyncio.iscoroutine(awaitable):
+                awaitable.close()
+            raise
+        try:
+            result = await asyncio.wait_for(awaitable, timeout or self.request_timeout)
+        except ccxt.BaseError as exc:
+            breaker.after_call(exc)
             raise
         except Exception as exc:
-            raise to_ccxt_error(exc, self.exchange_id, what) from exc
+            error = to_ccxt_error(exc, self.exchange_id, what)
+            breaker.after_call(error)
+            raise error from exc
+        except BaseException as exc:
+            breaker.after_call(exc)
+            raise
+        breaker.after_call(None)
+        return result
 
     async def contract_details(self, contract: Contract) -> list[ContractDetails]:
         """All contracts matching ``contract``; [] when IB has no security definition (error 200)."""
@@ -352,7 +384,7 @@ class IBTransport:
     async def snapshot(self, contract: Contract) -> Ticker:
         """One market-data snapshot (``reqMktData`` with snapshot=True, ended by tickSnapshotEnd)."""
         ib = await self.ensure(MARKET_DATA)
-        tickers = await self._bounded(ib.reqTickersAsync(contract), "reqTickers")
+        tickers = await self._bounded(ib.reqTickersAsync(contract), "reqTickers", breaker=self.breakers.market_data)
         return tickers[0]
 
     async def depth(self, contract: Contract, rows: int, timeout: float) -> tuple[list[Any], list[Any], Any]:
@@ -401,21 +433,31 @@ class IBTransport:
             contract=(contract.conId, contract.exchange, what),
             identical=identical,
         )
+        breaker = self.breakers.market_data
+        breaker.before_call()
         started = time.monotonic()
         try:
             bars = await ib.reqHistoricalDataAsync(
                 contract, end, duration, bar_size, what, use_rth, formatDate=2, timeout=self.request_timeout
             )
         except RequestError as exc:
+            breaker.after_call(None)  # IB answered
             if exc.code in (162, 165) and "pacing" not in exc.message.lower():
                 return []  # "HMDS query returned no data"
             raise to_ccxt_error(exc, self.exchange_id, "reqHistoricalData") from exc
-        except Exception as exc:
-            raise to_ccxt_error(exc, self.exchange_id, "reqHistoricalData") from exc
+        except BaseException as exc:
+            error = to_ccxt_error(exc, self.exchange_id, "reqHistoricalData") if isinstance(exc, Exception) else exc
+            breaker.after_call(error)
+            if error is exc:
+                raise
+            raise error from exc
         if not bars and time.monotonic() - started >= self.request_timeout * 0.98:
-            raise ccxt.RequestTimeout(
+            timeout = ccxt.RequestTimeout(
                 f"{self.exchange_id} reqHistoricalData timed out after {self.request_timeout:g} s"
             )
+            breaker.after_call(timeout)
+            raise timeout
+        breaker.after_call(None)
         result = list(bars)
         if len(self._recent_bars) >= 64:
             self._recent_bars.pop(next(iter(self._recent_bars)))

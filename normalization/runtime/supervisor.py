@@ -291,6 +291,7 @@ class ConnectionSupervisor:
         self.next_attempt_at: float | None = None
         self._degraded: dict[str, str] = {}
         self._outage_reason: str | None = None  # set by outage(), cleared by restored() / lost()
+        self._breakers: list[Any] = []
         self._hooks: list[Hook] = []
         self._task: asyncio.Task[None] | None = None
         self._changed: asyncio.Event | None = None
@@ -401,6 +402,19 @@ class ConnectionSupervisor:
 
     # ------------------------------------------------------------------ transitions
 
+    def reset_on_connect(self, *breakers: Any) -> None:
+        """Close these circuit breakers whenever the connection is (re)established (a reconnect or 1101/1102).
+
+        Requests in flight when a socket dies all fail at once and can open a breaker; without this it
+        would keep failing calls -- reconciliation included -- for its whole reset timeout after the
+        reconnect has already proved the broker reachable. Takes anything with ``record_success()``.
+        """
+        self._breakers.extend(breakers)
+
+    def _close_breakers(self) -> None:
+        for breaker in self._breakers:
+            breaker.record_success()
+
     def on_reconnected(self, hook: Hook) -> None:
         """Run ``hook(event)`` (sync or async) after each reconnect and each 1101/1102, in order."""
         self._hooks.append(hook)
@@ -411,6 +425,7 @@ class ConnectionSupervisor:
             return
         self.attempts = 0
         self.next_attempt_at = None
+        self._close_breakers()
         if self._outage_reason is not None:
             # The broker said "my side is away" while we were connecting (IB sends 1100 right after the
             # handshake): the socket is up but orders cannot go through until 1101/1102.
@@ -452,6 +467,7 @@ class ConnectionSupervisor:
         if self._state not in (OUTAGE, CONNECTED):
             return  # no live socket (or closed): the reconnect loop, not this message, brings us back
         with self.healing_scope():
+            self._close_breakers()
             self._set(CONNECTED, reason)
             await self._heal(ReconnectEvent("restored", data_lost))
 

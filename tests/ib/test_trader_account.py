@@ -150,3 +150,22 @@ async def test_reconnects_after_a_dropped_connection(ex, sim: IBSimulator) -> No
 async def test_connect_explicitly(ex, sim: IBSimulator) -> None:
     await run(ex.connect())
     assert ex.options["clientId"] in sim.connected_client_ids()
+
+
+async def test_a_failing_data_feed_opens_its_breaker_but_orders_still_go(make_trader, sim: IBSimulator) -> None:
+    ex = make_trader(requestTimeout=0.1, orderTimeout=2.0, breaker={"failureThreshold": 2, "resetTimeout": 60})
+    await run(ex.load_markets())
+    client_id = ex.options["clientId"]
+    sim.delay_replies(0.3, client_id=client_id)  # every answer arrives after the request timeout
+    try:
+        errors = []
+        for _ in range(3):
+            with pytest.raises(ccxt.NetworkError) as raised:
+                await run(ex.fetch_ticker("AAPL/USD"))
+            errors.append(str(raised.value))
+        assert "circuit breaker" in errors[-1] and "market data" in errors[-1]
+    finally:
+        sim.delay_replies(0.0)
+    order = await run(ex.create_order("AAPL/USD", "market", "buy", 1))  # the execution breaker is closed
+    assert order["status"] == "closed"
+    await run(ex.create_order("AAPL/USD", "market", "sell", 1))

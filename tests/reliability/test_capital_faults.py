@@ -11,6 +11,7 @@ journal agrees with the broker.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Iterator
 from pathlib import Path
@@ -288,3 +289,20 @@ async def test_cancel_dropped_after_it_was_applied(
     assert_bot_saw_a_correct_order_or_an_exception(again, "cap-cancel", "canceled")
     assert (await exchange.fetch_order("cap-cancel", "AAPL/USD"))["status"] == "canceled"
     check(tally, "cancel dropped after it was applied", capital_sim, journal, ["cap-cancel"])
+
+
+@pytest.mark.xfail(reason="interim until the adapter freeze ends: the adapter does not yet register its breakers "
+                          "with supervisor.reset_on_connect()", strict=False)
+async def test_a_reconnect_closes_breakers_opened_by_the_drop(
+    exchange: CapitalTrader, capital_sim: CapitalSimulator, journal: OrderJournal, tally: Any
+) -> None:
+    capital_sim.faults.drop(method="GET", path="/accounts", times=100)  # every request in flight dies
+    results = await asyncio.gather(*(outcome(exchange.fetch_balance()) for _ in range(8)))
+    assert all(isinstance(r, ccxt.NetworkError) for r in results), results
+    capital_sim.faults.clear()
+    await settled(exchange)
+    # The reconnect proved the broker reachable: failures counted during the drop must not fail calls now.
+    assert isinstance(await exchange.fetch_balance(), dict)
+    order = await buy(exchange, "cap-after-drop")
+    assert not isinstance(order, ccxt.BaseError) and order["status"] == "closed"
+    check(tally, "breakers after a reconnect", capital_sim, journal, ["cap-after-drop"])

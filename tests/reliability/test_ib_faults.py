@@ -489,10 +489,39 @@ async def test_a_failing_data_feed_never_blocks_a_cancel(
         assert not (isinstance(result, ccxt.ExchangeNotAvailable) and "circuit breaker" in str(result)), result
         ib_sim.delay_replies(0.0)
         await eventually(lambda: all(o.status == "Cancelled" for o in ib_orders_with_ref(ib_sim, "ib-feed")))
-        assert (await ex.fetch_order(working["id"], "AAPL/USD"))["status"] == "canceled"
         with OrderJournal(journal_path, exchange="ibkr", account=IB_ACCOUNT) as journal:
+            # IB's late confirmation reaches the adapter (and its journal) once replies flow again.
             await eventually(lambda: (row := journal.get("ib-feed")) is not None and row.state == "canceled")
+            assert (await ex.fetch_order(working["id"], "AAPL/USD"))["status"] == "canceled"
             await check(tally, "failing data feed, then cancel", ib_sim, journal, ["ib-feed"])
+    finally:
+        ib_sim.delay_replies(0.0)
+        await ex.close()
+
+
+@pytest.mark.xfail(reason="interim until the adapter freeze ends: the adapter does not yet register its breakers "
+                          "with supervisor.reset_on_connect()", strict=False)
+async def test_a_reconnect_closes_breakers_opened_by_the_drop(
+    ib_sim: IBSimulator, journal_path: Path, tally: Any
+) -> None:
+    ex = IBTrader({"options": ib_options(ib_sim, journal_path, CLIENT_ID, requestTimeout=0.5)})
+    try:
+        await ex.load_markets()
+        ib_sim.delay_replies(30.0, client_id=CLIENT_ID)  # requests in flight when the socket dies
+        calls = [asyncio.ensure_future(outcome(ex.fetch_positions())) for _ in range(8)]
+        await asyncio.sleep(0)  # let them all reach the socket
+        before = ex.supervisor.reconnects
+        ib_sim.delay_replies(0.0)
+        ib_sim.drop_client(CLIENT_ID)
+        results = await asyncio.gather(*calls)
+        assert all(isinstance(r, ccxt.NetworkError) for r in results), results
+        await reconnected(ex, before)
+        # The reconnect proved IB reachable: failures counted during the drop must not fail calls now.
+        assert isinstance(await ex.fetch_positions(), list)
+        order = await ex.create_order("AAPL/USD", "market", "buy", 1, None, {"clientOrderId": "ib-after-drop"})
+        assert order["status"] == "closed"
+        with OrderJournal(journal_path, exchange="ibkr", account=IB_ACCOUNT) as journal:
+            await check(tally, "breakers after a reconnect", ib_sim, journal, ["ib-after-drop"])
     finally:
         ib_sim.delay_replies(0.0)
         await ex.close()

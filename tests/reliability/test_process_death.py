@@ -126,7 +126,7 @@ async def test_ib_bot_killed_mid_flight_then_new_process_reports_truth(
     try:
         placed = await bot.line("placed")
         assert [o["status"] for o in placed["orders"]] == ["closed", "open"]
-        ib_sim.delay_replies(60.0, client_id=CLIENT_ID)  # the next order's answers never come back in time
+        ib_sim.delay_replies(3.0, client_id=CLIENT_ID)  # the next order's answers come back too late
         await bot.send("go")
         assert (await bot.line("sending"))["cid"] == "pd-ib-inflight"
         await eventually(lambda: bool(ib_orders_with_ref(ib_sim, "pd-ib-inflight")), timeout=LINE_TIMEOUT)

@@ -12,6 +12,8 @@ import datetime as dt
 import ccxt
 import pytest
 
+from normalization.runtime.breaker import CLOSED as CLOSED_BREAKER
+from normalization.runtime.breaker import Breakers
 from normalization.runtime.retry import RequestNotSent, retry_if_never_sent
 from normalization.runtime.supervisor import (
     CLOSED,
@@ -344,3 +346,22 @@ async def test_bounded_turns_a_hang_into_request_timeout() -> None:
     with pytest.raises(ccxt.RequestTimeout, match="ibkr fetch_ticker"):
         await bounded(never, 0.01, "fetch_ticker", "ibkr")
     assert await bounded(asyncio.sleep(0, "ok"), 1, "x") == "ok"
+
+
+async def test_breakers_opened_by_a_drop_are_closed_by_the_reconnect_before_healing() -> None:
+    breakers = Breakers.create("test", failure_threshold=1, reset_timeout=60)
+    sup, _ = make(FlakyConnect(1))
+    sup.reset_on_connect(breakers.market_data, breakers.execution)
+    states: list[str] = []
+    sup.on_reconnected(lambda event: states.append(breakers.execution.state))
+    sup.connected()
+    breakers.execution.trip(ccxt.NetworkError("in flight when the socket died"))
+    breakers.market_data.trip(ccxt.NetworkError("in flight when the socket died"))
+    sup.lost("drop")
+    await sup.wait_ready(timeout=5)
+    assert states == [CLOSED_BREAKER], "reconciliation must not meet an open breaker"
+    assert breakers.market_data.state == CLOSED_BREAKER
+    breakers.execution.trip()
+    sup.outage("1100")
+    await sup.restored(data_lost=False)
+    assert breakers.execution.state == CLOSED_BREAKER
