@@ -28,9 +28,6 @@ class CapitalTrader(SyncFacade, ccxt.Exchange):
 
 register_exchange("capitalcom", CapitalTrader, AsyncCapitalTrader)
 
-try:  # the factory is shared with ccxt_ibkr; re-exported for strategy runners
-    from normalization.runtime.factory import create_exchange
-except ImportError:  # pragma: no cover - while the factory is being written
-    create_exchange = None  # type: ignore[assignment]
+from normalization.runtime.factory import create_exchange  # noqa: E402  (shared with ccxt_ibkr)
 
 __all__ = ["DEMO_HOST", "LIVE_HOST", "AsyncCapitalTrader", "CapitalTrader", "create_exchange"]

@@ -23,15 +23,6 @@ class IBTrader(SyncFacade, ccxt.Exchange):
 
     async_class = AsyncIBTrader
 
-    def _call(self, name: str, *args: Any, **kwargs: Any) -> Any:
-        result = super()._call(name, *args, **kwargs)
-        # A method may have loaded or extended the markets on the loop thread (a symbol resolved on
-        # demand); keep this face's tables the same objects as the twin's.
-        impl = self._impl
-        if impl is not None and impl.markets is not None and self.markets is not impl.markets:
-            self._mirror_markets()
-        return result
-
     def connect(self) -> None:
         """Connect now instead of on first use."""
         self._call("connect")
@@ -44,9 +35,6 @@ class IBTrader(SyncFacade, ccxt.Exchange):
 
 register_exchange("ibkr", IBTrader, AsyncIBTrader)
 
-try:  # the factory is shared with ccxt_capital; re-exported for strategy runners
-    from normalization.runtime.factory import create_exchange
-except ImportError:  # pragma: no cover - while the factory is being written
-    create_exchange = None  # type: ignore[assignment]
+from normalization.runtime.factory import create_exchange  # noqa: E402  (shared with ccxt_capital)
 
 __all__ = ["IB_LIBRARY_NAME", "AsyncIBTrader", "IBTrader", "create_exchange"]

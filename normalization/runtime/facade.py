@@ -178,7 +178,9 @@ class SyncFacade:
         method: Callable[..., Awaitable[Any]] = getattr(impl, name)
         assert self._loop_thread is not None
         result = self._loop_thread.run(_await(method(*args, **kwargs)), self._timeout(), f"{impl.id}.{name}")
-        if name in ("fetch_markets", "load_markets"):
+        # Any method may load or replace the market tables on the loop thread (a symbol resolved
+        # on demand); keep this face's tables the very objects the twin holds.
+        if impl.markets is not None and self.markets is not impl.markets:  # type: ignore[has-type]
             self._mirror_markets()
         return result
 
