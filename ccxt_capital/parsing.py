@@ -53,7 +53,7 @@ def _side(pair: Any, price: str) -> float | None:
         return None if bid is None else float(bid)
     if price == "ask" or bid is None:
         return float(ask)
-    return (float(bid) + float(ask)) * 0.5
+    return round((float(bid) + float(ask)) * 0.5, 10)
 
 
 def parse_capital_bars(prices: list[Any], price: str = "mid") -> list[list[Any]]:
@@ -61,7 +61,7 @@ def parse_capital_bars(prices: list[Any], price: str = "mid") -> list[list[Any]]
 
     A tight loop with plain dict access rather than ``safe_*`` per field, and the date parsed by
     slicing (the day once per day): a 10,000-bar download parses 10,000 of these, and per-bar method
-    calls would cost as much as decoding the JSON. Mid prices are plain ``(bid + ask) / 2`` floats.
+    calls would cost as much as decoding the JSON. Mid prices are ``(bid + ask) / 2`` rounded to 10 decimals.
     """
     out: list[list[Any]] = []
     append = out.append
@@ -85,8 +85,9 @@ def parse_capital_bars(prices: list[Any], price: str = "mid") -> list[list[Any]]
                     continue
             o, h, low, c = bar["openPrice"], bar["highPrice"], bar["lowPrice"], bar["closePrice"]
             if mid:
-                row = [ts, (o["bid"] + o["ask"]) * 0.5, (h["bid"] + h["ask"]) * 0.5,
-                       (low["bid"] + low["ask"]) * 0.5, (c["bid"] + c["ask"]) * 0.5]
+                # round(..., 10) drops binary noise (128.32999999999998) without touching real digits
+                row = [ts, round((o["bid"] + o["ask"]) * 0.5, 10), round((h["bid"] + h["ask"]) * 0.5, 10),
+                       round((low["bid"] + low["ask"]) * 0.5, 10), round((c["bid"] + c["ask"]) * 0.5, 10)]
             else:
                 row = [ts, float(o[key]), float(h[key]), float(low[key]), float(c[key])]
         except (KeyError, TypeError, AttributeError, ValueError):
