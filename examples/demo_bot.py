@@ -83,7 +83,7 @@ def run_bot(exchange: ccxt.Exchange, symbol: str) -> None:
     print(f"cancel   {canceled['id']} -> {canceled['status']}")
 
     balance = exchange.fetch_balance()
-    print(f"balance  {base} {balance[base]['total']} (was {held_before}), {quote} {money(balance[quote]['free'])} free")
+    print(f"balance  {base} {balance[base]['total']} (was {held_before}), {money(balance[quote]['free'], quote)} free")
 
     sell = exchange.create_order(symbol, "market", "sell", 10)
     print(f"order    {sell['id']} market sell 10 -> {sell['status']}, filled {sell['filled']} @ {sell['average']}")
@@ -95,9 +95,10 @@ def run_bot(exchange: ccxt.Exchange, symbol: str) -> None:
         fee = fill["fee"]["cost"] if fill["fee"] and fill["fee"]["cost"] is not None else 0.0
         sign = -1 if fill["side"] == "buy" else 1
         pnl += sign * fill["cost"] - fee
-        print(f"fill     {fill['id']} {fill['side']:4} {fill['amount']:g} @ {fill['price']} fee {money(fee)}")
+        fee_code = (fill["fee"] or {}).get("currency") or quote
+        print(f"fill     {fill['id']} {fill['side']:4} {fill['amount']:g} @ {fill['price']} fee {money(fee, fee_code)}")
     end = exchange.fetch_balance()
-    print(f"pnl      {money(pnl, quote)} realised after fees; {quote} total {money(end[quote]['total'])}")
+    print(f"pnl      {money(pnl, quote)} realised after fees; total {money(end[quote]['total'], quote)}")
     print(f"final    {base} {(end.get(base) or {}).get('total') or 0} held")
 
 
