@@ -31,7 +31,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import math
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime, timezone
@@ -45,6 +44,7 @@ from ccxt.base.precise import Precise
 
 from normalization import client_ids
 from normalization.errors import capital_reject_exception
+from normalization.orders import positive_number, require_on_step, require_within
 from normalization.runtime.breaker import Breakers
 from normalization.runtime.journal import (
     USE_DEFAULT,
@@ -602,42 +602,17 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
     # ================================================================== orders: argument checks
 
     def _check_amount(self, market: dict[str, Any], amount: Any) -> float:
-        if isinstance(amount, bool) or amount is None:
-            raise ccxt.InvalidOrder(f"{self.id} amount must be a positive number, got {amount!r}")
-        try:
-            value = float(amount)
-        except (TypeError, ValueError):
-            raise ccxt.InvalidOrder(f"{self.id} amount must be a positive number, got {amount!r}") from None
-        if not math.isfinite(value) or value <= 0:
-            raise ccxt.InvalidOrder(f"{self.id} amount must be a positive finite number, got {amount!r}")
+        """Held to the dealing rules: Capital answers an off-increment size with a 400, so refuse it first."""
+        value = positive_number(amount, "amount", self.id)
+        symbol = market["symbol"]
+        limits = market["limits"]["amount"]
+        require_within(value, limits["min"], limits["max"], "amount", symbol, self.id)
         step = market["precision"]["amount"]
-        minimum = market["limits"]["amount"]["min"]
-        maximum = market["limits"]["amount"]["max"]
-        if minimum is not None and value < minimum - EPS:
-            raise ccxt.InvalidOrder(
-                f"{self.id} {market['symbol']} amount {value:g} is below the minimum deal size {minimum:g}")
-        if maximum is not None and value > maximum + EPS:
-            raise ccxt.InvalidOrder(
-                f"{self.id} {market['symbol']} amount {value:g} is above the maximum deal size {maximum:g}")
-        if step:
-            ratio = value / step
-            if abs(ratio - round(ratio)) > 1e-7 * max(1.0, abs(ratio)):
-                raise ccxt.InvalidOrder(
-                    f"{self.id} {market['symbol']} amount {value:g} is not a multiple of the size increment {step:g}"
-                )
-            value = float(self.amount_to_precision(market["symbol"], round(ratio) * step))
-        return value
+        require_on_step(value, step, "amount", symbol, self.id, "the size increment of the dealing rules")
+        return float(self.amount_to_precision(symbol, value)) if step else value
 
     def _check_price(self, market: dict[str, Any], price: Any, what: str) -> float:
-        if isinstance(price, bool) or price is None:
-            raise ccxt.InvalidOrder(f"{self.id} {what} must be a positive number, got {price!r}")
-        try:
-            value = float(price)
-        except (TypeError, ValueError):
-            raise ccxt.InvalidOrder(f"{self.id} {what} must be a positive number, got {price!r}") from None
-        if not math.isfinite(value) or value <= 0:
-            raise ccxt.InvalidOrder(f"{self.id} {what} must be a positive finite number, got {price!r}")
-        return float(self.price_to_precision(market["symbol"], value))
+        return float(self.price_to_precision(market["symbol"], positive_number(price, what, self.id)))
 
     def _good_till(self, value: Any) -> str:
         """ms / seconds / ISO string / datetime -> the API's ``YYYY-MM-DDTHH:MM:SS`` (UTC)."""

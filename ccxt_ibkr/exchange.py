@@ -27,7 +27,6 @@ import copy
 import logging
 import math
 import time
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import ccxt
@@ -36,6 +35,7 @@ from ccxt.base.decimal_to_precision import TICK_SIZE
 
 from normalization import client_ids
 from normalization.errors import IB_BROAD, IB_EXACT, ib_exception
+from normalization.orders import positive_number, require_on_step, require_within
 from normalization.runtime.journal import USE_DEFAULT, JournalOrder, OrderJournal, open_journal
 from normalization.runtime.reconcile import BrokerFill, BrokerOrder, BrokerSnapshot, reconcile
 from normalization.runtime.safety import check_sandbox_switch, resolve_live
@@ -762,38 +762,19 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
     # ------------------------------------------------------------------ orders: argument checks
 
     def _check_amount(self, market: dict[str, Any], amount: Any) -> float:
-        number = self._number(amount, "amount")
-        text = self.amount_to_precision(market["symbol"], number)
-        quantity = float(text)
+        """Truncated to the size increment (IB's rule), then held to the minimum size."""
+        number = positive_number(amount, "amount", self.id)
+        quantity = float(self.amount_to_precision(market["symbol"], number))
         minimum = self.safe_number(market["limits"]["amount"], "min")
-        if minimum is not None and quantity < minimum:
-            raise ccxt.InvalidOrder(f"{self.id} amount {amount} is below the minimum {minimum} for {market['symbol']}")
+        require_within(quantity, minimum, None, "amount", market["symbol"], self.id)
         return quantity
 
     def _check_price(self, market: dict[str, Any], price: Any, what: str = "price") -> float:
-        number = self._number(price, what)
+        """Off-tick prices are refused, not rounded: TWS would reject them with error 110."""
+        number = positive_number(price, what, self.id)
         tick = market["precision"]["price"]
-        try:
-            steps = Decimal(str(number)) / Decimal(str(tick))
-        except InvalidOperation as exc:  # pragma: no cover - finite numbers always divide
-            raise ccxt.InvalidOrder(f"{self.id} {what} {price!r} is not a price") from exc
-        if steps != steps.to_integral_value():
-            raise ccxt.InvalidOrder(
-                f"{self.id} {what} {price} is not on the tick of {market['symbol']} ({tick}); "
-                f"use price_to_precision() to round it"
-            )
+        require_on_step(number, tick, what, market["symbol"], self.id, "use price_to_precision() to round it")
         return float(self.price_to_precision(market["symbol"], number))
-
-    def _number(self, value: Any, what: str) -> float:
-        if isinstance(value, bool) or value is None:
-            raise ccxt.InvalidOrder(f"{self.id} {what} must be a positive number, got {value!r}")
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            raise ccxt.InvalidOrder(f"{self.id} {what} must be a positive number, got {value!r}") from None
-        if not math.isfinite(number) or number <= 0:
-            raise ccxt.InvalidOrder(f"{self.id} {what} must be a positive number, got {value!r}")
-        return number
 
     def _order_type(self, type: Any, trigger: Any) -> str:
         """ccxt type (+ trigger) -> IB orderType."""

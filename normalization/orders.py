@@ -1,0 +1,52 @@
+"""Order arguments checked before anything reaches a broker.
+
+Both adapters refuse bad input with the same words and the same ccxt class (``InvalidOrder``),
+so a bot's error handling does not depend on the venue. Pure functions: the adapters pass in the
+market's step sizes and limits.
+"""
+
+from __future__ import annotations
+
+import math
+from decimal import Decimal, InvalidOperation
+
+from ccxt.base.errors import InvalidOrder
+
+
+def positive_number(value: object, what: str, exchange_id: str) -> float:
+    """``value`` as a finite float > 0; ``None``, booleans, NaN, inf, zero and negatives are refused."""
+    problem = f"{exchange_id} {what} must be a positive finite number, got {value!r}"
+    if isinstance(value, bool) or value is None:
+        raise InvalidOrder(problem)
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise InvalidOrder(problem) from None
+    if not math.isfinite(number) or number <= 0:
+        raise InvalidOrder(problem)
+    return number
+
+
+def is_on_step(value: float, step: float) -> bool:
+    """True when ``value`` is a whole number of ``step`` (decimal arithmetic: 0.3 is on 0.1)."""
+    if not step:
+        return True
+    try:
+        steps = Decimal(str(value)) / Decimal(str(step))
+    except InvalidOperation:  # pragma: no cover - finite numbers always divide
+        return False
+    return steps == steps.to_integral_value()
+
+
+def require_on_step(value: float, step: float | None, what: str, symbol: str, exchange_id: str, hint: str) -> None:
+    if step and not is_on_step(value, step):
+        raise InvalidOrder(f"{exchange_id} {what} {value:g} is not a multiple of {step:g} for {symbol}; {hint}")
+
+
+def require_within(
+    value: float, minimum: float | None, maximum: float | None, what: str, symbol: str, exchange_id: str
+) -> None:
+    if minimum is not None and value < minimum and not math.isclose(value, minimum, rel_tol=1e-9):
+        raise InvalidOrder(f"{exchange_id} {what} {value:g} is below the minimum {minimum:g} for {symbol}")
+    if maximum is not None and value > maximum and not math.isclose(value, maximum, rel_tol=1e-9):
+        raise InvalidOrder(f"{exchange_id} {what} {value:g} is above the maximum {maximum:g} for {symbol}")

@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+import ccxt
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from normalization.orders import is_on_step, positive_number, require_on_step, require_within
+
+
+@pytest.mark.parametrize("bad", [None, True, 0, -1, float("nan"), float("inf"), "ten", [1]])
+def test_positive_number_refuses_what_no_broker_accepts(bad: object) -> None:
+    with pytest.raises(ccxt.InvalidOrder, match="amount must be a positive finite number"):
+        positive_number(bad, "amount", "ibkr")
+
+
+def test_positive_number_accepts_numbers_and_numeric_strings() -> None:
+    assert positive_number(10, "amount", "x") == 10.0
+    assert positive_number("2.5", "amount", "x") == 2.5
+
+
+@given(st.integers(1, 10**6), st.sampled_from([0.01, 0.25, 0.1, 1.0, 0.00001]))
+def test_whole_steps_are_on_step(n: int, step: float) -> None:
+    assert is_on_step(float(f"{n * step:.10g}"), step)
+
+
+def test_off_step_and_limits() -> None:
+    assert not is_on_step(190.123, 0.01)
+    assert is_on_step(0.3, 0.1)
+    with pytest.raises(ccxt.InvalidOrder, match="not a multiple of 0.01"):
+        require_on_step(190.123, 0.01, "price", "AAPL/USD", "ibkr", "round it")
+    with pytest.raises(ccxt.InvalidOrder, match="below the minimum 1"):
+        require_within(0.5, 1.0, None, "amount", "AAPL/USD", "ibkr")
+    with pytest.raises(ccxt.InvalidOrder, match="above the maximum 100"):
+        require_within(101, 1.0, 100.0, "amount", "AAPL/USD", "ibkr")
+    require_within(1.0, 1.0, 100.0, "amount", "AAPL/USD", "ibkr")
