@@ -16,17 +16,23 @@ WEEK = 7 * DAY
 MONTH = 30 * DAY  # ccxt's parse_timeframe convention for '1M'
 YEAR = 365 * DAY
 
-_UNITS = {"s": 1, "m": MINUTE, "h": HOUR, "d": DAY, "w": WEEK, "M": MONTH, "y": YEAR}
+UNIT_SECONDS = {"s": 1, "m": MINUTE, "h": HOUR, "d": DAY, "w": WEEK, "M": MONTH, "y": YEAR}
+
+
+def split_timeframe(timeframe: str) -> tuple[int, str]:
+    """``'15m'`` -> ``(15, 'm')``; the unit is one of s m h d w M y (m is minutes, M months)."""
+    if not isinstance(timeframe, str) or len(timeframe) < 2:
+        raise BadRequest(f"invalid timeframe {timeframe!r}")
+    amount, unit = timeframe[:-1], timeframe[-1]
+    if not amount.isdigit() or unit not in UNIT_SECONDS or int(amount) <= 0:
+        raise BadRequest(f"invalid timeframe {timeframe!r}: expected e.g. '1m', '4h', '1d', '1M'")
+    return int(amount), unit
 
 
 def timeframe_seconds(timeframe: str) -> int:
     """Seconds in a ccxt timeframe (``'1M'`` counts 30 days, as ccxt does)."""
-    if not isinstance(timeframe, str) or len(timeframe) < 2:
-        raise BadRequest(f"invalid timeframe {timeframe!r}")
-    amount, unit = timeframe[:-1], timeframe[-1]
-    if not amount.isdigit() or unit not in _UNITS or int(amount) <= 0:
-        raise BadRequest(f"invalid timeframe {timeframe!r}: expected e.g. '1m', '4h', '1d', '1M'")
-    return int(amount) * _UNITS[unit]
+    amount, unit = split_timeframe(timeframe)
+    return amount * UNIT_SECONDS[unit]
 
 
 # --------------------------------------------------------------------------------------------

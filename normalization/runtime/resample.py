@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import calendar
 import math
-import re
 from collections.abc import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
+
+from normalization.timeframes import UNIT_SECONDS, split_timeframe
 
 __all__ = [
     "COLUMNS",
@@ -35,24 +36,13 @@ __all__ = [
 
 COLUMNS = ("open", "high", "low", "close", "volume")
 
-_UNIT_MS = {
-    "s": 1_000,
-    "m": 60_000,
-    "h": 3_600_000,
-    "d": 86_400_000,
-    "w": 7 * 86_400_000,
-}
+_UNIT_MS = {unit: seconds * 1000 for unit, seconds in UNIT_SECONDS.items() if unit in "smhdw"}
 # 1970-01-01 was a Thursday; ccxt weekly candles open on Monday, four days later.
 _WEEK_ORIGIN_MS = 4 * 86_400_000
-_TIMEFRAME_RE = re.compile(r"^\s*(\d+)\s*([smhdwMy])\s*$")
 
 
-def parse_timeframe(timeframe: str) -> tuple[int, str]:
-    """Split a ccxt timeframe into (amount, unit); unit is one of s m h d w M y (case matters: m/M)."""
-    match = _TIMEFRAME_RE.match(timeframe or "")
-    if not match or int(match.group(1)) <= 0:
-        raise ValueError(f"unsupported timeframe {timeframe!r}")
-    return int(match.group(1)), match.group(2)
+#: ``'15m'`` -> ``(15, 'm')``; raises ccxt's BadRequest for anything else (one parser for the project).
+parse_timeframe = split_timeframe
 
 
 def is_calendar_timeframe(timeframe: str) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+import ccxt
 import pandas as pd
 import pytest
 
@@ -83,7 +84,7 @@ def test_dataframe_helpers_round_trip() -> None:
 
 def test_timeframe_helpers() -> None:
     assert parse_timeframe("15m") == (15, "m") and parse_timeframe("1M") == (1, "M")
-    with pytest.raises(ValueError):
+    with pytest.raises(ccxt.BadRequest):
         parse_timeframe("0h")
     assert timeframe_to_ms("4h") == 4 * 3_600_000 and timeframe_to_ms("1M") == 31 * D
     assert bucket_start_ms(ms(2024, 2, 29, 13), "1M") == ms(2024, 2, 1)
