@@ -15,8 +15,9 @@ import ccxt
 
 from normalization.runtime.facade import SyncFacade
 from normalization.runtime.registry import register_exchange
+from normalization.runtime.resample import ohlcv_to_dataframe
 
-from .exchange import CapitalTrader as AsyncCapitalTrader
+from .async_support import CapitalTrader as AsyncCapitalTrader
 from .transport import DEMO_HOST, LIVE_HOST
 
 
@@ -30,4 +31,4 @@ register_exchange("capitalcom", CapitalTrader, AsyncCapitalTrader)
 
 from normalization.runtime.factory import create_exchange  # noqa: E402  (shared with ccxt_ibkr)
 
-__all__ = ["DEMO_HOST", "LIVE_HOST", "AsyncCapitalTrader", "CapitalTrader", "create_exchange"]
+__all__ = ["DEMO_HOST", "LIVE_HOST", "AsyncCapitalTrader", "CapitalTrader", "create_exchange", "ohlcv_to_dataframe"]

@@ -1293,6 +1293,11 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
         body = await self._call("GET", "/positions")
         return [p for p in self.safe_list(body, "positions", []) or [] if isinstance(p, dict)]
 
+    def balance_unrealized_pnl(self, balance: dict[str, Any]) -> float | None:
+        """The account's own open PnL (``profitLoss``), for the base-currency figures in ``info``."""
+        info = balance.get("info")
+        return self.safe_number(self.safe_dict(info, "balance", {}), "profitLoss") if isinstance(info, dict) else None
+
     async def fetch_balance(self, params: dict[str, Any] = {}) -> dict[str, Any]:
         """Account currency: total = balance (equity), free = available, used = the margin in use.
         Holdings: each open position's base currency with its net size (long +, short -), so a spot

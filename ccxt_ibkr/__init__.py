@@ -13,6 +13,7 @@ import ccxt
 
 from normalization.runtime.facade import SyncFacade
 from normalization.runtime.registry import register_exchange
+from normalization.runtime.resample import ohlcv_to_dataframe
 
 from ._ib import IB_LIBRARY_NAME
 from .async_support import IBTrader as AsyncIBTrader
@@ -37,4 +38,4 @@ register_exchange("ibkr", IBTrader, AsyncIBTrader)
 
 from normalization.runtime.factory import create_exchange  # noqa: E402  (shared with ccxt_capital)
 
-__all__ = ["IB_LIBRARY_NAME", "AsyncIBTrader", "IBTrader", "create_exchange"]
+__all__ = ["IB_LIBRARY_NAME", "AsyncIBTrader", "IBTrader", "create_exchange", "ohlcv_to_dataframe"]
