@@ -110,12 +110,15 @@ class IBParsing:
         return None
 
     def ib_order_id(self, order_id: int, client_id: int, perm_id: int) -> str:
-        """ccxt id of an order: its orderId when it is this client's (what create_order returned),
-        else IB's permId, the only id unique across clients and sessions."""
-        own = self.ib_client_id()
-        if order_id and order_id > 0 and (own is None or client_id == own):
-            return str(order_id)
-        return str(perm_id)
+        """ccxt id of an order: IB's permId, the only id stable across clients, sessions and restarts.
+
+        An order must keep one id for its whole life (bots key their state by it), so the orderId,
+        unique only per clientId and session, is used only before TWS has assigned a permId.
+        ``fetch_order`` / ``cancel_order`` still accept an orderId or a clientOrderId.
+        """
+        if perm_id:
+            return str(perm_id)
+        return str(order_id)
 
     # ------------------------------------------------------------------ markets
 

@@ -108,7 +108,7 @@ async def test_bracket_from_stop_loss_and_take_profit(ex, sim: IBSimulator) -> N
                                                                    parent["clientOrderId"] + "-sl")]
     assert len(children) == 2
     assert {o["side"] for o in children} == {"sell"} and all(o["amount"] == 4 for o in children)
-    assert all(o["info"]["parentId"] == int(parent["id"]) for o in children)
+    assert all(o["info"]["parentId"] == parent["info"]["orderId"] for o in children)
     assert children[0]["info"]["ocaGroup"] and children[0]["info"]["ocaGroup"] == children[1]["info"]["ocaGroup"]
     tp = next(o for o in children if o["clientOrderId"].endswith("-tp"))
     await run(ex.cancel_order(tp["id"]))  # OCA: the stop-loss goes with it
@@ -342,10 +342,22 @@ async def test_ccxt_convenience_creators_route_through_create_order(ex, sim: IBS
         "AAPL/USD", "limit", "buy", 1, below_touch(sim), round(quote.ask + 10, 2), round(quote.bid - 50, 2)))
     check_order(ex, bracket, "AAPL/USD")
     children = [o for o in await run(ex.fetch_open_orders("AAPL/USD"))
-                if o["info"]["parentId"] == int(bracket["id"])]
+                if o["info"]["parentId"] == bracket["info"]["orderId"]]
     assert len(children) == 2  # take-profit and stop-loss held until the parent fills
     for order in (limit, stop, bracket):
         await run(ex.cancel_order(order["id"]))
     await run(ex.create_market_order("AAPL/USD", "buy", 1))
     closing = await run(ex.create_reduce_only_order("AAPL/USD", "market", "sell", 1))
     assert closing["reduceOnly"] is True and closing["status"] == "closed"
+
+
+async def test_an_order_keeps_one_id_for_its_whole_life(ex, sim: IBSimulator) -> None:
+    """Bots key their state by order id: create, fetch, list and a repeated clientOrderId agree."""
+    cid = f"bot-{uuid.uuid4().hex[:12]}"
+    placed = await run(ex.create_order("AAPL/USD", "limit", "buy", 1, below_touch(sim), {"clientOrderId": cid}))
+    again = await run(ex.create_order("AAPL/USD", "limit", "buy", 1, below_touch(sim), {"clientOrderId": cid}))
+    fetched = await run(ex.fetch_order(placed["id"], "AAPL/USD"))
+    listed = [o for o in await run(ex.fetch_open_orders("AAPL/USD")) if o["clientOrderId"] == cid]
+    assert placed["id"] == again["id"] == fetched["id"] == listed[0]["id"] == str(placed["info"]["permId"])
+    canceled = await run(ex.cancel_order(placed["id"], "AAPL/USD"))
+    assert canceled["id"] == placed["id"] and canceled["status"] == "canceled"
