@@ -24,7 +24,7 @@ import re
 import sys
 from typing import Any
 
-from normalization.runtime.cli import config_from_args, run_cli
+from normalization.runtime.cli import config_from_args, run_cli, simulator_runner
 from normalization.runtime.factory import ConfigError, capital_config_from_env
 
 PROG = "ccxt-capital"
@@ -94,22 +94,17 @@ def build_config(args: argparse.Namespace, environ: dict[str, str] | None = None
 def build_exchange(args: argparse.Namespace) -> Any:
     """The async adapter, run on the CLI's own loop (no extra thread for a one-shot command)."""
     try:
-        from normalization.runtime.ohlcv_service import with_runner_mixins
-
         from .async_support import CapitalTrader
     except ImportError as exc:  # e.g. httpx not installed
         raise ConfigError(f"{PROG}: the Capital.com adapter cannot be loaded ({exc}); pip install httpx") from exc
-    return with_runner_mixins(CapitalTrader, equity_holdings="none")(build_config(args))
+    return CapitalTrader(build_config(args))
 
 
 def run_simulator(argv: list[str]) -> int:
     """``ccxt-capital sim ...`` = ``python -m ccxt_capital.sim ...``."""
     from .sim.__main__ import main as sim_main
 
-    try:
-        return int(sim_main(argv) or 0)
-    except SystemExit as done:  # the simulator's argparse: --help (0) or a usage error (2)
-        return done.code if isinstance(done.code, int) else (0 if done.code is None else 2)
+    return simulator_runner(sim_main)(argv)
 
 
 def main(argv: list[str] | None = None) -> int:

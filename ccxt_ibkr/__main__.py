@@ -27,7 +27,7 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
-from normalization.runtime.cli import config_from_args, run_cli
+from normalization.runtime.cli import config_from_args, run_cli, simulator_runner
 from normalization.runtime.factory import ConfigError, ib_config_from_env
 
 PROG = "ccxt-ibkr"
@@ -131,22 +131,17 @@ def build_config(args: argparse.Namespace, environ: dict[str, str] | None = None
 def build_exchange(args: argparse.Namespace) -> Any:
     """The async adapter (run on the CLI's own loop: no extra thread for a one-shot command)."""
     try:
-        from normalization.runtime.ohlcv_service import with_runner_mixins
-
         from .async_support import IBTrader
     except ImportError as exc:  # e.g. ib_async not installed
         raise ConfigError(f"{PROG}: the IB adapter cannot be loaded ({exc}); pip install ib_async") from exc
-    return with_runner_mixins(IBTrader)(build_config(args))
+    return IBTrader(build_config(args))
 
 
 def run_simulator(argv: list[str]) -> int:
     """``ccxt-ibkr sim ...`` = ``python -m ccxt_ibkr.sim ...``."""
     from .sim.__main__ import main as sim_main
 
-    try:
-        return int(sim_main(argv) or 0)
-    except SystemExit as done:  # the simulator's argparse: --help (0) or a usage error (2)
-        return done.code if isinstance(done.code, int) else (0 if done.code is None else 2)
+    return simulator_runner(sim_main)(argv)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -47,6 +47,7 @@ import ccxt
 from .factory import ConfigError
 
 __all__ = [
+    "simulator_runner",
     "EXIT_OK",
     "EXIT_ERROR",
     "EXIT_USAGE",
@@ -458,6 +459,18 @@ class _Runner:
                 self._loop.run_until_complete(self._loop.shutdown_asyncgens())
             finally:
                 self._loop.close()
+
+
+def simulator_runner(sim_main: Callable[[list[str]], Any]) -> Callable[[list[str]], int]:
+    """``<broker-cli> sim ...`` = ``python -m <broker>.sim ...``, with argparse's exits as return codes."""
+
+    def run(argv: list[str]) -> int:
+        try:
+            return int(sim_main(argv) or 0)
+        except SystemExit as done:  # the simulator's argparse: --help (0) or a usage error (2)
+            return done.code if isinstance(done.code, int) else (0 if done.code is None else 2)
+
+    return run
 
 
 def run_cli(
