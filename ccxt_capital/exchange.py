@@ -29,6 +29,7 @@ Choices a bot can rely on (see also the README):
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import logging
 import time
@@ -66,6 +67,8 @@ from .transport import DEMO_HOST, LIVE_HOST, CapitalTransport, SentButUnknown
 __all__ = ["CapitalTrader"]
 
 log = logging.getLogger("ccxt_capital")
+#: The supervisor epoch (connection generation) the current request was sent in; see ``_on_lost``.
+_SENT_IN: contextvars.ContextVar[int | None] = contextvars.ContextVar("capitalcom_sent_in", default=None)
 
 DAY_MS = 86_400_000
 #: Journal reason prefix of a placement that provably never reached the books (retry allowed).
@@ -269,6 +272,9 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
         breaker = self.safe_dict(self.options, "breaker", {}) or {}
         self.breakers = Breakers.create(self.id, failure_threshold=int(breaker.get("failureThreshold", 5)),
                                         reset_timeout=float(breaker.get("resetTimeout", 30.0)))
+        # Requests in flight when the link dies can open a breaker; the reconnect (and its reconciliation)
+        # proves the broker reachable again, so it closes them first.
+        self.supervisor.reset_on_connect(self.breakers.market_data, self.breakers.execution)
         if self._live:
             self.urls["api"] = {"rest": LIVE_HOST}
             self.isSandboxModeEnabled = False
@@ -324,7 +330,7 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
                 account_id=self.safe_string(self.options, "accountId"),
                 http_transport=self.safe_value(self.options, "httpTransport"),
                 pacer_clock=self._clock() if callable(self.safe_value(self.options, "sleep")) else time.monotonic,
-                on_lost=self.supervisor.lost,
+                on_lost=self._on_lost,
                 on_login=self._logged_in,
             )
         return self._transport
@@ -354,12 +360,31 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
         while a reconnect is pending or a breaker is open.
         """
         wire = self._wire()
-        if not gated:
-            return await wire.request(method, path, params=params, body=body, kind=kind, verify=verify, gated=False)
-        self.supervisor.ensure_usable()  # fail fast while reconnecting; never counted by a breaker
-        breaker = self.breakers.market_data if path.startswith(MARKET_DATA_PATHS) else self.breakers.execution
-        async with breaker:
-            return await wire.request(method, path, params=params, body=body, kind=kind, verify=verify, gated=False)
+        epoch = self.supervisor.epoch
+        token = _SENT_IN.set(epoch)
+        try:
+            if not gated:
+                return await wire.request(method, path, params=params, body=body, kind=kind, verify=verify,
+                                          gated=False)
+            self.supervisor.ensure_usable()  # fail fast while reconnecting; never counted by a breaker
+            breaker = self.breakers.market_data if path.startswith(MARKET_DATA_PATHS) else self.breakers.execution
+            breaker.before_call()
+            try:
+                result = await wire.request(method, path, params=params, body=body, kind=kind, verify=verify,
+                                            gated=False)
+            except BaseException as exc:
+                # A request that outlived its connection (it fails after the reconnect) says nothing about
+                # the new one: no verdict for the breaker.
+                breaker.after_call(exc if self.supervisor.epoch == epoch else asyncio.CancelledError())
+                raise
+            breaker.after_call(None)
+            return result
+        finally:
+            _SENT_IN.reset(token)
+
+    def _on_lost(self, reason: str) -> None:
+        """The transport saw the link fail; ignored if the request was sent before the latest reconnect."""
+        self.supervisor.lost(reason, epoch=_SENT_IN.get())
 
     def _account_currency(self) -> str | None:
         transport = self._transport

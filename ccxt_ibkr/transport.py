@@ -111,6 +111,7 @@ class IBTransport:
         self._streams: dict[int, tuple[Contract, Ticker]] = {}
         self._recent_bars: dict[tuple[Any, ...], tuple[float, list[BarData]]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._epoch = 0  # bumped on every successful connect: which connection a request was sent on
         windows = ib_maintenance_windows() if maintenance_windows is None else maintenance_windows
         self.supervisor = ConnectionSupervisor(
             exchange_id,
@@ -128,6 +129,8 @@ class IBTransport:
             failure_threshold=int(breaker.get("failureThreshold", 5)),
             reset_timeout=float(breaker.get("resetTimeout", 30.0)),
         )
+        # Requests in flight when the socket dies can open a breaker; a reconnect proves IB reachable again.
+        self.supervisor.reset_on_connect(self.breakers.market_data, self.breakers.execution)
         self.ib.errorEvent += self._on_error
         self.ib.disconnectedEvent += self._on_disconnected
 
@@ -225,6 +228,7 @@ class IBTransport:
                 accounts = self.ib.managedAccounts()
                 self.account = accounts[0] if accounts else ""
             log.info("connected to %s:%s as clientId %s (%s)", self.host, self.port, self.client_id, IB_LIBRARY_NAME)
+            self._epoch += 1
             self.outage = False
             # A fresh connection proves IB reachable: failures counted while the old one died don't count.
             self.breakers.market_data.record_success()
@@ -358,14 +362,21 @@ class IBTransport:
             if asyncio.iscoroutine(awaitable):
                 awaitable.close()
             raise
+        epoch = self._epoch
+
+        def verdict(exc: BaseException) -> BaseException:
+            # A request sent on a connection that has since been replaced says nothing about the new one
+            # (ib_async never answers it; it only times out): no verdict for the breaker.
+            return exc if self._epoch == epoch else asyncio.CancelledError()
+
         try:
             result = await asyncio.wait_for(awaitable, timeout or self.request_timeout)
         except ccxt.BaseError as exc:
-            breaker.after_call(exc)
+            breaker.after_call(verdict(exc))
             raise
         except Exception as exc:
             error = to_ccxt_error(exc, self.exchange_id, what)
-            breaker.after_call(error)
+            breaker.after_call(verdict(error))
             raise error from exc
         except BaseException as exc:
             breaker.after_call(exc)

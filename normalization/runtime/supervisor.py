@@ -292,6 +292,10 @@ class ConnectionSupervisor:
         self._degraded: dict[str, str] = {}
         self._outage_reason: str | None = None  # set by outage(), cleared by restored() / lost()
         self._breakers: list[Any] = []
+        #: Bumped on every (re)connect. A caller that notes it when sending can report a failure with
+        #: ``lost(..., epoch=...)``: a request that died with the *previous* connection then cannot knock
+        #: down the new one (it fails late, after the reconnect already happened).
+        self.epoch = 0
         self._hooks: list[Hook] = []
         self._task: asyncio.Task[None] | None = None
         self._changed: asyncio.Event | None = None
@@ -425,6 +429,8 @@ class ConnectionSupervisor:
             return
         self.attempts = 0
         self.next_attempt_at = None
+        if self._state not in (CONNECTED, OUTAGE):
+            self.epoch += 1
         self._close_breakers()
         if self._outage_reason is not None:
             # The broker said "my side is away" while we were connecting (IB sends 1100 right after the
@@ -437,12 +443,15 @@ class ConnectionSupervisor:
         now = self._now()
         return any(window.contains(now) for window in self.maintenance)
 
-    def lost(self, reason: str = "connection lost", *, maintenance: bool | None = None) -> None:
+    def lost(
+        self, reason: str = "connection lost", *, maintenance: bool | None = None, epoch: int | None = None
+    ) -> None:
         """The connection dropped without us asking: fail fast and (if enabled) reconnect.
 
-        ``maintenance`` forces the classification; None decides by the configured windows.
+        ``maintenance`` forces the classification; None decides by the configured windows. ``epoch``:
+        the :attr:`epoch` the failed request was sent in; a report about an older connection is ignored.
         """
-        if self._state == CLOSED:
+        if self._state == CLOSED or (epoch is not None and epoch != self.epoch):
             return
         self._outage_reason = None  # a new session tells us again if the broker is still away
         if maintenance is None:

@@ -291,8 +291,6 @@ async def test_cancel_dropped_after_it_was_applied(
     check(tally, "cancel dropped after it was applied", capital_sim, journal, ["cap-cancel"])
 
 
-@pytest.mark.xfail(reason="interim until the adapter freeze ends: the adapter does not yet register its breakers "
-                          "with supervisor.reset_on_connect()", strict=False)
 async def test_a_reconnect_closes_breakers_opened_by_the_drop(
     exchange: CapitalTrader, capital_sim: CapitalSimulator, journal: OrderJournal, tally: Any
 ) -> None:

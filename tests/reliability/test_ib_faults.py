@@ -499,8 +499,6 @@ async def test_a_failing_data_feed_never_blocks_a_cancel(
         await ex.close()
 
 
-@pytest.mark.xfail(reason="interim until the adapter freeze ends: the adapter does not yet register its breakers "
-                          "with supervisor.reset_on_connect()", strict=False)
 async def test_a_reconnect_closes_breakers_opened_by_the_drop(
     ib_sim: IBSimulator, journal_path: Path, tally: Any
 ) -> None:

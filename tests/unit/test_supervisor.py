@@ -365,3 +365,17 @@ async def test_breakers_opened_by_a_drop_are_closed_by_the_reconnect_before_heal
     sup.outage("1100")
     await sup.restored(data_lost=False)
     assert breakers.execution.state == CLOSED_BREAKER
+
+
+async def test_a_failure_from_the_previous_connection_does_not_drop_the_new_one() -> None:
+    sup, _ = make(FlakyConnect(0))
+    sup.connected()
+    sent_on = sup.epoch
+    sup.lost("drop", epoch=sent_on)
+    await sup.wait_ready(timeout=5)
+    assert sup.epoch != sent_on
+    sup.lost("a request sent before the drop failed late", epoch=sent_on)
+    assert sup.state == CONNECTED and not sup.reconnecting
+    sup.lost("a request on the new connection failed", epoch=sup.epoch)
+    assert sup.state == DISCONNECTED
+    await sup.close()
