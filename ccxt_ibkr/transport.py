@@ -159,8 +159,6 @@ class IBTransport:
         elif code in OUTAGE_END:
             self.outage = False
             self.last_system_error = None
-            self.breakers.market_data.record_success()
-            self.breakers.execution.record_success()
             self._spawn(self.supervisor.restored(data_lost=code == 1101, reason=f"IB {code}: {text}"))
 
     def _on_disconnected(self) -> None:
@@ -230,9 +228,8 @@ class IBTransport:
             log.info("connected to %s:%s as clientId %s (%s)", self.host, self.port, self.client_id, IB_LIBRARY_NAME)
             self._epoch += 1
             self.outage = False
-            # A fresh connection proves IB reachable: failures counted while the old one died don't count.
-            self.breakers.market_data.record_success()
-            self.breakers.execution.record_success()
+            # supervisor.connected() closes both breakers (reset_on_connect): failures counted while
+            # the old connection died don't count against the new one.
             with self.supervisor.healing_scope():
                 self.supervisor.connected()
                 for callback in list(self._listeners):

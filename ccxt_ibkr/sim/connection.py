@@ -46,6 +46,7 @@ class SessionBase:
         self.hist: dict[int, HistSub] = {}
         self.realtime: dict[int, RealTimeSub] = {}
         self._outbox: asyncio.Queue[bytes | None] | None = None
+        self._drain_task: asyncio.Task[None] | None = None
         peer = writer.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
 
@@ -62,7 +63,7 @@ class SessionBase:
         if delay > 0 or self._outbox is not None:
             if self._outbox is None:
                 self._outbox = asyncio.Queue()
-                asyncio.get_running_loop().create_task(self._drain_outbox())
+                self._drain_task = asyncio.get_running_loop().create_task(self._drain_outbox())
             self._outbox.put_nowait(data)
         else:
             self._write(data)
@@ -93,11 +94,18 @@ class SessionBase:
     def error(self, req_id: int, code: int, text: str) -> None:
         self.send(M.error(self.version, req_id, code, text))
 
+    def _stop_draining(self) -> None:
+        """A closed connection's delayed replies are dropped; the drain task must not outlive the loop."""
+        task = self._drain_task
+        if task is not None and not task.done():
+            task.cancel()
+
     def abort(self) -> None:
         """Drop the socket abruptly, like a crashed gateway or a broken network."""
         if self.closed:
             return
         self.closed = True
+        self._stop_draining()
         transport = self.writer.transport
         if transport is not None:
             transport.abort()
@@ -106,6 +114,7 @@ class SessionBase:
         if self.closed:
             return
         self.closed = True
+        self._stop_draining()
         try:
             self.writer.close()
         except Exception:  # pragma: no cover - closing a broken transport
