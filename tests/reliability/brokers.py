@@ -8,15 +8,18 @@ broker-agnostic :class:`~normalization.runtime.reconcile.BrokerOrder` / ``Broker
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
+
+import ccxt
 
 from ccxt_capital.sim import CapitalSimulator
 from ccxt_ibkr.sim import IBSimulator
 from normalization.runtime.invariants import InvariantReport, check_invariants
 from normalization.runtime.journal import OrderJournal
 from normalization.runtime.reconcile import BrokerFill, BrokerOrder
+from normalization.statuses import CCXT_STATUSES
 
 IB_ACCOUNT = "DU1234567"
 IB_STATUS = {
@@ -196,3 +199,22 @@ def assert_invariants(
     report.assert_ok(f"{broker} {scenario}")
     assert extra_duplicates == 0, f"{broker} {scenario}: {extra_duplicates} untracked deal(s) at the broker"
     return report
+
+
+
+async def outcome(call: Awaitable[Any]) -> Any:
+    """The order a call returned, or the ccxt exception it raised (anything else fails the test)."""
+    try:
+        return await call
+    except ccxt.BaseError as error:
+        return error
+
+
+def assert_bot_saw_a_correct_order_or_an_exception(result: Any, cid: str, truth_status: str | None) -> None:
+    if isinstance(result, ccxt.BaseError):
+        return
+    assert isinstance(result, dict), result
+    assert result["clientOrderId"] == cid and result["status"] in CCXT_STATUSES
+    if result["status"] != "open":
+        # A terminal status must be the truth; "open" is the honest answer while the outcome is unknown.
+        assert result["status"] == truth_status, (result["status"], truth_status)

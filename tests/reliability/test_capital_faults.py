@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +24,19 @@ from ccxt_capital.async_support import CapitalTrader
 from ccxt_capital.sim import CapitalSimulator
 from normalization.runtime.journal import OrderJournal
 
-from .brokers import assert_invariants, capital_config, capital_placements, capital_truth, capital_unowned, eventually
+from .brokers import (
+    assert_bot_saw_a_correct_order_or_an_exception,
+    assert_invariants,
+    capital_config,
+    capital_placements,
+    capital_truth,
+    capital_unowned,
+    eventually,
+    outcome,
+)
 
 pytestmark = pytest.mark.capital_sim(rate_limits="off")
 
-CCXT_STATUSES = {"open", "closed", "canceled", "rejected", "expired"}
 
 
 @pytest.fixture
@@ -48,20 +56,8 @@ def journal(journal_path: Path, exchange: CapitalTrader, capital_sim: CapitalSim
         yield view
 
 
-async def outcome(call: Awaitable[Any]) -> Any:
-    try:
-        return await call
-    except ccxt.BaseError as error:
-        return error
 
 
-def assert_bot_saw_a_correct_order_or_an_exception(result: Any, cid: str, truth_status: str | None) -> None:
-    if isinstance(result, ccxt.BaseError):
-        return
-    assert isinstance(result, dict), result
-    assert result["clientOrderId"] == cid and result["status"] in CCXT_STATUSES
-    if result["status"] != "open":
-        assert result["status"] == truth_status, (result["status"], truth_status)
 
 
 async def settled(ex: CapitalTrader) -> None:

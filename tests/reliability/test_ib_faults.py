@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,11 +32,18 @@ from ccxt_ibkr.sim.testing import eventually
 from normalization.runtime.journal import OrderJournal
 from normalization.runtime.supervisor import CONNECTED, DISCONNECTED, MAINTENANCE, OUTAGE
 
-from .brokers import IB_ACCOUNT, assert_invariants, ib_options, ib_orders_with_ref, ib_truth
+from .brokers import (
+    IB_ACCOUNT,
+    assert_bot_saw_a_correct_order_or_an_exception,
+    assert_invariants,
+    ib_options,
+    ib_orders_with_ref,
+    ib_truth,
+    outcome,
+)
 
 CLIENT_ID = 7
 FAIL_FAST = 1.0  # seconds: a call during an outage must fail well before any request timeout
-CCXT_STATUSES = {"open", "closed", "canceled", "rejected", "expired"}
 
 
 @pytest.fixture
@@ -57,22 +64,8 @@ def journal(journal_path: Path, exchange: IBTrader) -> Iterator[OrderJournal]:
         yield view
 
 
-async def outcome(call: Awaitable[Any]) -> Any:
-    """The order a call returned, or the ccxt exception it raised (anything else fails the test)."""
-    try:
-        return await call
-    except ccxt.BaseError as error:
-        return error
 
 
-def assert_bot_saw_a_correct_order_or_an_exception(result: Any, cid: str, truth_status: str | None) -> None:
-    if isinstance(result, ccxt.BaseError):
-        return
-    assert isinstance(result, dict), result
-    assert result["clientOrderId"] == cid and result["status"] in CCXT_STATUSES
-    if result["status"] != "open":
-        # A terminal status must be the truth; "open" is the honest answer while the outcome is unknown.
-        assert result["status"] == truth_status, (result["status"], truth_status)
 
 
 async def reconnected(ex: IBTrader, before: int, timeout: float = 10.0) -> None:
