@@ -31,11 +31,28 @@ OrderStatus = ib_lib.OrderStatus
 Ticker = ib_lib.Ticker
 BarData = ib_lib.BarData
 ExecutionFilter = ib_lib.ExecutionFilter
+# Contract and order builders, for callers (and tests) that speak ib_async's vocabulary directly.
+Stock = ib_lib.Stock
+Forex = ib_lib.Forex
+Future = ib_lib.Future
+Crypto = ib_lib.Crypto
+LimitOrder = ib_lib.LimitOrder
+MarketOrder = ib_lib.MarketOrder
+StopOrder = ib_lib.StopOrder
+StopLimitOrder = ib_lib.StopLimitOrder
 
 __all__ = [
     "IB",
     "IB_LIBRARY_NAME",
     "BarData",
+    "Crypto",
+    "Forex",
+    "Future",
+    "LimitOrder",
+    "MarketOrder",
+    "Stock",
+    "StopLimitOrder",
+    "StopOrder",
     "Contract",
     "ContractDetails",
     "ExecutionFilter",

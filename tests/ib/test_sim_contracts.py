@@ -4,14 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ccxt_ibkr._ib import Contract, ib_lib
+from ccxt_ibkr._ib import Contract, Crypto, Forex, Future, MarketOrder, Stock
 from ccxt_ibkr.sim import IBSimulator
-
-Crypto = ib_lib.Crypto
-Forex = ib_lib.Forex
-Future = ib_lib.Future
-MarketOrder = ib_lib.MarketOrder
-Stock = ib_lib.Stock
 
 
 async def details(ib, contract):

@@ -6,13 +6,9 @@ from __future__ import annotations
 
 import asyncio
 
-from ccxt_ibkr._ib import ib_lib
+from ccxt_ibkr._ib import LimitOrder, MarketOrder, Stock
 from ccxt_ibkr.sim import ACKED, BEFORE, BOOKED, IBSimulator
 from ccxt_ibkr.sim.testing import connect, eventually, wait_until
-
-LimitOrder = ib_lib.LimitOrder
-MarketOrder = ib_lib.MarketOrder
-Stock = ib_lib.Stock
 
 AAPL = Stock("AAPL", "SMART", "USD", conId=265598)
 

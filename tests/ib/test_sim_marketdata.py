@@ -7,13 +7,9 @@ import datetime as dt
 
 import pytest
 
-from ccxt_ibkr._ib import ib_lib
+from ccxt_ibkr._ib import Crypto, Forex, Stock
 from ccxt_ibkr.sim import IBSimulator
 from ccxt_ibkr.sim.testing import wait_until
-
-Crypto = ib_lib.Crypto
-Forex = ib_lib.Forex
-Stock = ib_lib.Stock
 
 AAPL = Stock("AAPL", "SMART", "USD", conId=265598)
 

@@ -8,18 +8,20 @@ import math
 
 import pytest
 
-from ccxt_ibkr._ib import IB_LIBRARY_NAME, Order, ib_lib
+from ccxt_ibkr._ib import (
+    IB_LIBRARY_NAME,
+    Crypto,
+    Forex,
+    Future,
+    LimitOrder,
+    MarketOrder,
+    Order,
+    Stock,
+    StopLimitOrder,
+    StopOrder,
+)
 from ccxt_ibkr.sim import IBSimulator
 from ccxt_ibkr.sim.testing import wait_until
-
-Crypto = ib_lib.Crypto
-Forex = ib_lib.Forex
-Future = ib_lib.Future
-LimitOrder = ib_lib.LimitOrder
-MarketOrder = ib_lib.MarketOrder
-Stock = ib_lib.Stock
-StopLimitOrder = ib_lib.StopLimitOrder
-StopOrder = ib_lib.StopOrder
 
 AAPL = Stock("AAPL", "SMART", "USD")
 
