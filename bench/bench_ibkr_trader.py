@@ -1,16 +1,21 @@
 """What IBTrader costs on top of raw ib_async, measured against the same simulator in one run.
 
 * ``create_order``: a resting limit order through ``IBTrader.create_order`` (validation, journal,
-  placeOrder, wait for the acknowledgement, parsing) against raw ``ib.placeOrder`` -> Submitted.
-  Measured for the async face with the on-disk journal (the shipped default: intent fsynced before
-  every send), the async face without a journal, and the sync face (a thread hop per call).
-* ``fetch_ohlcv``: one request of 1-minute bars through ``IBTrader.fetch_ohlcv`` against
-  ib_async's own ``reqHistoricalDataAsync`` + decoding of the same request.
+  placeOrder, wait for the acknowledgement, parsing into a ccxt order) against raw ``ib.placeOrder``
+  -> Submitted. Rows: the journal off (in memory), on disk with ``journalSync="normal"`` (the IB
+  default: survives the process dying, no fsync), on disk with ``"full"`` (one fsync before every
+  send), and the sync face (a thread hop per call) with the default journal.
+* ``fetch_ohlcv``: one request of 1-minute bars through ``IBTrader.fetch_ohlcv`` against ib_async's
+  own ``reqHistoricalDataAsync`` + decoding of the same request.
 
-Ratios are medians of interleaved runs (goal <= 1.10). The client's 45 msg/s throttle and the
-simulator's pacing are switched off so both sides measure the same work.
+By default the simulator runs as its own process (``python -m ccxt_ibkr.sim``), as TWS does: client
+and server then do not share one GIL, so neither side's CPU time is billed to the other's waits.
+``--in-process`` runs it on a thread of this process instead (the test harness). Ratios are medians
+of interleaved runs (goal <= 1.10). The client's 45 msg/s throttle and the simulator's pacing are
+switched off so both sides measure the same work.
 
-Run: ``.venv/bin/python bench/bench_ibkr_trader.py [--orders 200] [--bars-runs 30]``. Not a test.
+Run: ``.venv/bin/python bench/bench_ibkr_trader.py [--orders 300] [--bars-runs 30] [--in-process]``.
+Not a test.
 """
 
 from __future__ import annotations
@@ -23,11 +28,18 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench_ib_sim import simulator
+
 import ccxt_ibkr
 from ccxt_ibkr._ib import IB_LIBRARY_NAME, ib_lib
 from ccxt_ibkr.async_support import IBTrader
-from ccxt_ibkr.sim import IBSimulator
 from normalization.runtime.pacing import Pacer, Window
+
+ROWS = (  # label, journal, journalSync
+    ("IBTrader async, journal off (memory)", None, "normal"),
+    ("IBTrader async, journal normal (default)", "normal.sqlite", "normal"),
+    ("IBTrader async, journal full (fsync)", "full.sqlite", "full"),
+)
 
 
 def unbound_pacer() -> Pacer:
@@ -39,24 +51,22 @@ def median_ms(samples: list[float]) -> float:
     return statistics.median(samples) * 1000
 
 
-async def bench(orders: int, bar_runs: int, journal_dir: Path) -> dict[str, Any]:
-    with IBSimulator(port=0, seed=1) as sim:
-        sim.pacer.enabled = False
-        quote = sim.quote("AAPL", "STK", "USD")
-        prices = [round(quote.bid - 10 - (i % 50) * 0.01, 2) for i in range(orders)]
-
+async def bench(orders: int, bar_runs: int, journal_dir: Path, in_process: bool) -> dict[str, Any]:
+    async with simulator(in_process) as (host, port):
         ib = ib_lib.IB()
-        await ib.connectAsync(sim.host, sim.port, clientId=1, timeout=10)
+        await ib.connectAsync(host, port, clientId=1, timeout=10)
         ib.client.MaxRequests = 0
         (aapl,) = await ib.qualifyContractsAsync(ib_lib.Stock("AAPL", "SMART", "USD"))
+        (ticker,) = await ib.reqTickersAsync(aapl)
+        prices = [round(ticker.bid - 10 - (i % 50) * 0.01, 2) for i in range(orders)]
 
-        def options(client_id: int, journal: Any) -> dict[str, Any]:
-            return {"options": {"host": sim.host, "port": sim.port, "clientId": client_id, "symbols": ["AAPL/USD"],
-                                "journal": journal, "pacer": unbound_pacer()}}
+        def options(client_id: int, journal: str | None, sync: str) -> dict[str, Any]:
+            return {"options": {"host": host, "port": port, "clientId": client_id, "symbols": ["AAPL/USD"],
+                                "journal": None if journal is None else str(journal_dir / journal),
+                                "journalSync": sync, "pacer": unbound_pacer()}}
 
-        with_journal = IBTrader(options(2, str(journal_dir / "bench.sqlite")))
-        no_journal = IBTrader(options(3, None))
-        for ex in (with_journal, no_journal):
+        traders = [IBTrader(options(2 + i, journal, sync)) for i, (_, journal, sync) in enumerate(ROWS)]
+        for ex in traders:
             await ex.load_markets()
             ex.transport.ib.client.MaxRequests = 0
 
@@ -72,40 +82,43 @@ async def bench(orders: int, bar_runs: int, journal_dir: Path) -> dict[str, Any]
             order = await ex.create_order("AAPL/USD", "limit", "buy", 1, price)
             elapsed = time.perf_counter() - started
             assert order["status"] == "open"
-            await asyncio.sleep(0)  # let the post-send journal bookkeeping run outside the next timing
+            await asyncio.sleep(0)  # let the post-ack journal bookkeeping run outside the next timing
             return elapsed
 
-        raw, journaled, bare = [], [], []
         for price in prices[:10]:  # warm-up
             await raw_order(price)
-            await trader_order(no_journal, price)
+            for ex in traders:
+                await trader_order(ex, price)
+        raw: list[float] = []
+        rows: list[list[float]] = [[] for _ in traders]
         for price in prices:
             raw.append(await raw_order(price))
-            journaled.append(await trader_order(with_journal, price))
-            bare.append(await trader_order(no_journal, price))
+            for samples, ex in zip(rows, traders, strict=True):
+                samples.append(await trader_order(ex, price))
 
         # OHLCV: the same single request, decoded by ib_async alone vs through fetch_ohlcv.
+        bare = traders[0]
         raw_bars, trader_bars = [], []
         count = 0
         for i in range(bar_runs + 3):
             started = time.perf_counter()
             bars = await ib.reqHistoricalDataAsync(aapl, "", "60000 S", "1 min", "TRADES", False, 2)
             raw_time = time.perf_counter() - started
-            no_journal.transport._recent_bars.clear()  # measure the request, not the 15 s identical-request memo
+            bare.transport._recent_bars.clear()  # measure the request, not the 15 s identical-request memo
             started = time.perf_counter()
-            rows = await no_journal.fetch_ohlcv("AAPL/USD", "1m", limit=500)
+            candles = await bare.fetch_ohlcv("AAPL/USD", "1m", limit=500)
             trader_time = time.perf_counter() - started
-            assert len(rows) == 500 and len(bars) >= 500
+            assert len(candles) == 500 and len(bars) >= 500
             count = len(bars)
             if i >= 3:
                 raw_bars.append(raw_time)
                 trader_bars.append(trader_time)
         ib.disconnect()
-        await with_journal.close()
-        await no_journal.close()
+        for ex in traders:
+            await ex.close()
 
-        # The sync face, measured separately (it owns its loop thread; this loop only waits).
-        sync = ccxt_ibkr.IBTrader(options(4, None))
+        # The sync face, measured on its own (it owns its loop thread; this loop only waits).
+        sync = ccxt_ibkr.IBTrader(options(2 + len(ROWS), "sync.sqlite", "normal"))
         sync.load_markets()
         sync_times: list[float] = []
 
@@ -119,29 +132,30 @@ async def bench(orders: int, bar_runs: int, journal_dir: Path) -> dict[str, Any]
 
         await asyncio.to_thread(sync_orders)
         sync.close()
-    return {
-        "raw": raw, "journaled": journaled, "bare": bare, "sync": sync_times,
-        "raw_bars": raw_bars, "trader_bars": trader_bars, "bars": count,
-    }
+    return {"raw": raw, "rows": rows, "sync": sync_times, "raw_bars": raw_bars, "trader_bars": trader_bars,
+            "bars": count}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--orders", type=int, default=200)
+    parser.add_argument("--orders", type=int, default=300)
     parser.add_argument("--bars-runs", type=int, default=30)
+    parser.add_argument("--in-process", action="store_true", help="run the simulator on a thread of this process")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        r = asyncio.run(bench(args.orders, args.bars_runs, Path(tmp)))
+        r = asyncio.run(bench(args.orders, args.bars_runs, Path(tmp), args.in_process))
     raw = median_ms(r["raw"])
-    print(f"client library                         : {IB_LIBRARY_NAME}")
-    print(f"raw placeOrder -> Submitted            : {raw:7.3f} ms (median of {len(r['raw'])})")
-    for label, key in (("IBTrader async, journal off", "bare"), ("IBTrader async, journal on (default)", "journaled"),
-                       ("IBTrader sync,  journal off", "sync")):
-        value = median_ms(r[key])
-        print(f"{label:39}: {value:7.3f} ms   ratio {value / raw:5.2f}")
+    where = "in this process (thread)" if args.in_process else "in its own process"
+    print(f"client library {IB_LIBRARY_NAME}; simulator {where}")
+    print(f"raw placeOrder -> Submitted                 : {raw:7.3f} ms (median of {len(r['raw'])})")
+    for (label, _, _), samples in zip(ROWS, r["rows"], strict=True):
+        value = median_ms(samples)
+        print(f"{label:44}: {value:7.3f} ms   ratio {value / raw:5.2f}")
+    value = median_ms(r["sync"])
+    print(f"{'IBTrader sync,  journal normal (default)':44}: {value:7.3f} ms   ratio {value / raw:5.2f}")
     raw_bars, trader_bars = median_ms(r["raw_bars"]), median_ms(r["trader_bars"])
-    print(f"raw reqHistoricalData ({r['bars']} x 1m bars)  : {raw_bars:7.3f} ms")
-    print(f"IBTrader.fetch_ohlcv (limit 500)       : {trader_bars:7.3f} ms   ratio {trader_bars / raw_bars:5.2f}")
+    print(f"raw reqHistoricalData ({r['bars']} x 1m bars)       : {raw_bars:7.3f} ms")
+    print(f"IBTrader.fetch_ohlcv (limit 500)            : {trader_bars:7.3f} ms   ratio {trader_bars / raw_bars:5.2f}")
 
 
 if __name__ == "__main__":

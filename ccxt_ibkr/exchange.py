@@ -35,8 +35,15 @@ from ccxt.base.decimal_to_precision import TICK_SIZE
 
 from normalization import client_ids
 from normalization.errors import IB_BROAD, IB_EXACT, ib_exception
-from normalization.orders import positive_number, require_on_step, require_within
-from normalization.runtime.journal import USE_DEFAULT, JournalOrder, OrderJournal, open_journal
+from normalization.orders import positive_number, require_on_step, require_within, truncate_to_step
+from normalization.runtime.journal import (
+    SENT_UNKNOWN,
+    SYNC_MODES,
+    USE_DEFAULT,
+    JournalOrder,
+    OrderJournal,
+    open_journal,
+)
 from normalization.runtime.reconcile import BrokerFill, BrokerOrder, BrokerSnapshot, reconcile
 from normalization.runtime.safety import check_sandbox_switch, resolve_live
 from normalization.runtime.supervisor import (
@@ -326,7 +333,8 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
         ib = transport.ib
         if self._journal is None:
             self._journal = open_journal(
-                self.options.get("journal", USE_DEFAULT), exchange=self.id, account=transport.account or None
+                self.options.get("journal", USE_DEFAULT), exchange=self.id, account=transport.account or None,
+                sync=self._journal_sync(),
             )
         if not getattr(self, "_events_wired", False):
             ib.orderStatusEvent += self._on_order_status
@@ -368,8 +376,23 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
     @property
     def journal(self) -> OrderJournal:
         if self._journal is None:
-            self._journal = open_journal(self.options.get("journal", USE_DEFAULT), exchange=self.id)
+            self._journal = open_journal(self.options.get("journal", USE_DEFAULT), exchange=self.id,
+                                         sync=self._journal_sync())
         return self._journal
+
+    def _journal_sync(self) -> str:
+        """``options['journalSync']``: ``"normal"`` by default at IB, ``"full"`` to fsync every intent.
+
+        ``normal`` survives the bot process dying (crash, SIGKILL, restart) and skips the fsync before
+        every send. A power cut may lose the journal's last seconds, but not the orders: IB keeps our
+        clientOrderId in orderRef, and reconciliation on connect adopts every order carrying this bot's
+        prefix back into the journal before anything new is placed. Bots that pass their own
+        clientOrderIds without the prefix and want them deduplicated across a power cut use ``full``.
+        """
+        sync = self.options.get("journalSync", "normal")
+        if sync not in SYNC_MODES:
+            raise ccxt.BadRequest(f"{self.id} options['journalSync'] must be one of {SYNC_MODES}, not {sync!r}")
+        return str(sync)
 
     async def close(self) -> None:
         self._flush_deferred()
@@ -764,9 +787,12 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
     def _check_amount(self, market: dict[str, Any], amount: Any) -> float:
         """Truncated to the size increment (IB's rule), then held to the minimum size."""
         number = positive_number(amount, "amount", self.id)
-        quantity = float(self.amount_to_precision(market["symbol"], number))
-        minimum = self.safe_number(market["limits"]["amount"], "min")
-        require_within(quantity, minimum, None, "amount", market["symbol"], self.id)
+        step = market["precision"]["amount"]
+        quantity = truncate_to_step(number, step)
+        if quantity <= 0:
+            raise ccxt.InvalidOrder(f"{self.id} amount {number:g} is less than one size increment ({step:g}) "
+                                    f"of {market['symbol']}")
+        require_within(quantity, market["limits"]["amount"]["min"], None, "amount", market["symbol"], self.id)
         return quantity
 
     def _check_price(self, market: dict[str, Any], price: Any, what: str = "price") -> float:
@@ -774,7 +800,7 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
         number = positive_number(price, what, self.id)
         tick = market["precision"]["price"]
         require_on_step(number, tick, what, market["symbol"], self.id, "use price_to_precision() to round it")
-        return float(self.price_to_precision(market["symbol"], number))
+        return number  # on the tick in decimal terms, so already the shortest float for that price
 
     def _order_type(self, type: Any, trigger: Any) -> str:
         """ccxt type (+ trigger) -> IB orderType."""
@@ -920,15 +946,15 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
             for child in children:
                 child.account = self.transport.account
         journal = self.journal
+        # The send follows at once, so intent and "may have left" are one commit (sent_unknown): after a
+        # crash reconciliation asks IB, which lists the order by orderRef if it ever arrived.
         row, created = journal.record_intent(
             cid, symbol=market["symbol"], side=side, type=str(type), amount=meta["amount"], price=meta["price"],
-            trigger_price=meta["triggerPrice"],
-            params={k: v for k, v in params.items() if isinstance(v, JSON_SCALARS)},
+            trigger_price=meta["triggerPrice"], state=SENT_UNKNOWN,
+            params={k: v for k, v in params.items() if isinstance(v, JSON_SCALARS)} if params else None,
         )
-        # mark_sent separates "provably never sent" from "maybe sent" for crash recovery; an in-memory
-        # journal does not survive a crash, so it skips that fsynced write.
-        if not created or (journal.persistent and not journal.mark_sent(cid)):
-            return await self._journaled_order(journal.get(cid) or row, market)
+        if not created:
+            return await self._journaled_order(row, market)
         if meta["reduceOnly"]:
             self._reduce_only.add(cid)
         self._placing.add(cid)
@@ -952,6 +978,8 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
         trade = ib.placeOrder(contract, parent)
         for child in children:
             ib.placeOrder(contract, child)
+        # Parsed while IB works on it; the acknowledgement then only refreshes what it changed.
+        early = self.parse_ib_order(trade, market, reduce_only=meta["reduceOnly"])
         timeout = float(self.options.get("orderTimeout", 10.0))
         await self.transport.wait_trade(trade, _acknowledged, timeout)
         if parent.orderType == "MKT" and _acknowledged(trade) and not _done(trade):
@@ -959,7 +987,7 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
         if trade.fills and not _commissions_in(trade):
             # IB sends each fill's commission report right after it: fold it into the returned order.
             await self.transport.wait_trade(trade, _commissions_in, float(self.options.get("commissionWait", 1.0)))
-        order = self.parse_ib_order(trade, market, reduce_only=meta["reduceOnly"])
+        order = self.refresh_ib_order(early, trade, market, reduce_only=meta["reduceOnly"])
         # After the send the journal only learns ids and status (reconciliation can also match the
         # order by its orderRef), so these writes run right after this call returns, off its latency.
         self._deferred.append((journal, cid, trade, order))

@@ -355,17 +355,6 @@ class IBParsing:
         filled_from_fills = sum(f.execution.shares for f in fills)
         filled = max(finite(status.filled) or 0.0, filled_from_fills)
         remaining = max(amount - filled, 0.0)
-        codes = [entry.errorCode for entry in trade.log if getattr(entry, "errorCode", 0)]
-        cancel_requested = cancel_requested or any(entry.status == "PendingCancel" for entry in trade.log)
-        ccxt_status = ib_order_status(
-            effective_status(trade),
-            filled=filled,
-            remaining=remaining,
-            error_codes=codes,
-            why_held=status.whyHeld or "",
-            tif=order.tif or "",
-            cancel_requested=cancel_requested,
-        )
         order_type = order.orderType
         is_trigger = order_type in ("STP", "STP LMT", "MIT", "LIT")
         price = finite(order.lmtPrice) if order_type in ("LMT", "STP LMT", "LIT") else None
@@ -380,15 +369,14 @@ class IBParsing:
         reported = [f.commissionReport for f in fills if f.commissionReport is not None and f.commissionReport.currency]
         if reported:
             fee = {"cost": sum(r.commission for r in reported), "currency": reported[0].currency}
-        last_message = next((e for e in reversed(trade.log) if getattr(e, "errorCode", 0)), None)
-        return self.safe_order(  # type: ignore[attr-defined]
+        parsed = self.safe_order(  # type: ignore[attr-defined]
             {
-                "id": self.ib_order_id(order.orderId, order.clientId, order.permId or status.permId),
+                "id": None,  # id, status, info: _ib_order_state below
+                "status": None,
                 "clientOrderId": order.orderRef or None,
                 "timestamp": timestamp,
                 "datetime": self.iso8601(timestamp) if timestamp else None,  # type: ignore[attr-defined]
                 "lastTradeTimestamp": last_trade,
-                "lastUpdateTimestamp": to_ms(trade.log[-1].time) if trade.log else None,
                 "symbol": market["symbol"],
                 "type": ORDER_TYPES.get(order_type, order_type.lower()),
                 "timeInForce": order.tif or None,
@@ -402,28 +390,71 @@ class IBParsing:
                 "remaining": num_str(remaining),
                 "cost": None,
                 "average": num_str(average),
-                "status": ccxt_status,
                 "fee": fee,
                 "trades": trades,
-                "info": {
-                    "orderId": order.orderId,
-                    "permId": order.permId or status.permId,
-                    "clientId": order.clientId,
-                    "parentId": order.parentId,
-                    "orderRef": order.orderRef,
-                    "orderType": order_type,
-                    "tif": order.tif,
-                    "ocaGroup": order.ocaGroup,
-                    "status": effective_status(trade),
-                    "whyHeld": status.whyHeld,
-                    "errorCode": last_message.errorCode if last_message else None,
-                    "message": last_message.message if last_message else None,
-                    "advancedError": getattr(trade, "advancedError", ""),
-                    "conId": trade.contract.conId,
-                },
             },
             market,
         )
+        return self._ib_order_state(parsed, trade, filled, remaining, cancel_requested)
+
+    def refresh_ib_order(
+        self, parsed: dict[str, Any], trade: Trade, market: Mapping[str, Any], *, reduce_only: bool | None = None
+    ) -> dict[str, Any]:
+        """``parsed`` (from an earlier state of ``trade``) brought up to date, cheaply when possible.
+
+        Placement parses the order right after sending it, while IB is still working on it, so the
+        acknowledgement itself only has to refresh what it can change without a fill: status, id
+        (permId), info and lastUpdateTimestamp. A fill or a new size parses the order afresh.
+        """
+        status = trade.orderStatus
+        filled = finite(status.filled) or 0.0
+        amount = finite(trade.order.totalQuantity) or 0.0
+        if trade.fills or filled or parsed["filled"] or parsed["amount"] != amount:
+            return self.parse_ib_order(trade, market, reduce_only=reduce_only)
+        return self._ib_order_state(dict(parsed), trade, 0.0, amount, False)
+
+    def _ib_order_state(
+        self, parsed: dict[str, Any], trade: Trade, filled: float, remaining: float, cancel_requested: bool
+    ) -> dict[str, Any]:
+        """The fields of an order that move without a fill: status, id, info, lastUpdateTimestamp.
+
+        ``safe_order`` derives nothing from them once amount, filled and remaining are given, so they
+        can be set after it (see refresh_ib_order)."""
+        order, status = trade.order, trade.orderStatus
+        log = trade.log
+        codes = [entry.errorCode for entry in log if getattr(entry, "errorCode", 0)]
+        cancel_requested = cancel_requested or any(entry.status == "PendingCancel" for entry in log)
+        ib_status = effective_status(trade)
+        last_message = next((e for e in reversed(log) if getattr(e, "errorCode", 0)), None)
+        perm_id = order.permId or status.permId
+        parsed["id"] = self.ib_order_id(order.orderId, order.clientId, perm_id)
+        parsed["lastUpdateTimestamp"] = to_ms(log[-1].time) if log else None
+        parsed["status"] = ib_order_status(
+            ib_status,
+            filled=filled,
+            remaining=remaining,
+            error_codes=codes,
+            why_held=status.whyHeld or "",
+            tif=order.tif or "",
+            cancel_requested=cancel_requested,
+        )
+        parsed["info"] = {
+            "orderId": order.orderId,
+            "permId": perm_id,
+            "clientId": order.clientId,
+            "parentId": order.parentId,
+            "orderRef": order.orderRef,
+            "orderType": order.orderType,
+            "tif": order.tif,
+            "ocaGroup": order.ocaGroup,
+            "status": ib_status,
+            "whyHeld": status.whyHeld,
+            "errorCode": last_message.errorCode if last_message else None,
+            "message": last_message.message if last_message else None,
+            "advancedError": getattr(trade, "advancedError", ""),
+            "conId": trade.contract.conId,
+        }
+        return parsed
 
     # ------------------------------------------------------------------ positions
 

@@ -38,6 +38,18 @@ def is_on_step(value: float, step: float) -> bool:
     return steps == steps.to_integral_value()
 
 
+def truncate_to_step(value: float, step: float | None) -> float:
+    """``value`` cut down to a whole number of ``step``, in decimal arithmetic (0.3 on 0.1 stays 0.3).
+
+    What ccxt's ``amount_to_precision`` does for TICK_SIZE markets, without its string machinery: this
+    runs on every order, before the send.
+    """
+    if not step:
+        return value
+    unit = Decimal(str(step))
+    return float((Decimal(str(value)) // unit) * unit)
+
+
 def require_on_step(value: float, step: float | None, what: str, symbol: str, exchange_id: str, hint: str) -> None:
     if step and not is_on_step(value, step):
         raise InvalidOrder(f"{exchange_id} {what} {value:g} is not a multiple of {step:g} for {symbol}; {hint}")
