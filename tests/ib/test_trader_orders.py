@@ -14,6 +14,7 @@ import uuid
 import ccxt
 import pytest
 
+from ccxt_ibkr._ib import Order
 from ccxt_ibkr.sim.server import IBSimulator
 from tests.conformance import check_order, check_orders, check_trade
 from tests.ib.trader_fixtures import (  # noqa: F401 - fixtures
@@ -26,6 +27,9 @@ from tests.ib.trader_fixtures import (  # noqa: F401 - fixtures
     sim_orders,
     trader_sim,
 )
+
+
+ACKNOWLEDGED = ("PreSubmitted", "Submitted", "Filled")
 
 
 def below_touch(sim: IBSimulator, symbol: str = "AAPL", ticks: int = 500) -> float:
@@ -361,3 +365,59 @@ async def test_an_order_keeps_one_id_for_its_whole_life(ex, sim: IBSimulator) ->
     assert placed["id"] == again["id"] == fetched["id"] == listed[0]["id"] == str(placed["info"]["permId"])
     canceled = await run(ex.cancel_order(placed["id"], "AAPL/USD"))
     assert canceled["id"] == placed["id"] and canceled["status"] == "canceled"
+
+
+# ---------------------------------------------------------------------------------------- journal durability
+
+
+async def test_power_cut_losing_the_journal_tail_still_never_places_twice(make_trader, sim: IBSimulator, tmp_path,
+                                                                          order_messages) -> None:
+    """journalSync "normal" (IB's default) may lose the last commits to a power cut; IB's orderRef
+    keeps our clientOrderId, so the restarted bot adopts the order instead of placing it again."""
+    cid = f"ccxt-{uuid.uuid4().hex}"  # this bot's prefix: reconciliation adopts it back
+    first = make_trader(journal=tmp_path / "before-the-cut.sqlite")
+    order = await run(first.create_order("AAPL/USD", "limit", "buy", 1, below_touch(sim), {"clientOrderId": cid}))
+    assert order["status"] == "open"
+    await run(first.close())
+    # The restarted process finds a journal without that order (the cut ate the tail of the file).
+    restarted = make_trader(journal=tmp_path / "after-the-cut.sqlite")
+    again = await run(restarted.create_order("AAPL/USD", "limit", "buy", 1, below_touch(sim), {"clientOrderId": cid}))
+    check_order(restarted, again, "AAPL/USD")
+    assert again["id"] == order["id"] and again["status"] == "open"
+    assert len(order_messages) == 1 and sum(1 for o in sim.orders() if o.req.order_ref == cid) == 1
+
+
+async def test_journal_sync_option(make_trader) -> None:
+    assert make_trader(face_="async").journal.sync == "normal"  # IB's default: see IBTrader._journal_sync
+    assert make_trader(face_="async", journalSync="full").journal.sync == "full"
+    with pytest.raises(ccxt.BadRequest, match="journalSync"):
+        make_trader(face_="async", journalSync="sometimes").journal  # noqa: B018 - opening it is the test
+
+
+async def test_acknowledgement_refresh_equals_a_fresh_parse(make_trader, sim: IBSimulator) -> None:
+    """create_order parses the order while IB works and refreshes it on the acknowledgement: the result
+    must be exactly what parsing the acknowledged trade from scratch gives."""
+    ex = make_trader(face_="async")
+    await ex.load_markets()
+    market = ex.market("AAPL/USD")
+    ib = await ex._ib()
+    contract = ex._contract(market)
+    orders = [
+        Order(action="BUY", totalQuantity=1, orderType="LMT", lmtPrice=below_touch(sim), tif="GTC",
+              orderRef=f"ccxt-{uuid.uuid4().hex}"),
+        Order(action="BUY", totalQuantity=2, orderType="MKT", tif="DAY", orderRef=f"ccxt-{uuid.uuid4().hex}"),
+        Order(action="SELL", totalQuantity=1, orderType="STP", auxPrice=below_touch(sim), tif="GTC",
+              orderRef=f"ccxt-{uuid.uuid4().hex}"),
+    ]
+    for order in orders:
+        trade = ib.placeOrder(contract, order)
+        early = ex.parse_ib_order(trade, market)
+        assert early["status"] == "open" and early["filled"] == 0
+        acked = await ex.transport.wait_trade(trade, lambda t: t.orderStatus.status in ACKNOWLEDGED, 5)
+        assert acked, (order.orderType, trade.orderStatus.status, trade.log)
+        if order.orderType == "MKT":
+            await ex.transport.wait_trade(trade, lambda t: bool(t.fills and t.fills[-1].commissionReport.currency), 5)
+        refreshed = ex.refresh_ib_order(early, trade, market)
+        assert refreshed == ex.parse_ib_order(trade, market)
+        check_order(ex, refreshed, "AAPL/USD")
+    await ex.close()

@@ -238,3 +238,44 @@ def test_purge_drops_only_old_terminal_orders(tmp_path: Path) -> None:
     assert j.get("done") is None and j.fills() == [] and j.history("done") == []
     assert {o.client_order_id for o in j.orders()} == {"live", "unknown"}
     j.close()
+
+
+def test_sync_modes(tmp_path: Path) -> None:
+    assert OrderJournal(tmp_path / "a.sqlite", exchange="x").sync == "full"
+    assert open_journal(str(tmp_path / "b.sqlite"), exchange="x", sync="normal").sync == "normal"
+    with pytest.raises(ValueError, match="sync"):
+        OrderJournal(tmp_path / "c.sqlite", exchange="x", sync="eventually")
+
+
+def test_intent_recorded_as_sent_is_one_history_entry(journal: OrderJournal) -> None:
+    order, created = intent(journal, state=SENT_UNKNOWN)
+    assert created and order.state == SENT_UNKNOWN and order == journal.get("bot-1")
+    assert journal.mark_sent("bot-1") is False  # nothing left to flip: the caller must not send twice
+    assert [h.state for h in journal.history("bot-1")] == [SENT_UNKNOWN]
+
+
+def test_version_1_file_gains_the_history_triggers(tmp_path: Path) -> None:
+    """A journal written by schema version 1 (history written by the library, no triggers) upgrades in place."""
+    import sqlite3
+
+    from normalization.runtime.journal import _SCHEMA, _statements
+
+    path = tmp_path / "v1.sqlite"
+    conn = sqlite3.connect(path, isolation_level=None)
+    for statement in _statements(_SCHEMA):
+        if "TRIGGER" not in statement:
+            conn.execute(statement)
+    conn.execute(
+        "INSERT INTO orders (exchange, account, client_order_id, symbol, side, type, amount, state, created, updated)"
+        " VALUES ('ibkr', 'DU123', 'old-1', 'AAPL/USD', 'buy', 'limit', 1, 'sent_unknown', 1, 1)"
+    )
+    conn.execute("PRAGMA user_version = 1")
+    conn.close()
+    with OrderJournal(path, exchange="ibkr", account="DU123") as j:
+        assert j.update_status("old-1", "open")
+        assert [h.state for h in j.history("old-1")] == ["open"]
+        intent(j, "new-1")
+        assert [h.state for h in j.history("new-1")] == [PENDING_SEND]
+    check = sqlite3.connect(path)
+    assert check.execute("PRAGMA user_version").fetchone()[0] == 2
+    check.close()
