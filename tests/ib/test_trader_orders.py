@@ -28,7 +28,6 @@ from tests.ib.trader_fixtures import (  # noqa: F401 - fixtures
     trader_sim,
 )
 
-
 ACKNOWLEDGED = ("PreSubmitted", "Submitted", "Filled")
 
 
