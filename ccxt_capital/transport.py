@@ -25,6 +25,10 @@ Time is injectable (``clock``, ``sleep``) so tests drive the session expiry and 
 simulator's clock instead of sleeping. Connection health is reported, not decided, here: a transport
 failure calls ``on_lost`` (the exchange's connection supervisor), and an optional ``gate`` is asked
 before a request is sent.
+
+Two hooks let the exchange run bookkeeping that must not delay a request (journal writes after a deal
+settled) while the broker works: ``on_wire`` runs once the next request's bytes are written, and
+``on_idle`` once no request is in flight any more.
 """
 
 from __future__ import annotations
@@ -190,6 +194,12 @@ class CapitalTransport:
         self._tokens: tuple[str, str] | None = None
         self._last_used: float | None = None
         self._login_lock: asyncio.Lock | None = None
+        #: Work to run as soon as a request is on the wire (see ``_send``); taken once, then cleared.
+        self.on_wire: Callable[[], None] | None = None
+        #: Work to run when the last request in flight has finished; taken once, then cleared.
+        self.on_idle: Callable[[], None] | None = None
+        #: Requests sent and not answered (or failed) yet.
+        self.in_flight = 0
         self.session: SessionInfo | None = None
         #: Counters for tests and diagnostics (no secrets).
         self.stats = {"requests": 0, "logins": 0, "relogins_on_401": 0, "proactive_relogins": 0}
@@ -317,13 +327,27 @@ class CapitalTransport:
                 await self.pacer.acquire(deal=True)
             else:
                 await self.pacer.acquire()
-        all_headers = dict(headers or {})
+        all_headers = dict(headers) if headers else {}
         if self._tokens is not None and kind != "session":
             all_headers["CST"], all_headers["X-SECURITY-TOKEN"] = self._tokens
             self._last_used = self.clock()
         self.stats["requests"] += 1
+        written = self.on_wire is None
+        extensions: dict[str, Any] | None = None
+        if not written:
+            # Work is waiting for a request to ride on: run it once this one is on the wire, while the broker
+            # works on it, not before the send (where the event loop would run it at httpx's first await).
+            async def trace(event: str, info: dict[str, Any]) -> None:
+                nonlocal written
+                if not written and event.endswith("send_request_body.complete"):
+                    written = True
+                    self._run_hook("on_wire")
+
+            extensions = {"trace": trace}
+        self.in_flight += 1
         try:
-            response = await self.client().request(method, path, params=params, json=json_body, headers=all_headers)
+            response = await self.client().request(method, path, params=params, json=json_body, headers=all_headers,
+                                                   extensions=extensions)
         except _UNSENT as error:
             raise RequestNotSent(f"{self.exchange_id} {method} {path}: not sent ({type(error).__name__})") from None
         except httpx.TimeoutException as error:
@@ -343,8 +367,24 @@ class CapitalTransport:
                     "it may have been applied"
                 ) from None
             raise ccxt.NetworkError(f"{self.exchange_id} {method} {path}: {type(error).__name__}") from None
+        finally:
+            self.in_flight -= 1
+            if not written:  # failed (or cancelled) before it was written: the work must still run
+                written = True
+                self._run_hook("on_wire")
+            if not self.in_flight and self.on_idle is not None:
+                self._run_hook("on_idle")
         log.debug("%s %s %s -> %s", self.exchange_id, method, path, response.status_code)
         return response
+
+    def _run_hook(self, name: str) -> None:
+        work = getattr(self, name)
+        setattr(self, name, None)
+        if work is not None:
+            try:
+                work()
+            except Exception:  # never let the exchange's bookkeeping break the request it rides on
+                log.warning("%s: %s work failed", self.exchange_id, name, exc_info=True)
 
     def _error(self, response: httpx.Response, method: str, path: str) -> ccxt.BaseError:
         code = _error_code(response)

@@ -1,6 +1,7 @@
-"""``python -m ccxt_capital.sim --port PORT [--seed N] [--currency CCY]``: serve until stopped.
+"""``python -m ccxt_capital.sim --port PORT [--seed N] [--currency CCY] [--start ISO]``: serve until stopped.
 
-The clock follows real time in this mode (so the demo looks live), and rate limits use the wall
+The clock follows real time in this mode (so the demo looks live), from now or from ``--start`` (a
+benchmark or a weekend demo that needs markets open picks a weekday), and rate limits use the wall
 clock like the real broker. Prints ``listening on 127.0.0.1:PORT`` and the default credentials
 once connections are accepted.
 """
@@ -12,6 +13,7 @@ import asyncio
 import contextlib
 import signal
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 from .server import DEFAULT_API_KEY, DEFAULT_IDENTIFIER, DEFAULT_PASSWORD, CapitalSimulator
@@ -25,12 +27,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--currency", default="USD", help="currency of the preferred account")
     parser.add_argument("--balance", type=float, default=10_000.0, help="starting cash per account")
     parser.add_argument("--rate-limits", choices=("wall", "sim", "off"), default="wall")
+    parser.add_argument("--start", help="simulated start time, ISO-8601, UTC unless it has an offset (default: now)")
     parser.add_argument("--csv", action="append", default=[], metavar="EPIC=PATH",
                         help="replay bars from a CSV (time,open,high,low,close,volume) for EPIC")
     parser.add_argument("--api-key", default=DEFAULT_API_KEY)
     parser.add_argument("--identifier", default=DEFAULT_IDENTIFIER)
     parser.add_argument("--password", default=DEFAULT_PASSWORD)
     return parser.parse_args(argv)
+
+
+def _start(text: str | None) -> float | None:
+    """``--start`` as epoch seconds; a time without an offset is UTC, as everywhere in the API."""
+    if not text:
+        return None
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise SystemExit(f"--start expects an ISO-8601 time such as 2024-03-05T15:00:00, got {text!r}") from None
+    return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).timestamp()
 
 
 async def serve(args: argparse.Namespace) -> None:
@@ -40,7 +54,7 @@ async def serve(args: argparse.Namespace) -> None:
         if not path:
             raise SystemExit(f"--csv expects EPIC=PATH, got {item!r}")
         csv[epic] = path
-    sim = CapitalSimulator(port=args.port, seed=args.seed, currency=args.currency.upper(), start=None,
+    sim = CapitalSimulator(port=args.port, seed=args.seed, currency=args.currency.upper(), start=_start(args.start),
                            real_time=True, rate_limits=args.rate_limits, balance=args.balance, csv=csv,
                            api_key=args.api_key, identifier=args.identifier, password=args.password)
     stop = asyncio.Event()
