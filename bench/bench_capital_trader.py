@@ -34,7 +34,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import re
 import statistics
 import sys
 import tempfile
@@ -49,6 +48,8 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from sim_process import sim_process  # noqa: E402
 
 import ccxt_capital.transport as capital_transport  # noqa: E402
 from ccxt_capital.async_support import CapitalTrader  # noqa: E402
@@ -93,25 +94,13 @@ async def simulator(in_process: bool) -> AsyncIterator[Target]:
         with CapitalSimulator(port=0, rate_limits="off") as sim:
             yield Target(sim.base_url, sim.api_key, sim.identifier, sim.password, sim.clock.now)
         return
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "ccxt_capital.sim", "--port", "0", "--rate-limits", "off", "--start", START,
-        stdout=asyncio.subprocess.PIPE, cwd=str(ROOT),
-    )
-    try:
-        assert proc.stdout is not None
-        line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
-        match = re.search(r"listening on ([\d.]+):(\d+)", line)
-        if not match:
-            raise RuntimeError(f"simulator did not start: {line!r}")
-        base_url = f"http://{match.group(1)}:{match.group(2)}"
+    async with sim_process("ccxt_capital.sim", "--rate-limits", "off", "--start", START) as (host, port):
+        base_url = f"http://{host}:{port}"
         async with httpx.AsyncClient(base_url=base_url + "/api/v1") as http:
             before = time.time()
             server_ms = (await http.get("/time")).json()["serverTime"]
             offset = server_ms / 1000 - (before + time.time()) / 2
         yield Target(base_url, DEFAULT_API_KEY, DEFAULT_IDENTIFIER, DEFAULT_PASSWORD, lambda: time.time() + offset)
-    finally:
-        proc.terminate()
-        await proc.wait()
 
 
 def _fmt(ms: float) -> str:

@@ -16,10 +16,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import re
-import sys
 import time
 from collections.abc import AsyncIterator
+
+from sim_process import sim_process
 
 from ccxt_ibkr._ib import IB_LIBRARY_NAME, ib_lib
 from ccxt_ibkr.sim import IBSimulator
@@ -34,20 +34,8 @@ async def simulator(in_process: bool) -> AsyncIterator[tuple[str, int]]:
             sim.pacer.enabled = False
             yield sim.host, sim.port
         return
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "ccxt_ibkr.sim", "--port", "0", "--seed", "1", "--no-pacing", "--start", START,
-        stdout=asyncio.subprocess.PIPE,
-    )
-    try:
-        assert proc.stdout is not None
-        line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
-        match = re.search(r"listening on ([\d.]+):(\d+)", line)
-        if not match:
-            raise RuntimeError(f"simulator did not start: {line!r}")
-        yield match.group(1), int(match.group(2))
-    finally:
-        proc.terminate()
-        await proc.wait()
+    async with sim_process("ccxt_ibkr.sim", "--seed", "1", "--no-pacing", "--start", START) as address:
+        yield address
 
 
 async def run(orders: int, requests: int, in_process: bool) -> None:

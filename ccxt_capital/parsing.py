@@ -400,6 +400,20 @@ class CapitalParsing(_Base):
         fast = self._confirm_order_fast(confirm, market, working_type)
         return fast if fast is not None else self._confirm_order_generic(confirm, market, working_type)
 
+    def _confirm_basics(self, confirm: dict[str, Any], market: dict[str, Any] | None,
+                        working_type: str | None) -> tuple[str | None, dict[str, Any] | None, str, str]:
+        """Epic, market, ccxt order type and status of a confirm: what both order builders start from."""
+        epic = self.safe_string(confirm, "epic")
+        if market is None:
+            market = self.market_by_epic(epic)
+        order_type = working_type if working_type in ("limit", "stop") else "market"
+        status = capital_order_status(
+            self.safe_string(confirm, "dealStatus"),
+            self.safe_string(confirm, "status"),
+            working_order=order_type != "market",
+        )
+        return epic, market, order_type, status
+
     def _confirm_order_fast(self, confirm: dict[str, Any], market: dict[str, Any] | None,
                             working_type: str | None) -> dict[str, Any] | None:
         """What ``safe_order`` makes of the confirm, computed without its generic machinery (trade parsing,
@@ -414,18 +428,10 @@ class CapitalParsing(_Base):
                 or (stop_level is not None and not _plain_number(stop_level)) \
                 or (profit_level is not None and not _plain_number(profit_level)):
             return None
-        epic = self.safe_string(confirm, "epic")
-        if market is None:
-            market = self.market_by_epic(epic)
+        epic, market, order_type, status = self._confirm_basics(confirm, market, working_type)
         if market is not None and market.get("inverse"):
             return None
-        order_type = working_type if working_type in ("limit", "stop") else "market"
         working = order_type != "market"
-        status = capital_order_status(
-            self.safe_string(confirm, "dealStatus"),
-            self.safe_string(confirm, "status"),
-            working_order=working,
-        )
         size_s = str(size)
         level_s = None if level is None else str(level)
         if status == "closed":
@@ -488,16 +494,8 @@ class CapitalParsing(_Base):
     def _confirm_order_generic(self, confirm: dict[str, Any], market: dict[str, Any] | None = None,
                                working_type: str | None = None) -> dict[str, Any]:
         """The confirm through ccxt's ``safe_order``: any shape, and the reference the fast path must equal."""
-        epic = self.safe_string(confirm, "epic")
-        if market is None:
-            market = self.market_by_epic(epic)
-        order_type = working_type if working_type in ("limit", "stop") else "market"
+        epic, market, order_type, status = self._confirm_basics(confirm, market, working_type)
         working = order_type != "market"
-        status = capital_order_status(
-            self.safe_string(confirm, "dealStatus"),
-            self.safe_string(confirm, "status"),
-            working_order=working,
-        )
         timestamp = self.parse_capital_date(self.safe_string_2(confirm, "dateUTC", "date"))
         size = self.safe_string(confirm, "size")
         level = self.safe_string(confirm, "level")
