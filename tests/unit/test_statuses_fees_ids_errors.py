@@ -168,3 +168,21 @@ def test_capital_error_map(status: int, code: str | None, cls: type) -> None:
 )
 def test_capital_reject_reasons(reason: str | None, cls: type) -> None:
     assert type(errors.capital_reject_exception(reason)) is cls
+
+
+def test_generated_ids_are_unique_and_a_forked_child_draws_its_own() -> None:
+    import os
+
+    ids = {client_ids.generate() for _ in range(10_000)}
+    assert len(ids) == 10_000 and all(len(i) == len("ccxt-") + 32 for i in ids)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report its next id and leave without running pytest's teardown
+        os.write(write, client_ids.generate().encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    child = os.read(read, 100).decode()
+    os.close(read)
+    parent = client_ids.generate()
+    assert child != parent and child[5:25] != parent[5:25]  # different 80-bit stems
