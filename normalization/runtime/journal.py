@@ -76,7 +76,7 @@ STATES = UNRESOLVED_STATES | OPEN_STATES | TERMINAL_STATES
 BROKER_ID_FIELDS = ("order_id", "perm_id", "deal_reference", "deal_id")
 SYNC_MODES = ("full", "normal")
 
-SCHEMA_VERSION = 2  # 2: the status history is written by triggers
+SCHEMA_VERSION = 2  # 2: the status history is written by triggers; partial broker-id indexes
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS orders (
@@ -102,14 +102,17 @@ CREATE TABLE IF NOT EXISTS orders (
     updated         INTEGER NOT NULL,
     info            TEXT,
     PRIMARY KEY (exchange, account, client_order_id)
-);
+) WITHOUT ROWID;
+-- Every b-tree an insert touches is one more page in the WAL per commit, so the broker-id indexes are
+-- partial: an intent (all ids NULL) writes none of them; ``id = ?`` look-ups still use them.
 CREATE INDEX IF NOT EXISTS orders_state ON orders (exchange, account, state);
-CREATE INDEX IF NOT EXISTS orders_order_id ON orders (exchange, account, order_id);
-CREATE INDEX IF NOT EXISTS orders_perm_id ON orders (exchange, account, perm_id);
-CREATE INDEX IF NOT EXISTS orders_deal_reference ON orders (exchange, account, deal_reference);
-CREATE INDEX IF NOT EXISTS orders_deal_id ON orders (exchange, account, deal_id);
+CREATE INDEX IF NOT EXISTS orders_order_id ON orders (exchange, account, order_id) WHERE order_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS orders_perm_id ON orders (exchange, account, perm_id) WHERE perm_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS orders_deal_reference ON orders (exchange, account, deal_reference)
+    WHERE deal_reference IS NOT NULL;
+CREATE INDEX IF NOT EXISTS orders_deal_id ON orders (exchange, account, deal_id) WHERE deal_id IS NOT NULL;
 CREATE TABLE IF NOT EXISTS status_history (
-    seq             INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq             INTEGER PRIMARY KEY,  -- rowid order: increasing, without AUTOINCREMENT's extra page
     exchange        TEXT NOT NULL,
     account         TEXT NOT NULL,
     client_order_id TEXT NOT NULL,
@@ -350,6 +353,9 @@ class OrderJournal:
                     f"order journal {self.path} has schema version {version}; this library "
                     f"understands up to {SCHEMA_VERSION}. Upgrade ccxt-brokers or use another file."
                 )
+            if 0 < version < 2:  # version 1 indexed NULL broker ids: rebuilt as partial indexes below
+                for name in ("order_id", "perm_id", "deal_reference", "deal_id"):
+                    self._conn.execute(f"DROP INDEX IF EXISTS orders_{name}")
             for statement in _statements(_SCHEMA):
                 self._conn.execute(statement)
             if version < SCHEMA_VERSION:
