@@ -996,15 +996,14 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
         if confirm is None:
             log.warning("%s: no confirm for %s within the timeout; reporting it open", self.id, reference)
             self._flush_deferred()
-            journal.attach_ids(cid, deal_reference=reference)
-            journal.update_status(cid, "acknowledged")
+            journal.update_status(cid, "acknowledged", ids={"deal_reference": reference})
             return self._journal_order(journal.get(cid))
         order = self.parse_confirm_order(confirm, market, kind if kind != "market" else None)
         if order["status"] == "rejected":
             self._flush_deferred()
             reason = self.safe_string(confirm, "rejectReason") or "rejected"
-            journal.attach_ids(cid, deal_reference=reference, deal_id=self.safe_string(confirm, "dealId"))
-            journal.update_status(cid, "rejected", confirm, reason=reason)
+            journal.update_status(cid, "rejected", confirm, reason=reason,
+                                  ids={"deal_reference": reference, "deal_id": self.safe_string(confirm, "dealId")})
             if raise_rejected:
                 raise capital_reject_exception(reason, exchange_id=self.id)
         else:

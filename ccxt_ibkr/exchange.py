@@ -1004,13 +1004,14 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
 
     def _journal_sent(self, journal: OrderJournal, cid: str, trade: Trade, order: dict[str, Any]) -> None:
         try:
-            perm_id = trade.order.permId or trade.orderStatus.permId or None
-            journal.attach_ids(cid, order_id=trade.order.orderId, perm_id=perm_id)
+            ids = {"order_id": trade.order.orderId, "perm_id": trade.order.permId or trade.orderStatus.permId or None}
             if _acknowledged(trade):
-                journal.update_status(cid, order["status"], filled=order["filled"], remaining=order["remaining"])
+                journal.update_status(cid, order["status"], filled=order["filled"], remaining=order["remaining"],
+                                      ids=ids)
                 if order["status"] == "open":
                     self._live_refs[cid] = "open"
             else:
+                journal.attach_ids(cid, **ids)
                 self._live_refs[cid] = "sent_unknown"  # IB's late answer lands in the journal when it comes
         except Exception:  # noqa: BLE001 - a closed journal (exchange closed meanwhile) is not an error here
             pass

@@ -496,10 +496,7 @@ class OrderJournal:
         """Store broker ids as they become known (``order_id``, ``perm_id``, ``deal_reference``,
         ``deal_id``); ``None`` values are ignored so a later partial update never erases an id. Durable
         like the intent: the ids are what reconciliation matches on after a crash."""
-        unknown = set(ids) - set(BROKER_ID_FIELDS)
-        if unknown:
-            raise TypeError(f"unknown broker id field(s): {sorted(unknown)}; use {BROKER_ID_FIELDS}")
-        values = {k: _id(v) for k, v in ids.items() if v is not None}
+        values = _broker_ids(ids)
         current = self.get(client_order_id)
         if current is None:
             raise KeyError(f"clientOrderId {client_order_id!r} is not in the order journal")
@@ -524,19 +521,24 @@ class OrderJournal:
         filled: float | None = None,
         remaining: float | None = None,
         force: bool = False,
+        ids: Mapping[str, Any] | None = None,
     ) -> bool:
         """Record a status the broker reported (or reconciliation decided); returns True if it changed.
 
         Terminal states are sticky: a late ``open`` after ``closed`` (events out of order) is ignored
         unless ``force`` (reconciliation uses it when the broker's full snapshot says otherwise).
         ``filled`` / ``remaining`` / ``info`` are kept even when the state does not change. Every
-        state change is appended to the status history.
+        state change is appended to the status history. ``ids``: broker ids learned with this status
+        (as :meth:`attach_ids`, durable like it), written in the same transaction -- the usual
+        "acknowledged with its ids" step is then one read and one write, not two of each.
         """
         if status not in STATES:
             raise ValueError(f"unknown journal state {status!r}; expected one of {sorted(STATES)}")
+        new_ids = _broker_ids(ids or {})
         now = self.now_ms()
-        with self._write() as conn:
+        with self._write(durable=bool(new_ids)) as conn:
             current = self._require(conn, client_order_id)
+            new_ids = {k: v for k, v in new_ids.items() if getattr(current, k) != v}
             regress = current.state in TERMINAL_STATES and status not in TERMINAL_STATES
             change = status != current.state and (force or not regress)
             new_state = status if change else current.state
@@ -548,12 +550,13 @@ class OrderJournal:
                 _dumps(info) if info is not None else _dumps(current.info),
             )
             old = (current.state, current.reason, current.filled, current.remaining, _dumps(current.info))
-            if row == old:
+            if row == old and not new_ids:
                 return False  # nothing new: leave ``updated`` alone
+            assignments = "".join(f", {k}=?" for k in new_ids)
             conn.execute(
-                "UPDATE orders SET state=?, reason=?, filled=?, remaining=?, info=?, updated=?"
+                f"UPDATE orders SET state=?, reason=?, filled=?, remaining=?, info=?, updated=?{assignments}"
                 " WHERE exchange=? AND account=? AND client_order_id=?",
-                (*row, now, *self._scope, client_order_id),
+                (*row, now, *new_ids.values(), *self._scope, client_order_id),
             )
             return change
 
@@ -777,6 +780,14 @@ def open_journal(
         where = option if option == ":memory:" else Path(option).expanduser()
         return OrderJournal(where, exchange=exchange, account=acct, sync=sync)
     raise TypeError(f"options['journal'] must be a path, None or True, not {type(option).__name__}")
+
+
+def _broker_ids(ids: Mapping[str, Any]) -> dict[str, str]:
+    """Broker ids as stored (text), ``None`` dropped so a partial update never erases an id."""
+    unknown = set(ids) - set(BROKER_ID_FIELDS)
+    if unknown:
+        raise TypeError(f"unknown broker id field(s): {sorted(unknown)}; use {BROKER_ID_FIELDS}")
+    return {k: str(v) for k, v in ids.items() if v is not None}
 
 
 def _statements(script: str) -> list[str]:

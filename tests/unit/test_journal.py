@@ -279,3 +279,19 @@ def test_version_1_file_gains_the_history_triggers(tmp_path: Path) -> None:
     check = sqlite3.connect(path)
     assert check.execute("PRAGMA user_version").fetchone()[0] == 2
     check.close()
+
+
+def test_status_with_ids_is_one_write(journal: OrderJournal) -> None:
+    intent(journal, state=SENT_UNKNOWN)
+    assert journal.update_status("bot-1", "open", filled=0, remaining=10, ids={"order_id": 7, "perm_id": 99})
+    row = journal.get("bot-1")
+    assert (row.state, row.order_id, row.perm_id) == ("open", "7", "99")
+    assert journal.find_by(perm_id=99).client_order_id == "bot-1"
+    # Same status, a new id only: still written; nothing new at all: no write.
+    assert journal.update_status("bot-1", "open", ids={"deal_id": "D1"}) is False
+    assert journal.get("bot-1").deal_id == "D1"
+    updated = journal.get("bot-1").updated
+    assert journal.update_status("bot-1", "open", ids={"perm_id": 99, "order_id": None}) is False
+    assert journal.get("bot-1").updated == updated and journal.get("bot-1").order_id == "7"
+    with pytest.raises(TypeError):
+        journal.update_status("bot-1", "open", ids={"dealid": "x"})
