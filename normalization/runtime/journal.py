@@ -101,6 +101,7 @@ CREATE TABLE IF NOT EXISTS orders (
     created         INTEGER NOT NULL,
     updated         INTEGER NOT NULL,
     info            TEXT,
+    initial_state   TEXT,  -- the history's first entry (state at ``created``), kept on the row itself
     PRIMARY KEY (exchange, account, client_order_id)
 ) WITHOUT ROWID;
 -- Every b-tree an insert touches is one more page in the WAL per commit, so the broker-id indexes are
@@ -147,12 +148,9 @@ CREATE TABLE IF NOT EXISTS early_fees (
     fee_currency    TEXT,
     PRIMARY KEY (exchange, account, exec_id)
 );
--- The history is kept by the database itself: every order row written and every change of state
--- appends one entry, inside the writer's own statement (one round trip into SQLite, not two).
-CREATE TRIGGER IF NOT EXISTS history_on_insert AFTER INSERT ON orders BEGIN
-    INSERT INTO status_history (exchange, account, client_order_id, state, reason, timestamp, info)
-    VALUES (new.exchange, new.account, new.client_order_id, new.state, new.reason, new.updated, NULL);
-END;
+-- The history is kept by the database itself: every change of state appends one entry, inside the
+-- writer's own statement. Its first entry is the row's ``initial_state`` at ``created``, so recording an
+-- intent (the write before every send) touches the orders table and one index, nothing else.
 CREATE TRIGGER IF NOT EXISTS history_on_change AFTER UPDATE OF state ON orders
 WHEN new.state IS NOT old.state BEGIN
     INSERT INTO status_history (exchange, account, client_order_id, state, reason, timestamp, info)
@@ -353,9 +351,13 @@ class OrderJournal:
                     f"order journal {self.path} has schema version {version}; this library "
                     f"understands up to {SCHEMA_VERSION}. Upgrade ccxt-brokers or use another file."
                 )
-            if 0 < version < 2:  # version 1 indexed NULL broker ids: rebuilt as partial indexes below
+            if 0 < version < 2:
+                # Version 1 indexed NULL broker ids (rebuilt as partial indexes below) and wrote every
+                # history entry itself (its rows keep initial_state NULL: their first entry is in the table).
                 for name in ("order_id", "perm_id", "deal_reference", "deal_id"):
                     self._conn.execute(f"DROP INDEX IF EXISTS orders_{name}")
+                self._conn.execute("ALTER TABLE orders ADD COLUMN initial_state TEXT")
+            self._conn.execute("DROP TRIGGER IF EXISTS history_on_insert")  # an earlier draft of version 2
             for statement in _statements(_SCHEMA):
                 self._conn.execute(statement)
             if version < SCHEMA_VERSION:
@@ -460,12 +462,13 @@ class OrderJournal:
         trigger_price = None if trigger_price is None else float(trigger_price)
         kept = dict(params or {})
         with self._write(durable=True, single=True) as conn:
-            # INSERT OR IGNORE answers "seen before?" and writes (with its history entry) in one statement.
+            # INSERT OR IGNORE answers "seen before?" and writes in one statement.
             cur = conn.execute(
                 "INSERT OR IGNORE INTO orders (exchange, account, client_order_id, symbol, side, type, amount,"
-                " price, trigger_price, params, state, created, updated) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " price, trigger_price, params, state, initial_state, created, updated)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (*self._scope, client_order_id, symbol, side, type, float(amount), price, trigger_price,
-                 _dumps(kept), state, now, now),
+                 _dumps(kept), state, state, now, now),
             )
             if not cur.rowcount:
                 return self._require(conn, client_order_id), False
@@ -621,12 +624,18 @@ class OrderJournal:
 
     def history(self, client_order_id: str) -> list[StatusChange]:
         """The append-only status history of one order, oldest first."""
-        rows = self._read(
-            "SELECT state, reason, timestamp, info FROM status_history"
-            " WHERE exchange=? AND account=? AND client_order_id=? ORDER BY seq",
-            (*self._scope, client_order_id),
-        )
-        return [StatusChange(r["state"], r["reason"], r["timestamp"], _loads(r["info"])) for r in rows]
+        with self._lock:
+            first = self._conn.execute(
+                "SELECT initial_state, created FROM orders WHERE exchange=? AND account=? AND client_order_id=?",
+                (*self._scope, client_order_id),
+            ).fetchone()
+            rows = self._conn.execute(
+                "SELECT state, reason, timestamp, info FROM status_history"
+                " WHERE exchange=? AND account=? AND client_order_id=? ORDER BY seq",
+                (*self._scope, client_order_id),
+            ).fetchall()
+        start = [StatusChange(first[0], None, first[1])] if first is not None and first[0] is not None else []
+        return start + [StatusChange(r["state"], r["reason"], r["timestamp"], _loads(r["info"])) for r in rows]
 
     # ------------------------------------------------------------------ fills
 

@@ -24,6 +24,76 @@ from normalization.runtime.journal import (
 
 ROOT = Path(__file__).resolve().parents[2]
 
+# The journal schema as version 1 wrote it (for the upgrade test).
+V1_SCHEMA = """
+CREATE TABLE IF NOT EXISTS orders (
+    exchange        TEXT NOT NULL,
+    account         TEXT NOT NULL,
+    client_order_id TEXT NOT NULL,
+    symbol          TEXT NOT NULL,
+    side            TEXT NOT NULL,
+    type            TEXT NOT NULL,
+    amount          REAL NOT NULL,
+    price           REAL,
+    trigger_price   REAL,
+    params          TEXT NOT NULL DEFAULT '{}',
+    state           TEXT NOT NULL,
+    reason          TEXT,
+    filled          REAL,
+    remaining       REAL,
+    order_id        TEXT,
+    perm_id         TEXT,
+    deal_reference  TEXT,
+    deal_id         TEXT,
+    created         INTEGER NOT NULL,
+    updated         INTEGER NOT NULL,
+    info            TEXT,
+    PRIMARY KEY (exchange, account, client_order_id)
+);
+CREATE INDEX IF NOT EXISTS orders_state ON orders (exchange, account, state);
+CREATE INDEX IF NOT EXISTS orders_order_id ON orders (exchange, account, order_id);
+CREATE INDEX IF NOT EXISTS orders_perm_id ON orders (exchange, account, perm_id);
+CREATE INDEX IF NOT EXISTS orders_deal_reference ON orders (exchange, account, deal_reference);
+CREATE INDEX IF NOT EXISTS orders_deal_id ON orders (exchange, account, deal_id);
+CREATE TABLE IF NOT EXISTS status_history (
+    seq             INTEGER PRIMARY KEY AUTOINCREMENT,
+    exchange        TEXT NOT NULL,
+    account         TEXT NOT NULL,
+    client_order_id TEXT NOT NULL,
+    state           TEXT NOT NULL,
+    reason          TEXT,
+    timestamp       INTEGER NOT NULL,
+    info            TEXT
+);
+CREATE INDEX IF NOT EXISTS history_order ON status_history (exchange, account, client_order_id);
+CREATE TABLE IF NOT EXISTS fills (
+    exchange        TEXT NOT NULL,
+    account         TEXT NOT NULL,
+    exec_id         TEXT NOT NULL,
+    client_order_id TEXT,
+    order_id        TEXT,
+    symbol          TEXT,
+    side            TEXT,
+    amount          REAL NOT NULL,
+    price           REAL NOT NULL,
+    fee_cost        REAL,
+    fee_currency    TEXT,
+    timestamp       INTEGER,
+    info            TEXT,
+    PRIMARY KEY (exchange, account, exec_id)
+);
+CREATE INDEX IF NOT EXISTS fills_order ON fills (exchange, account, client_order_id);
+CREATE TABLE IF NOT EXISTS early_fees (
+    exchange        TEXT NOT NULL,
+    account         TEXT NOT NULL,
+    exec_id         TEXT NOT NULL,
+    fee_cost        REAL NOT NULL,
+    fee_currency    TEXT,
+    PRIMARY KEY (exchange, account, exec_id)
+);
+"""
+
+
 
 @pytest.fixture
 def journal(tmp_path: Path) -> OrderJournal:
@@ -254,17 +324,13 @@ def test_intent_recorded_as_sent_is_one_history_entry(journal: OrderJournal) -> 
     assert [h.state for h in journal.history("bot-1")] == [SENT_UNKNOWN]
 
 
-def test_version_1_file_gains_the_history_triggers(tmp_path: Path) -> None:
+def test_version_1_file_upgrades_in_place(tmp_path: Path) -> None:
     """A journal written by schema version 1 (history written by the library, no triggers) upgrades in place."""
     import sqlite3
 
-    from normalization.runtime.journal import _SCHEMA, _statements
-
     path = tmp_path / "v1.sqlite"
     conn = sqlite3.connect(path, isolation_level=None)
-    for statement in _statements(_SCHEMA):
-        if "TRIGGER" not in statement:
-            conn.execute(statement)
+    conn.executescript(V1_SCHEMA)
     conn.execute(
         "INSERT INTO orders (exchange, account, client_order_id, symbol, side, type, amount, state, created, updated)"
         " VALUES ('ibkr', 'DU123', 'old-1', 'AAPL/USD', 'buy', 'limit', 1, 'sent_unknown', 1, 1)"
