@@ -47,16 +47,6 @@ def add_connection_args(group: Any) -> None:
         help="API host, e.g. the simulator's http://127.0.0.1:8100 (default: Capital.com's demo host)",
     )
     group.add_argument("--account-id", help="trade this sub-account instead of the preferred one")
-    group.add_argument(
-        "--symbols", dest="universe", help="comma-separated universe to load as markets (e.g. AAPL/USD,EUR/USD)"
-    )
-    group.add_argument(
-        "--cache",
-        nargs="?",
-        const=True,
-        metavar="DIR",
-        help="serve OHLCV through the on-disk bar cache (default dir, or DIR); only missing bars are requested",
-    )
 
 
 def _with_flag_names(message: str, args: argparse.Namespace) -> str:
@@ -84,10 +74,6 @@ def build_config(args: argparse.Namespace, environ: dict[str, str] | None = None
         options["baseUrl"] = args.base_url
     if getattr(args, "account_id", None):
         options["accountId"] = args.account_id
-    if getattr(args, "universe", None):
-        options["symbols"] = [s.strip() for s in args.universe.split(",") if s.strip()]
-    if getattr(args, "cache", None) is not None:
-        options["ohlcvCache"] = args.cache
     return config
 
 

@@ -49,11 +49,11 @@ from normalization.orders import positive_number, require_on_step, require_withi
 from normalization.runtime.breaker import Breakers
 from normalization.runtime.journal import (
     SENT_UNKNOWN,
-    SYNC_MODES,
     USE_DEFAULT,
     JournalOrder,
     OrderJournal,
     open_journal,
+    sync_option,
 )
 from normalization.runtime.reconcile import BrokerFill, BrokerOrder, BrokerSnapshot, ReconcileReport, reconcile
 from normalization.runtime.resample import resample_ohlcv
@@ -233,7 +233,11 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
                 "searchTerms": None,  # or a market search per term
                 "maxMarkets": 1000,  # cap of a default broad listing
                 "journal": USE_DEFAULT,
-                "journalSync": "full",  # fsync the intent before every send; "normal": see _journal_sync
+                # "full": fsync the intent before every send (and a deal's ids once known), so the journal also
+                # survives a power cut. Capital.com has no client order id field: a journal that lost its last
+                # seconds cannot be rebuilt from the broker (the deals are there, nothing says which
+                # clientOrderId they were). "normal" survives the process dying and saves ~0.3 ms per order.
+                "journalSync": "full",
                 "clientOrderPrefix": client_ids.DEFAULT_PREFIX,
                 "confirmTimeout": 10.0,  # seconds to wait for a deal's confirm
                 "confirmPollInterval": 0.05,
@@ -267,7 +271,7 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
         self._live = False
         super().__init__(config or {})
         self.timeout_on_exit = 0  # no aiohttp session to drain; close() need not sleep
-        self._journal_sync()  # a bad option fails at construction, before anything is sent
+        sync_option(self.id, self.options)  # a bad option fails at construction, before anything is sent
         self._live = resolve_live(self.id, self.safe_value(self.options, "live"))
         self._placing: set[str] = set()
         # "Can I talk to the broker now?": fail fast while a lost connection is re-established, and
@@ -399,23 +403,6 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
             return transport.session.currency
         return self.safe_string(self.options, "accountCurrency")
 
-    def _journal_sync(self) -> str:
-        """``options['journalSync']``: ``"full"`` (the default at Capital.com) or ``"normal"``.
-
-        ``full`` fsyncs the intent before every send (and the deal's ids once they are known), so the
-        journal also survives an OS crash or a power cut. It is the default here because Capital.com has
-        no client order id field: a journal that lost its last seconds cannot be rebuilt from the broker --
-        the deals are there, but nothing says which clientOrderId they were, so a repeated clientOrderId
-        would be placed a second time. ``normal`` (SQLite WAL, ``synchronous=NORMAL``) survives the bot process
-        dying (crash, SIGKILL, restart) and saves one fsync per order (~0.3 ms on an ordinary SSD); pick
-        it when the machine has a UPS or a lost order after a power cut is acceptable. Ignored when
-        ``options['journal']`` is an ``OrderJournal`` object (it keeps its own setting) or ``None``.
-        """
-        sync = self.options.get("journalSync", "full")
-        if sync not in SYNC_MODES:
-            raise ccxt.BadRequest(f"{self.id} options['journalSync'] must be one of {SYNC_MODES}, not {sync!r}")
-        return str(sync)
-
     async def _journal_ready(self, flush: bool = True) -> OrderJournal:
         """The order journal of the logged-in account (opened after the first login).
 
@@ -427,7 +414,8 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
             await wire.ensure_session()
             account = wire.session.account_id if wire.session else None
             option = self.options.get("journal", USE_DEFAULT)
-            self._journal = open_journal(option, exchange=self.id, account=account, sync=self._journal_sync())
+            sync = sync_option(self.id, self.options)
+            self._journal = open_journal(option, exchange=self.id, account=account, sync=sync)
             self._journal_owned = not isinstance(option, OrderJournal)
             if self._journal_owned:
                 self._journal.now_ms = self._now_ms  # journal times on the same clock as the broker's

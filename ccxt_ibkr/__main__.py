@@ -51,18 +51,6 @@ def add_connection_args(group: Any) -> None:
     group.add_argument("--account", help="account id, e.g. DU1234567 (IB_ACCOUNT_ID)")
     group.add_argument("--base-currency", help="account base currency for equity figures (IB_BASE_CURRENCY)")
     group.add_argument("--exchange", dest="exchange_venue", help="default routing exchange (IB_EXCHANGE; SMART)")
-    group.add_argument(
-        "--symbols",
-        dest="universe",
-        help="comma-separated universe to load as markets (e.g. AAPL/USD,EUR/USD); others resolve on use",
-    )
-    group.add_argument(
-        "--cache",
-        nargs="?",
-        const=True,
-        metavar="DIR",
-        help="serve OHLCV through the on-disk bar cache (default dir, or DIR); only missing bars are requested",
-    )
 
 
 def _overlay(args: argparse.Namespace) -> dict[str, str]:
@@ -115,16 +103,13 @@ def build_config(args: argparse.Namespace, environ: dict[str, str] | None = None
         raise ConfigError(_with_flag_names(str(exc), args)) from None
     config = config_from_args(args, base)
     options = config["options"]
-    universe = [s.strip() for s in (getattr(args, "universe", None) or "").split(",") if s.strip()]
     # IB has no market listing: the adapter loads its configured universe and resolves other symbols
     # on first use. The shared commands look markets up after load_markets, so the symbols a command
     # names join the universe.
     named = [getattr(args, "symbol", None), *(getattr(args, "symbols", None) or [])]
-    universe += [s for s in named if isinstance(s, str) and s]
-    if universe:
-        options["symbols"] = list(dict.fromkeys([*options.get("symbols", []), *universe]))
-    if getattr(args, "cache", None) is not None:
-        options["ohlcvCache"] = args.cache
+    named = [s for s in named if isinstance(s, str) and s]
+    if named:
+        options["symbols"] = list(dict.fromkeys([*options.get("symbols", []), *named]))
     return config
 
 

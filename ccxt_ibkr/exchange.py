@@ -38,11 +38,11 @@ from normalization.errors import IB_BROAD, IB_EXACT, ib_exception
 from normalization.orders import positive_number, require_on_step, require_within, truncate_to_step
 from normalization.runtime.journal import (
     SENT_UNKNOWN,
-    SYNC_MODES,
     USE_DEFAULT,
     JournalOrder,
     OrderJournal,
     open_journal,
+    sync_option,
 )
 from normalization.runtime.reconcile import BrokerFill, BrokerOrder, BrokerSnapshot, reconcile
 from normalization.runtime.safety import check_sandbox_switch, resolve_live
@@ -232,6 +232,11 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
                 "defaultExchange": None,
                 "contracts": {},
                 "clientOrderPrefix": client_ids.DEFAULT_PREFIX,
+                # "normal": the journal survives the bot process dying, without an fsync before every send.
+                # A power cut may lose its last seconds but not the orders: IB keeps our clientOrderId in
+                # orderRef, and reconciliation on connect adopts this bot's orders back before anything new
+                # is placed. "full" fsyncs every intent (for own clientOrderIds without the prefix).
+                "journalSync": "normal",
                 "defaultTimeInForce": "GTC",
                 "ownOrdersOnly": False,
                 "connectTimeout": 10.0,
@@ -267,6 +272,7 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
                 f"{self.id}: port {port} is a live-trading port; live trading needs options['live'] = True "
                 "and CCXT_BROKERS_ALLOW_LIVE=1"
             )
+        sync_option(self.id, self.options)  # a bad option fails at construction, before anything is sent
         self._transport: IBTransport | None = None
         self._journal: OrderJournal | None = None
         self._contracts: dict[str, Contract] = {}
@@ -334,7 +340,7 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
         if self._journal is None:
             self._journal = open_journal(
                 self.options.get("journal", USE_DEFAULT), exchange=self.id, account=transport.account or None,
-                sync=self._journal_sync(),
+                sync=sync_option(self.id, self.options),
             )
         if not getattr(self, "_events_wired", False):
             ib.orderStatusEvent += self._on_order_status
@@ -377,22 +383,8 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
     def journal(self) -> OrderJournal:
         if self._journal is None:
             self._journal = open_journal(self.options.get("journal", USE_DEFAULT), exchange=self.id,
-                                         sync=self._journal_sync())
+                                         sync=sync_option(self.id, self.options))
         return self._journal
-
-    def _journal_sync(self) -> str:
-        """``options['journalSync']``: ``"normal"`` by default at IB, ``"full"`` to fsync every intent.
-
-        ``normal`` survives the bot process dying (crash, SIGKILL, restart) and skips the fsync before
-        every send. A power cut may lose the journal's last seconds, but not the orders: IB keeps our
-        clientOrderId in orderRef, and reconciliation on connect adopts every order carrying this bot's
-        prefix back into the journal before anything new is placed. Bots that pass their own
-        clientOrderIds without the prefix and want them deduplicated across a power cut use ``full``.
-        """
-        sync = self.options.get("journalSync", "normal")
-        if sync not in SYNC_MODES:
-            raise ccxt.BadRequest(f"{self.id} options['journalSync'] must be one of {SYNC_MODES}, not {sync!r}")
-        return str(sync)
 
     async def close(self) -> None:
         self._flush_deferred()

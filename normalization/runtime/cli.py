@@ -317,6 +317,16 @@ def _common_parent(add_connection_args: Callable[[Any], None] | None) -> _Parser
         action="store_true",
         help="trade the live account (also needs CCXT_BROKERS_ALLOW_LIVE=1); paper/demo by default",
     )
+    conn.add_argument(
+        "--symbols", dest="universe", help="comma-separated universe to load as markets (e.g. AAPL/USD,EUR/USD)"
+    )
+    conn.add_argument(
+        "--cache",
+        nargs="?",
+        const=True,
+        metavar="DIR",
+        help="serve OHLCV through the on-disk bar cache (default dir, or DIR); only missing bars are requested",
+    )
     if add_connection_args is not None:
         add_connection_args(conn)  # type: ignore[arg-type]
     return parent
@@ -412,7 +422,8 @@ def build_parser(
 
 
 def config_from_args(args: argparse.Namespace, base: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Helper for ``build_exchange``: ``base`` + ``--config`` file + ``--timeout``/``--live``.
+    """Helper for ``build_exchange``: ``base`` + ``--config`` file + the flags every broker shares
+    (``--timeout``, ``--live``, ``--symbols``, ``--cache``; a flag wins over the file and the environment).
 
     Brokers then add their own flags into ``config["options"]``.
     """
@@ -433,6 +444,11 @@ def config_from_args(args: argparse.Namespace, base: Mapping[str, Any] | None = 
         config["timeout"] = int(args.timeout * 1000)
     if getattr(args, "live", False):
         config["options"]["live"] = True
+    universe = [s.strip() for s in (getattr(args, "universe", None) or "").split(",") if s.strip()]
+    if universe:
+        config["options"]["symbols"] = universe
+    if getattr(args, "cache", None) is not None:
+        config["options"]["ohlcvCache"] = args.cache
     return config
 
 

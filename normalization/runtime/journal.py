@@ -61,6 +61,7 @@ __all__ = [
     "StatusChange",
     "default_journal_path",
     "open_journal",
+    "sync_option",
 ]
 
 # Local states: where the order is in *our* lifecycle before the broker has spoken.
@@ -766,6 +767,18 @@ class NullJournal(OrderJournal):
 
     def __init__(self, *, exchange: str = "", account: str = "default", now_ms: Callable[[], int] = _now_ms) -> None:
         super().__init__(":memory:", exchange=exchange, account=account, now_ms=now_ms)
+
+
+def sync_option(exchange_id: str, options: Mapping[str, Any]) -> str:
+    """``options['journalSync']`` of an adapter, checked: a bad value is a ``ccxt.BadRequest`` raised at
+    construction, before anything is recorded or sent. Each adapter states its default in ``describe()``
+    (and why); absent there too, ``"full"`` -- the safe side."""
+    from ccxt.base.errors import BadRequest
+
+    sync = options.get("journalSync", "full")
+    if sync not in SYNC_MODES:
+        raise BadRequest(f"{exchange_id} options['journalSync'] must be one of {SYNC_MODES}, not {sync!r}")
+    return str(sync)
 
 
 def open_journal(

@@ -387,7 +387,7 @@ async def test_power_cut_losing_the_journal_tail_still_never_places_twice(make_t
 
 
 async def test_journal_sync_option(make_trader) -> None:
-    assert make_trader(face_="async").journal.sync == "normal"  # IB's default: see IBTrader._journal_sync
+    assert make_trader(face_="async").journal.sync == "normal"  # IB default: see IBTrader.description()
     assert make_trader(face_="async", journalSync="full").journal.sync == "full"
     with pytest.raises(ccxt.BadRequest, match="journalSync"):
         make_trader(face_="async", journalSync="sometimes").journal  # noqa: B018 - opening it is the test

@@ -7,8 +7,7 @@ broker-agnostic :class:`~normalization.runtime.reconcile.BrokerOrder` / ``Broker
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ import ccxt
 
 from ccxt_capital.sim import CapitalSimulator
 from ccxt_ibkr.sim import IBSimulator
+from ccxt_ibkr.sim.testing import eventually  # noqa: F401 - re-exported for the fault tests
 from normalization.runtime.invariants import InvariantReport, check_invariants
 from normalization.runtime.journal import OrderJournal
 from normalization.runtime.reconcile import BrokerFill, BrokerOrder
@@ -30,17 +30,6 @@ IB_STATUS = {
 }
 #: Fast, seeded reconnects so a scenario waits milliseconds, the same ones every run.
 RECONNECT = {"initialDelay": 0.02, "factor": 2.0, "maxDelay": 0.2, "jitter": 0.0, "seed": 7}
-
-
-async def eventually(predicate: Callable[[], bool], timeout: float = 5.0, interval: float = 0.005) -> None:
-    """Wait (bounded) until ``predicate()`` holds, for state only a simulator or another process changes
-    (no event to wait on there); raises ``TimeoutError``. Everything with an event waits on the event."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise TimeoutError("condition not met in time")
-        await asyncio.sleep(interval)
 
 
 # ------------------------------------------------------------------------------------------ IB
