@@ -453,24 +453,34 @@ class Dealer:
             deal_id=self.new_id(), deal_reference=reference, account_id=account.account_id,
             epic=inst.epic, direction=req.direction, size=req.size, level=level,
             order_type=req.order_type, created=ts, good_till=req.good_till,
-            stop_distance=None if stop is None else round(abs(level - stop), inst.decimals),
-            profit_distance=None if profit is None else round(abs(profit - level), inst.decimals),
             guaranteed=req.guaranteed, trailing=req.trailing,
         )
         self.orders[order.deal_id] = order
-        self.log(account.account_id, inst.epic, order.deal_id, "USER", "WORKING_ORDER", "ACCEPTED",
-                 self._order_details(order, [{"actionType": "WORKING_ORDER_CREATED",
+        self._publish_working_order(account, inst, order, reference, level, stop, profit, ts, amended=False)
+        return reference
+
+    def _publish_working_order(self, account: Account, inst: Instrument, order: WorkingOrder, reference: str,
+                               level: float, stop: float | None, profit: float | None, ts: float, *,
+                               amended: bool) -> None:
+        """A created or amended working order at ``level``: its protection distances, the activity entry,
+        the confirm, and a fill right away if the market is open and already through the level."""
+        order.level = level
+        order.stop_distance = None if stop is None else round(abs(level - stop), inst.decimals)
+        order.profit_distance = None if profit is None else round(abs(profit - level), inst.decimals)
+        action, status, affected = ("AMENDED", "AMENDED", "AMENDED") if amended else ("CREATED", "OPEN", "OPENED")
+        self.log(account.account_id, order.epic, order.deal_id, "USER", "WORKING_ORDER", "ACCEPTED",
+                 self._order_details(order, [{"actionType": f"WORKING_ORDER_{action}",
                                               "affectedDealId": order.deal_id}]))
         self.add_confirm(account, reference, {
-            "status": "OPEN", "dealStatus": "ACCEPTED", "epic": inst.epic, "dealId": order.deal_id,
-            "affectedDeals": [{"dealId": order.deal_id, "status": "OPENED"}], "level": level,
-            "size": req.size, "direction": req.direction, "guaranteedStop": req.guaranteed,
-            "trailingStop": req.trailing, "stopLevel": stop, "profitLevel": profit,
+            "status": status, "dealStatus": "ACCEPTED", "epic": order.epic, "dealId": order.deal_id,
+            "affectedDeals": [{"dealId": order.deal_id, "status": affected}], "level": level,
+            "size": order.size, "direction": order.direction, "guaranteedStop": order.guaranteed,
+            "trailingStop": order.trailing, "stopLevel": stop, "profitLevel": profit,
         })
-        if inst.is_open(ts) and self.order_hit(order, self.feed.quote(inst.epic, ts).bid,
-                                                self.feed.quote(inst.epic, ts).offer):
-            self.fill_order(order, ts)
-        return reference
+        if inst.is_open(ts):
+            quote = self.feed.quote(order.epic, ts)
+            if self.order_hit(order, quote.bid, quote.offer):
+                self.fill_order(order, ts)
 
     def _order_details(self, order: WorkingOrder, actions: list[dict[str, str]]) -> dict[str, Any]:
         inst = self.catalogue.by_epic[order.epic]
@@ -516,22 +526,7 @@ class Dealer:
             if req.good_till is not None and req.good_till <= ts:
                 raise bad_request("error.invalid.goodtilldate")
             order.good_till = req.good_till
-        order.level = level
-        order.stop_distance = None if stop is None else round(abs(level - stop), inst.decimals)
-        order.profit_distance = None if profit is None else round(abs(profit - level), inst.decimals)
-        self.log(account.account_id, order.epic, order.deal_id, "USER", "WORKING_ORDER", "ACCEPTED",
-                 self._order_details(order, [{"actionType": "WORKING_ORDER_AMENDED",
-                                              "affectedDealId": order.deal_id}]))
-        self.add_confirm(account, reference, {
-            "status": "AMENDED", "dealStatus": "ACCEPTED", "epic": order.epic, "dealId": order.deal_id,
-            "affectedDeals": [{"dealId": order.deal_id, "status": "AMENDED"}], "level": level,
-            "size": order.size, "direction": order.direction, "stopLevel": stop, "profitLevel": profit,
-            "guaranteedStop": order.guaranteed, "trailingStop": order.trailing,
-        })
-        if inst.is_open(ts):
-            quote = self.feed.quote(inst.epic, ts)
-            if self.order_hit(order, quote.bid, quote.offer):
-                self.fill_order(order, ts)
+        self._publish_working_order(account, inst, order, reference, level, stop, profit, ts, amended=True)
         return reference
 
     def delete_order(self, account: Account, deal_id: str, *, source: str = "USER") -> str:
