@@ -37,7 +37,6 @@ from normalization import client_ids
 from normalization.errors import IB_BROAD, IB_EXACT, ib_exception
 from normalization.orders import positive_number, require_on_step, require_within, truncate_to_step
 from normalization.runtime.journal import (
-    SENT_UNKNOWN,
     USE_DEFAULT,
     JournalOrder,
     OrderJournal,
@@ -809,8 +808,8 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
         return "MKT" if kind == "market" else "LMT"
 
     def _time_in_force(self, params: dict[str, Any], ib_type: str) -> str:
-        tif = self.safe_string_upper(params, "timeInForce")
-        if self.safe_bool(params, "postOnly", False) or tif == "PO":
+        tif = self.safe_string_upper(params, "timeInForce") if params else None
+        if params and (tif == "PO" or self.safe_bool(params, "postOnly", False)):
             raise ccxt.InvalidOrder(f"{self.id} post-only orders are not supported at IB")
         if tif is None:
             return str(self.options.get("defaultTimeInForce", "GTC")).upper() if "LMT" in ib_type else "DAY"
@@ -821,19 +820,25 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
     def _build_order(
         self, market: dict[str, Any], type: Any, side: Any, amount: Any, price: Any, params: dict[str, Any]
     ) -> tuple[Order, list[Order], dict[str, Any]]:
-        """Validate everything and build the IB order(s); nothing is sent here."""
-        if side not in ("buy", "sell"):
+        """Validate everything and build the IB order(s); nothing is sent here.
+
+        This runs before every send, on the latency a bot measures, so a plain order (no params, the
+        common case) skips every optional look-up instead of asking an empty dict for each.
+        """
+        if side != "buy" and side != "sell":
             raise ccxt.InvalidOrder(f"{self.id} side must be 'buy' or 'sell', got {side!r}")
         quantity = self._check_amount(market, amount)
-        trigger = self.safe_value_2(params, "triggerPrice", "stopPrice")
-        sl_price = self.safe_value(params, "stopLossPrice")
-        tp_price = self.safe_value(params, "takeProfitPrice")
-        stop_loss, take_profit = self.safe_dict(params, "stopLoss"), self.safe_dict(params, "takeProfit")
-        if sl_price is not None and tp_price is not None:
-            raise ccxt.InvalidOrder(
-                f"{self.id} give either stopLossPrice or takeProfitPrice for a standalone closing order, or "
-                "stopLoss / takeProfit dicts to attach a bracket"
-            )
+        trigger = sl_price = tp_price = stop_loss = take_profit = None
+        if params:
+            trigger = self.safe_value_2(params, "triggerPrice", "stopPrice")
+            sl_price = self.safe_value(params, "stopLossPrice")
+            tp_price = self.safe_value(params, "takeProfitPrice")
+            stop_loss, take_profit = self.safe_dict(params, "stopLoss"), self.safe_dict(params, "takeProfit")
+            if sl_price is not None and tp_price is not None:
+                raise ccxt.InvalidOrder(
+                    f"{self.id} give either stopLossPrice or takeProfitPrice for a standalone closing order, or "
+                    "stopLoss / takeProfit dicts to attach a bracket"
+                )
         lmt_price: float | None = None
         if tp_price is not None and trigger is None:
             ib_type, lmt_price = "LMT", self._check_price(market, tp_price, "takeProfitPrice")
@@ -841,13 +846,14 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
             if sl_price is not None and trigger is None:
                 trigger = sl_price
             ib_type = self._order_type(type, trigger)
-            if ib_type in ("LMT", "STP LMT"):
+            if ib_type == "LMT" or ib_type == "STP LMT":
                 if price is None:
                     raise ccxt.ArgumentsRequired(f"{self.id} a {type} order needs a price")
                 lmt_price = self._check_price(market, price)
         aux = self._check_price(market, trigger, "triggerPrice") if trigger is not None else None
         tif = self._time_in_force(params, ib_type)
-        cid = client_ids.take_or_generate(params, str(self.options.get("clientOrderPrefix", client_ids.DEFAULT_PREFIX)))
+        prefix = str(self.options.get("clientOrderPrefix", client_ids.DEFAULT_PREFIX))
+        cid = client_ids.take_or_generate(params, prefix) if params else client_ids.generate(prefix)
         action = "BUY" if side == "buy" else "SELL"
         parent = Order(action=action, totalQuantity=quantity, orderType=ib_type, tif=tif, orderRef=cid)
         if lmt_price is not None:
@@ -857,8 +863,24 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
         account = self.transport.account
         if account:
             parent.account = account
-        if self.safe_bool(params, "outsideRth", bool(self.options.get("outsideRth", False))):
+        outside_rth = self.safe_bool(params, "outsideRth") if params else None
+        if outside_rth or (outside_rth is None and self.options.get("outsideRth")):
             parent.outsideRth = True
+        children: list[Order] = []
+        if take_profit is not None or stop_loss is not None:
+            children = self._bracket(market, cid, action, quantity, parent.account, take_profit, stop_loss)
+        meta = {
+            "clientOrderId": cid,
+            "reduceOnly": bool(self.safe_bool(params, "reduceOnly", False)) if params else False,
+            "price": lmt_price,
+            "triggerPrice": aux,
+            "amount": quantity,
+        }
+        return parent, children, meta
+
+    def _bracket(self, market: dict[str, Any], cid: str, action: str, quantity: float, account: str,
+                 take_profit: dict[str, Any] | None, stop_loss: dict[str, Any] | None) -> list[Order]:
+        """The take-profit and stop-loss children of a native bracket: one OCA group, GTC."""
         children: list[Order] = []
         closing = "SELL" if action == "BUY" else "BUY"
         oca = f"{cid}-oca"
@@ -866,24 +888,17 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
             tp = self._check_price(market, self.safe_value_2(take_profit, "price", "triggerPrice"), "takeProfit price")
             size = self._check_amount(market, take_profit.get("amount", quantity))
             children.append(Order(action=closing, totalQuantity=size, orderType="LMT", lmtPrice=tp, tif="GTC",
-                                  orderRef=f"{cid}-tp", ocaGroup=oca, ocaType=1, account=parent.account))
+                                  orderRef=f"{cid}-tp", ocaGroup=oca, ocaType=1, account=account))
         if stop_loss is not None:
             sl_trigger = self._check_price(market, self.safe_value(stop_loss, "triggerPrice"), "stopLoss triggerPrice")
             size = self._check_amount(market, stop_loss.get("amount", quantity))
             child = Order(action=closing, totalQuantity=size, orderType="STP", auxPrice=sl_trigger, tif="GTC",
-                          orderRef=f"{cid}-sl", ocaGroup=oca, ocaType=1, account=parent.account)
+                          orderRef=f"{cid}-sl", ocaGroup=oca, ocaType=1, account=account)
             if stop_loss.get("price") is not None:
                 child.orderType = "STP LMT"
                 child.lmtPrice = self._check_price(market, stop_loss["price"], "stopLoss price")
             children.append(child)
-        meta = {
-            "clientOrderId": cid,
-            "reduceOnly": bool(self.safe_bool(params, "reduceOnly", False)),
-            "price": lmt_price,
-            "triggerPrice": aux,
-            "amount": quantity,
-        }
-        return parent, children, meta
+        return children
 
     async def _check_reduce_only(self, market: dict[str, Any], side: str, quantity: float) -> None:
         """IB has no reduceOnly flag: refuse an order that would open, increase or flip the position."""
@@ -916,14 +931,14 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
     ) -> dict[str, Any]:
         """Place an order and return once IB acknowledged or rejected it (bounded by ``orderTimeout``).
 
-        The intent is journaled before the send, so the same clientOrderId never reaches IB twice (a
-        repeat returns the first order, also after a restart), and a timeout after the send returns
-        the order as ``open`` instead of sending it again.
+        The intent is journaled in the same transaction as the send, so the same clientOrderId never
+        reaches IB twice (a repeat returns the first order, also after a restart), and a timeout after
+        the send returns the order as ``open`` instead of sending it again.
         """
         market = await self._market(symbol)
         parent, children, meta = self._build_order(market, type, side, amount, price, params)
         cid = meta["clientOrderId"]
-        # While connected, record_intent below answers "seen before?"; while disconnected, ask here so a
+        # While connected, journal.sending below answers "seen before?"; while disconnected, ask here so a
         # repeated clientOrderId still returns the first order instead of failing on the gate.
         journaled = self._journal is not None and not self.transport.connected
         known = self._journal.get(cid) if journaled else None  # type: ignore[union-attr]
@@ -938,27 +953,26 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
             for child in children:
                 child.account = self.transport.account
         journal = self.journal
-        # The send follows at once, so intent and "may have left" are one commit (sent_unknown): after a
-        # crash reconciliation asks IB, which lists the order by orderRef if it ever arrived.
-        row, created = journal.record_intent(
-            cid, symbol=market["symbol"], side=side, type=str(type), amount=meta["amount"], price=meta["price"],
-            trigger_price=meta["triggerPrice"], state=SENT_UNKNOWN,
-            params={k: v for k, v in params.items() if isinstance(v, JSON_SCALARS)} if params else None,
-        )
-        if not created:
+        params_kept = {k: v for k, v in params.items() if isinstance(v, JSON_SCALARS)} if params else None
+        # IB keeps the clientOrderId as orderRef, so with journalSync="normal" the intent is committed
+        # right after the send, while the order travels (see OrderJournal.sending); after a crash
+        # reconciliation asks IB, which lists the order by orderRef if it ever arrived.
+        with journal.sending(cid, symbol=market["symbol"], side=side, type=str(type), amount=meta["amount"],
+                             price=meta["price"], trigger_price=meta["triggerPrice"], params=params_kept,
+                             broker_keeps_id=True) as (row, created):
+            trade = self._send(ib, market, parent, children) if created else None
+        if trade is None:
             return await self._journaled_order(row, market)
         if meta["reduceOnly"]:
             self._reduce_only.add(cid)
         self._placing.add(cid)
         try:
-            return await self._place(ib, market, parent, children, meta, journal)
+            return await self._settle(trade, market, meta, journal)
         finally:
             self._placing.discard(cid)
 
-    async def _place(self, ib: Any, market: dict[str, Any], parent: Order, children: list[Order],
-                     meta: dict[str, Any], journal: OrderJournal) -> dict[str, Any]:
-        """Send the journaled order (and bracket children) and wait for IB's answer."""
-        cid = meta["clientOrderId"]
+    def _send(self, ib: Any, market: dict[str, Any], parent: Order, children: list[Order]) -> Trade:
+        """Hand the order (and its bracket children, transmitted with the last one) to IB."""
         contract = self._contract(market)
         if children:
             parent.orderId = ib.client.getReqId()
@@ -970,11 +984,17 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
         trade = ib.placeOrder(contract, parent)
         for child in children:
             ib.placeOrder(contract, child)
+        return trade
+
+    async def _settle(self, trade: Trade, market: dict[str, Any], meta: dict[str, Any],
+                      journal: OrderJournal) -> dict[str, Any]:
+        """Wait for IB's answer to a sent order and return it as a ccxt order (or raise the rejection)."""
+        cid = meta["clientOrderId"]
         # Parsed while IB works on it; the acknowledgement then only refreshes what it changed.
         early = self.parse_ib_order(trade, market, reduce_only=meta["reduceOnly"])
         timeout = float(self.options.get("orderTimeout", 10.0))
         await self.transport.wait_trade(trade, _acknowledged, timeout)
-        if parent.orderType == "MKT" and _acknowledged(trade) and not _done(trade):
+        if trade.order.orderType == "MKT" and _acknowledged(trade) and not _done(trade):
             await self.transport.wait_trade(trade, _done, float(self.options.get("marketOrderWait", 2.0)))
         if trade.fills and not _commissions_in(trade):
             # IB sends each fill's commission report right after it: fold it into the returned order.

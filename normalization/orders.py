@@ -15,16 +15,22 @@ from ccxt.base.errors import InvalidOrder
 
 def positive_number(value: object, what: str, exchange_id: str) -> float:
     """``value`` as a finite float > 0; ``None``, booleans, NaN, inf, zero and negatives are refused."""
-    problem = f"{exchange_id} {what} must be a positive finite number, got {value!r}"
-    if isinstance(value, bool) or value is None:
-        raise InvalidOrder(problem)
-    try:
+    if value.__class__ is float or value.__class__ is int:  # the hot path: one check, no conversion
         number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise InvalidOrder(problem) from None
+    elif isinstance(value, bool) or value is None:
+        raise InvalidOrder(_not_positive(value, what, exchange_id))
+    else:
+        try:
+            number = float(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            raise InvalidOrder(_not_positive(value, what, exchange_id)) from None
     if not math.isfinite(number) or number <= 0:
-        raise InvalidOrder(problem)
+        raise InvalidOrder(_not_positive(value, what, exchange_id))
     return number
+
+
+def _not_positive(value: object, what: str, exchange_id: str) -> str:
+    return f"{exchange_id} {what} must be a positive finite number, got {value!r}"
 
 
 def is_on_step(value: float, step: float) -> bool:

@@ -7,7 +7,9 @@ neither lose track of a live order nor send it a second time. The journal makes 
   and ``mark_sent`` flips the row to ``sent_unknown`` right before the network write (an adapter that
   sends at once records the intent directly as ``sent_unknown``: one commit instead of two). After a
   crash, ``pending_send`` therefore means "provably never sent" and ``sent_unknown`` means "ask the
-  broker" (see :mod:`normalization.runtime.reconcile`).
+  broker" (see :mod:`normalization.runtime.reconcile`). One exception, :meth:`OrderJournal.sending`:
+  where the broker keeps our clientOrderId and the journal does not fsync, the row is written before
+  the send but committed right after it, so that the write runs while the order travels.
 * **Durability is a choice, stated once.** ``sync="full"`` fsyncs those pre-send commits, so they also
   survive an OS crash or power loss (~0.2-0.4 ms per order on an ordinary SSD); ``sync="normal"`` (WAL,
   ``synchronous=NORMAL``) survives the bot process dying -- a crash, SIGKILL, a restart -- but may lose
@@ -458,21 +460,76 @@ class OrderJournal:
         """
         if state not in STATES:
             raise ValueError(f"unknown journal state {state!r}")
+        with self._write(durable=True, single=True) as conn:
+            return self._insert_intent(conn, client_order_id, symbol, side, type, amount, price, trigger_price,
+                                       params, state)
+
+    @contextmanager
+    def sending(
+        self,
+        client_order_id: str,
+        *,
+        symbol: str,
+        side: str,
+        type: str,
+        amount: float,
+        price: float | None = None,
+        trigger_price: float | None = None,
+        params: Mapping[str, Any] | None = None,
+        broker_keeps_id: bool = False,
+    ) -> Iterator[tuple[JournalOrder, bool]]:
+        """Record the intent as ``sent_unknown`` around the send in the ``with`` block; yields
+        ``(order, created)`` as :meth:`record_intent` does (send only when ``created``).
+
+        Where the broker keeps our clientOrderId with the order (``broker_keeps_id``: IB's orderRef) and
+        the journal is not fsyncing (``sync="normal"``), the row is inserted before the block -- so a
+        repeated clientOrderId is still refused atomically, also across processes, whose writes wait on
+        the open transaction -- but committed right after it: the commit's write then runs while the
+        order travels, not before it leaves. A process dying between the send and that commit leaves an
+        order the broker lists under our clientOrderId, which reconciliation adopts on the next connect
+        (the same recovery as for a journal tail lost to a power cut in this mode). Otherwise the intent
+        is committed (and with ``sync="full"`` fsynced) before the block runs.
+
+        The commit happens even if the block raises: whatever left the process is then asked of the broker.
+        The block must not await: the journal's lock is held while it runs.
+        """
+        if self._fsync or not broker_keeps_id:
+            yield self.record_intent(client_order_id, symbol=symbol, side=side, type=type, amount=amount,
+                                     price=price, trigger_price=trigger_price, params=params, state=SENT_UNKNOWN)
+            return
+        with self._lock:
+            conn = self._conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                inserted = self._insert_intent(conn, client_order_id, symbol, side, type, amount, price,
+                                               trigger_price, params, SENT_UNKNOWN)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            try:
+                yield inserted
+            finally:
+                conn.execute("COMMIT")
+
+    def _insert_intent(
+        self, conn: sqlite3.Connection, client_order_id: str, symbol: str, side: str, type: str, amount: float,
+        price: float | None, trigger_price: float | None, params: Mapping[str, Any] | None, state: str,
+    ) -> tuple[JournalOrder, bool]:
+        """The intent's one statement: INSERT OR IGNORE answers "seen before?" and writes at once. The
+        returned row is built from the arguments, not read back."""
         now = self.now_ms()
         price = None if price is None else float(price)
         trigger_price = None if trigger_price is None else float(trigger_price)
         kept = dict(params or {})
-        with self._write(durable=True, single=True) as conn:
-            # INSERT OR IGNORE answers "seen before?" and writes in one statement.
-            cur = conn.execute(
-                "INSERT OR IGNORE INTO orders (exchange, account, client_order_id, symbol, side, type, amount,"
-                " price, trigger_price, params, state, initial_state, created, updated)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (*self._scope, client_order_id, symbol, side, type, float(amount), price, trigger_price,
-                 _dumps(kept), state, state, now, now),
-            )
-            if not cur.rowcount:
-                return self._require(conn, client_order_id), False
+        cur = conn.execute(
+            "INSERT OR IGNORE INTO orders (exchange, account, client_order_id, symbol, side, type, amount,"
+            " price, trigger_price, params, state, initial_state, created, updated)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (*self._scope, client_order_id, symbol, side, type, float(amount), price, trigger_price,
+             _dumps(kept), state, state, now, now),
+        )
+        if not cur.rowcount:
+            return self._require(conn, client_order_id), False
         order = JournalOrder(
             client_order_id=client_order_id, exchange=self.exchange, account=self.account, symbol=symbol,
             side=side, type=type, amount=float(amount), price=price, trigger_price=trigger_price, params=kept,

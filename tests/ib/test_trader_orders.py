@@ -9,6 +9,7 @@ and limit orders away from the touch rest.
 from __future__ import annotations
 
 import math
+import sqlite3
 import uuid
 
 import ccxt
@@ -383,6 +384,43 @@ async def test_power_cut_losing_the_journal_tail_still_never_places_twice(make_t
     again = await run(restarted.create_order("AAPL/USD", "limit", "buy", 1, below_touch(sim), {"clientOrderId": cid}))
     check_order(restarted, again, "AAPL/USD")
     assert again["id"] == order["id"] and again["status"] == "open"
+    assert len(order_messages) == 1 and sum(1 for o in sim.orders() if o.req.order_ref == cid) == 1
+
+
+async def test_process_dying_between_send_and_intent_commit_never_places_twice(
+        make_trader, sim: IBSimulator, tmp_path, order_messages) -> None:
+    """With journalSync "normal" the intent commits right after the send (OrderJournal.sending). A process
+    that dies in between leaves a journal without the order: IB's orderRef gives it back, fill and fee
+    included, and the same clientOrderId is not placed again."""
+    cid = f"ccxt-{uuid.uuid4().hex}"
+    journal = tmp_path / "journal.sqlite"
+    snapshot = tmp_path / "at-the-send.sqlite"
+    first = make_trader(face_="async", journal=journal)
+    await first.load_markets()
+    ib = first.transport.ib
+    place = ib.placeOrder
+
+    def place_and_die_here(*args: object) -> object:
+        # What another process (or the disk after a crash) sees at the instant the order leaves.
+        reader = sqlite3.connect(str(journal))
+        with sqlite3.connect(str(snapshot)) as target:
+            reader.backup(target)
+        reader.close()
+        return place(*args)
+
+    ib.placeOrder = place_and_die_here
+    order = await first.create_order("AAPL/USD", "market", "buy", 2, None, {"clientOrderId": cid})
+    assert order["status"] == "closed" and order["filled"] == 2
+    await first.close()
+    with sqlite3.connect(str(snapshot)) as check:  # the intent had not been committed at the send
+        assert check.execute("SELECT COUNT(*) FROM orders WHERE client_order_id=?", (cid,)).fetchone()[0] == 0
+    restarted = make_trader(face_="async", journal=snapshot)
+    again = await restarted.create_order("AAPL/USD", "market", "buy", 2, None, {"clientOrderId": cid})
+    check_order(restarted, again, "AAPL/USD")
+    assert again["id"] == order["id"] and again["status"] == "closed" and again["filled"] == 2
+    trades = [t for t in await restarted.fetch_my_trades("AAPL/USD") if t["order"] == order["id"]]
+    assert sum(t["amount"] for t in trades) == 2 and all(t["fee"]["cost"] > 0 for t in trades)
+    assert len({t["id"] for t in trades}) == len(trades)
     assert len(order_messages) == 1 and sum(1 for o in sim.orders() if o.req.order_ref == cid) == 1
 
 
