@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 
 from ccxt.base.errors import InvalidOrder
 
@@ -34,11 +35,40 @@ def _not_positive(value: object, what: str, exchange_id: str) -> str:
 
 
 def is_on_step(value: float, step: float) -> bool:
-    """True when ``value`` is a whole number of ``step`` (decimal arithmetic: 0.3 is on 0.1)."""
+    """True when ``value`` is a whole number of ``step`` in decimal terms (0.3 is on 0.1).
+
+    Decimal arithmetic is the reference, but it runs before every send, so the usual case is decided in
+    integers: ``step`` is ``m / 10**d`` exactly, and ``value`` is on it iff the multiple nearest to it,
+    ``k * m / 10**d`` (a correctly rounded division of integers), is ``value`` itself. That is exact
+    while ``k * m`` has at most 15 digits -- two decimals that short are never the same double -- and
+    beyond that the decimal reference decides.
+    """
     if not step:
         return True
+    m, scale = _step_fraction(step)
+    k = round(value * scale / m)
+    if abs(k) * m < _EXACT_DIGITS:
+        return (k * m) / scale == value
+    return _is_on_step_decimal(value, step)
+
+
+_EXACT_DIGITS = 10**15
+
+
+@lru_cache(maxsize=1024)
+def _step_fraction(step: float) -> tuple[int, int]:
+    """``step`` as ``(m, 10**d)`` with ``step == m / 10**d`` in decimal (its shortest repr)."""
+    sign, digits, exponent = Decimal(repr(step)).as_tuple()
+    m = int("".join(map(str, digits)) or "0") * (-1 if sign else 1)
+    assert isinstance(exponent, int)  # a finite step
+    if exponent >= 0:
+        return m * 10**exponent, 1
+    return m, 10**-exponent
+
+
+def _is_on_step_decimal(value: float, step: float) -> bool:
     try:
-        steps = Decimal(str(value)) / Decimal(str(step))
+        steps = Decimal(repr(value)) / Decimal(repr(step))
     except InvalidOperation:  # pragma: no cover - finite numbers always divide
         return False
     return steps == steps.to_integral_value()
@@ -48,12 +78,13 @@ def truncate_to_step(value: float, step: float | None) -> float:
     """``value`` cut down to a whole number of ``step``, in decimal arithmetic (0.3 on 0.1 stays 0.3).
 
     What ccxt's ``amount_to_precision`` does for TICK_SIZE markets, without its string machinery: this
-    runs on every order, before the send.
+    runs on every order, before the send, and an amount already on the step (the usual case) is
+    returned as it is.
     """
-    if not step:
+    if not step or is_on_step(value, step):
         return value
-    unit = Decimal(str(step))
-    return float((Decimal(str(value)) // unit) * unit)
+    unit = Decimal(repr(step))
+    return float((Decimal(repr(value)) // unit) * unit)
 
 
 def require_on_step(value: float, step: float | None, what: str, symbol: str, exchange_id: str, hint: str) -> None:
