@@ -856,7 +856,8 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
         aux = self._check_price(market, trigger, "triggerPrice") if trigger is not None else None
         tif = self._time_in_force(params, ib_type)
         prefix = str(self.options.get("clientOrderPrefix", client_ids.DEFAULT_PREFIX))
-        cid = client_ids.take_or_generate(params, prefix) if params else client_ids.generate(prefix)
+        own = client_ids.supplied(params) if params else None
+        cid = own or client_ids.generate(prefix)
         action = "BUY" if side == "buy" else "SELL"
         parent = self._fresh_order()
         parent.action, parent.totalQuantity, parent.orderType, parent.tif = action, quantity, ib_type, tif
@@ -876,6 +877,7 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
             children = self._bracket(market, cid, action, quantity, parent.account, take_profit, stop_loss)
         meta = {
             "clientOrderId": cid,
+            "generatedId": own is None,
             "reduceOnly": bool(self.safe_bool(params, "reduceOnly", False)) if params else False,
             "price": lmt_price,
             "triggerPrice": aux,
@@ -965,12 +967,12 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
                 child.account = self.transport.account
         journal = self.journal
         params_kept = {k: v for k, v in params.items() if isinstance(v, JSON_SCALARS)} if params else None
-        # IB keeps the clientOrderId as orderRef, so with journalSync="normal" the intent is committed
-        # right after the send, while the order travels (see OrderJournal.sending); after a crash
-        # reconciliation asks IB, which lists the order by orderRef if it ever arrived.
+        # IB keeps the clientOrderId as orderRef, so with journalSync="normal" the intent's write runs
+        # while the order travels (see OrderJournal.sending); after a crash reconciliation asks IB, which
+        # lists the order by orderRef if it ever arrived.
         with journal.sending(cid, symbol=market["symbol"], side=side, type=str(type), amount=meta["amount"],
                              price=meta["price"], trigger_price=meta["triggerPrice"], params=params_kept,
-                             broker_keeps_id=True) as (row, created):
+                             broker_keeps_id=True, new_id=meta["generatedId"]) as (row, created):
             trade = self._send(ib, market, parent, children) if created else None
         if trade is None:
             return await self._journaled_order(row, market)

@@ -69,10 +69,15 @@ def is_own(client_order_id: str | None, prefix: str = DEFAULT_PREFIX) -> bool:
     return bool(prefix) and isinstance(client_order_id, str) and client_order_id.startswith(prefix)
 
 
-def take_or_generate(params: dict[str, object], prefix: str = DEFAULT_PREFIX) -> str:
-    """The caller's ``clientOrderId`` (ccxt's param; ``clientOid`` / ``newClientOrderId`` too) or a new one."""
+def supplied(params: dict[str, object]) -> str | None:
+    """The caller's own ``clientOrderId`` (ccxt's param; ``clientOid`` / ``newClientOrderId`` too), checked."""
     for key in ("clientOrderId", "clientOid", "newClientOrderId"):
         value = params.get(key)
         if value is not None:
             return validate(value)
-    return generate(prefix)
+    return None
+
+
+def take_or_generate(params: dict[str, object], prefix: str = DEFAULT_PREFIX) -> str:
+    """The caller's ``clientOrderId`` or a new one."""
+    return supplied(params) or generate(prefix)

@@ -33,6 +33,7 @@ memory (so idempotency still holds for the life of the process) and writes nothi
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import sqlite3
@@ -44,6 +45,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "ACKNOWLEDGED",
@@ -460,9 +463,9 @@ class OrderJournal:
         """
         if state not in STATES:
             raise ValueError(f"unknown journal state {state!r}")
+        order = self._intent(client_order_id, symbol, side, type, amount, price, trigger_price, params, state)
         with self._write(durable=True, single=True) as conn:
-            return self._insert_intent(conn, client_order_id, symbol, side, type, amount, price, trigger_price,
-                                       params, state)
+            return self._insert(conn, order)
 
     @contextmanager
     def sending(
@@ -477,32 +480,47 @@ class OrderJournal:
         trigger_price: float | None = None,
         params: Mapping[str, Any] | None = None,
         broker_keeps_id: bool = False,
+        new_id: bool = False,
     ) -> Iterator[tuple[JournalOrder, bool]]:
         """Record the intent as ``sent_unknown`` around the send in the ``with`` block; yields
         ``(order, created)`` as :meth:`record_intent` does (send only when ``created``).
 
-        Where the broker keeps our clientOrderId with the order (``broker_keeps_id``: IB's orderRef) and
-        the journal is not fsyncing (``sync="normal"``), the row is inserted before the block -- so a
-        repeated clientOrderId is still refused atomically, also across processes, whose writes wait on
-        the open transaction -- but committed right after it: the commit's write then runs while the
-        order travels, not before it leaves. A process dying between the send and that commit leaves an
-        order the broker lists under our clientOrderId, which reconciliation adopts on the next connect
-        (the same recovery as for a journal tail lost to a power cut in this mode). Otherwise the intent
-        is committed (and with ``sync="full"`` fsynced) before the block runs.
+        By default, and always with ``sync="full"``, the intent is committed (fsynced in full mode) before
+        the block runs. Where the broker keeps our clientOrderId with the order (``broker_keeps_id``:
+        IB's orderRef) and the journal does not fsync, the write moves off the send path, because a
+        process dying between the send and the commit then leaves an order the broker lists under our
+        clientOrderId, which reconciliation adopts on the next connect -- the same recovery as for a
+        journal tail lost to a power cut in this mode:
 
-        The commit happens even if the block raises: whatever left the process is then asked of the broker.
-        The block must not await: the journal's lock is held while it runs.
+        * an id the adapter just generated (``new_id``: a per-process random stem and a counter, see
+          :mod:`normalization.client_ids`) cannot have been seen before, so nothing needs asking first:
+          the row is written after the block, while the order travels;
+        * a caller's own id is inserted before the block -- a repeat is refused atomically, also across
+          processes, whose writes wait on the open transaction -- and committed right after it.
+
+        The write happens even if the block raises: whatever left the process is then asked of the
+        broker. The block must not await: the journal's lock may be held while it runs.
         """
+        order = self._intent(client_order_id, symbol, side, type, amount, price, trigger_price, params,
+                             SENT_UNKNOWN)
         if self._fsync or not broker_keeps_id:
-            yield self.record_intent(client_order_id, symbol=symbol, side=side, type=type, amount=amount,
-                                     price=price, trigger_price=trigger_price, params=params, state=SENT_UNKNOWN)
+            with self._write(durable=True, single=True) as conn:
+                inserted = self._insert(conn, order)
+            yield inserted
+            return
+        if new_id:
+            try:
+                yield order, True
+            finally:
+                with self._write(single=True) as conn:
+                    if not self._insert(conn, order)[1]:  # pragma: no cover - 80 random bits per process
+                        log.error("generated clientOrderId %s was already journaled", client_order_id)
             return
         with self._lock:
             conn = self._conn
             conn.execute("BEGIN IMMEDIATE")
             try:
-                inserted = self._insert_intent(conn, client_order_id, symbol, side, type, amount, price,
-                                               trigger_price, params, SENT_UNKNOWN)
+                inserted = self._insert(conn, order)
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
@@ -511,32 +529,34 @@ class OrderJournal:
             finally:
                 conn.execute("COMMIT")
 
-    def _insert_intent(
-        self, conn: sqlite3.Connection, client_order_id: str, symbol: str, side: str, type: str, amount: float,
-        price: float | None, trigger_price: float | None, params: Mapping[str, Any] | None, state: str,
-    ) -> tuple[JournalOrder, bool]:
-        """The intent's one statement: INSERT OR IGNORE answers "seen before?" and writes at once. The
-        returned row is built from the arguments, not read back."""
+    def _intent(
+        self, client_order_id: str, symbol: str, side: str, type: str, amount: float, price: float | None,
+        trigger_price: float | None, params: Mapping[str, Any] | None, state: str,
+    ) -> JournalOrder:
+        """The row an intent writes, built from the arguments (the write never reads it back)."""
         now = self.now_ms()
-        price = None if price is None else float(price)
-        trigger_price = None if trigger_price is None else float(trigger_price)
-        kept = dict(params or {})
+        return _journal_order({
+            "client_order_id": client_order_id, "exchange": self.exchange, "account": self.account,
+            "symbol": symbol, "side": side, "type": type, "amount": float(amount),
+            "price": None if price is None else float(price),
+            "trigger_price": None if trigger_price is None else float(trigger_price),
+            "params": dict(params or {}), "state": state, "reason": None, "filled": None, "remaining": None,
+            "order_id": None, "perm_id": None, "deal_reference": None, "deal_id": None,
+            "created": now, "updated": now, "info": None,
+        })
+
+    def _insert(self, conn: sqlite3.Connection, order: JournalOrder) -> tuple[JournalOrder, bool]:
+        """The intent's one statement: INSERT OR IGNORE answers "seen before?" and writes at once."""
         cur = conn.execute(
             "INSERT OR IGNORE INTO orders (exchange, account, client_order_id, symbol, side, type, amount,"
             " price, trigger_price, params, state, initial_state, created, updated)"
             " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (*self._scope, client_order_id, symbol, side, type, float(amount), price, trigger_price,
-             _dumps(kept), state, state, now, now),
+            (order.exchange, order.account, order.client_order_id, order.symbol, order.side, order.type,
+             order.amount, order.price, order.trigger_price, _dumps(order.params), order.state, order.state,
+             order.created, order.updated),
         )
         if not cur.rowcount:
-            return self._require(conn, client_order_id), False
-        order = _journal_order({
-            "client_order_id": client_order_id, "exchange": self.exchange, "account": self.account,
-            "symbol": symbol, "side": side, "type": type, "amount": float(amount), "price": price,
-            "trigger_price": trigger_price, "params": kept, "state": state, "reason": None, "filled": None,
-            "remaining": None, "order_id": None, "perm_id": None, "deal_reference": None, "deal_id": None,
-            "created": now, "updated": now, "info": None,
-        })
+            return self._require(conn, order.client_order_id), False
         return order, True
 
     def mark_sent(self, client_order_id: str) -> bool:
@@ -885,7 +905,7 @@ def _statements(script: str) -> list[str]:
 
 
 def _order(row: sqlite3.Row) -> JournalOrder:
-    fields = dict(zip(row.keys(), row))
+    fields = dict(zip(row.keys(), row, strict=True))
     del fields["initial_state"]
     fields["params"] = _loads(fields["params"]) or {}
     fields["info"] = _loads(fields["info"])

@@ -387,12 +387,12 @@ async def test_power_cut_losing_the_journal_tail_still_never_places_twice(make_t
     assert len(order_messages) == 1 and sum(1 for o in sim.orders() if o.req.order_ref == cid) == 1
 
 
-async def test_process_dying_between_send_and_intent_commit_never_places_twice(
-        make_trader, sim: IBSimulator, tmp_path, order_messages) -> None:
-    """With journalSync "normal" the intent commits right after the send (OrderJournal.sending). A process
+@pytest.mark.parametrize("own_id", [True, False], ids=["callers-id", "generated-id"])
+async def test_process_dying_between_send_and_intent_write_loses_nothing(
+        make_trader, sim: IBSimulator, tmp_path, order_messages, own_id: bool) -> None:
+    """With journalSync "normal" the intent's write follows the send (OrderJournal.sending). A process
     that dies in between leaves a journal without the order: IB's orderRef gives it back, fill and fee
     included, and the same clientOrderId is not placed again."""
-    cid = f"ccxt-{uuid.uuid4().hex}"
     journal = tmp_path / "journal.sqlite"
     snapshot = tmp_path / "at-the-send.sqlite"
     first = make_trader(face_="async", journal=journal)
@@ -409,15 +409,21 @@ async def test_process_dying_between_send_and_intent_commit_never_places_twice(
         return place(*args)
 
     ib.placeOrder = place_and_die_here
-    order = await first.create_order("AAPL/USD", "market", "buy", 2, None, {"clientOrderId": cid})
+    params = {"clientOrderId": f"ccxt-{uuid.uuid4().hex}"} if own_id else {}
+    order = await first.create_order("AAPL/USD", "market", "buy", 2, None, params)
+    cid = order["clientOrderId"]
     assert order["status"] == "closed" and order["filled"] == 2
     await first.close()
-    with sqlite3.connect(str(snapshot)) as check:  # the intent had not been committed at the send
+    with sqlite3.connect(str(snapshot)) as check:  # nothing of the order had been committed at the send
         assert check.execute("SELECT COUNT(*) FROM orders WHERE client_order_id=?", (cid,)).fetchone()[0] == 0
     restarted = make_trader(face_="async", journal=snapshot)
-    again = await restarted.create_order("AAPL/USD", "market", "buy", 2, None, {"clientOrderId": cid})
+    if own_id:  # the bot repeats its own id: the first order comes back, nothing is placed
+        again = await restarted.create_order("AAPL/USD", "market", "buy", 2, None, {"clientOrderId": cid})
+    else:  # a generated id was never seen by anyone before the call returned: the bot asks by order id
+        again = await restarted.fetch_order(order["id"], "AAPL/USD")
     check_order(restarted, again, "AAPL/USD")
     assert again["id"] == order["id"] and again["status"] == "closed" and again["filled"] == 2
+    assert restarted.journal.get(cid) is not None  # adopted back from IB's orderRef
     trades = [t for t in await restarted.fetch_my_trades("AAPL/USD") if t["order"] == order["id"]]
     assert sum(t["amount"] for t in trades) == 2 and all(t["fee"]["cost"] > 0 for t in trades)
     assert len({t["id"] for t in trades}) == len(trades)

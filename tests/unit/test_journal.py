@@ -361,3 +361,46 @@ def test_status_with_ids_is_one_write(journal: OrderJournal) -> None:
     assert journal.get("bot-1").updated == updated and journal.get("bot-1").order_id == "7"
     with pytest.raises(TypeError):
         journal.update_status("bot-1", "open", ids={"dealid": "x"})
+
+
+def _committed(path: Path, cid: str) -> bool:
+    """Whether another connection (another process, or the disk after a crash) sees the order now."""
+    import sqlite3
+
+    with sqlite3.connect(str(path)) as other:
+        return other.execute("SELECT COUNT(*) FROM orders WHERE client_order_id=?", (cid,)).fetchone()[0] == 1
+
+
+INTENT = {"symbol": "AAPL/USD", "side": "buy", "type": "limit", "amount": 1.0, "price": 10.0}
+
+
+@pytest.mark.parametrize("sync, keeps_id", [("full", True), ("normal", False), ("full", False)])
+def test_sending_commits_before_the_send_unless_the_broker_keeps_the_id(tmp_path: Path, sync: str,
+                                                                         keeps_id: bool) -> None:
+    path = tmp_path / "j.sqlite"
+    journal = OrderJournal(path, exchange="ibkr", sync=sync)
+    for new_id in (False, True):
+        cid = f"c-{new_id}"
+        with journal.sending(cid, **INTENT, broker_keeps_id=keeps_id, new_id=new_id) as (row, created):
+            assert created and row.state == SENT_UNKNOWN
+            assert _committed(path, cid)  # before a byte leaves
+    journal.close()
+
+
+def test_sending_with_the_broker_keeping_the_id_writes_while_the_order_travels(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite"
+    journal = OrderJournal(path, exchange="ibkr", sync="normal")
+    with journal.sending("own-1", **INTENT, broker_keeps_id=True) as (row, created):
+        assert created and not _committed(path, "own-1")  # inserted, not yet committed
+    assert _committed(path, "own-1")
+    with journal.sending("own-1", **INTENT, broker_keeps_id=True) as (row, created):
+        assert not created and row.client_order_id == "own-1"  # a repeat is refused before the send
+    with journal.sending("gen-1", **INTENT, broker_keeps_id=True, new_id=True) as (row, created):
+        assert created and not _committed(path, "gen-1")  # a fresh id is written after the send
+    assert _committed(path, "gen-1") and journal.get("gen-1").state == SENT_UNKNOWN  # type: ignore[union-attr]
+    for cid, new_id in (("own-2", False), ("gen-2", True)):  # the send failing still leaves the row to ask about
+        with pytest.raises(ConnectionError):
+            with journal.sending(cid, **INTENT, broker_keeps_id=True, new_id=new_id):
+                raise ConnectionError("the socket broke mid-send")
+        assert _committed(path, cid)
+    journal.close()
