@@ -7,7 +7,7 @@ and called directly, because ccxt's full harness refuses to run from site-packag
 Their traps (shared/reference/ccxt-notes.md §3.4) are handled here, not in each test:
 - ``test_order`` only knows open/closed/canceled; ccxt itself also emits ``rejected`` and
   ``expired``, so for those the status check is ours.
-- ``test_order`` rejects ``timeInForce='DAY'``, which IB orders legitimately carry.
+- ``test_order`` rejects ``timeInForce='DAY'`` (and 'GTD'), which IB orders legitimately carry.
 - empty lists pass silently and types are barely checked: ``strict_*`` checks add ``isinstance``
   assertions on numbers and timestamps.
 """
@@ -108,8 +108,8 @@ def check_order(
     assert status in CCXT_STATUSES or status is None, f"status {status!r} is not a ccxt status"
     if status in ("rejected", "expired"):
         skipped["status"] = "ccxt emits it; its validator predates it"
-    if order.get("timeInForce") == "DAY":
-        skipped["timeInForce"] = "IB DAY orders have no unified value"
+    if order.get("timeInForce") in ("DAY", "GTD"):
+        skipped["timeInForce"] = "IB DAY and GTD orders have no unified value"
     _validate_order(exchange, skipped, method, order, symbol, _now(exchange))
     _assert_timestamp(order)
     for key in ("amount", "filled", "remaining", "price", "average", "cost"):

@@ -10,6 +10,8 @@ import datetime as dt
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from ccxt_ibkr._ib import BarData, Contract, ContractDetails, Order, OrderStatus, Ticker, Trade, ib_lib
 from ccxt_ibkr.async_support import IBTrader
@@ -17,6 +19,7 @@ from tests.conformance import check_balance, check_market, check_order, check_ti
 
 UTC = dt.timezone.utc
 T0 = dt.datetime(2025, 6, 10, 14, 0, tzinfo=UTC)
+UNSET = 1.7976931348623157e308  # IB's "no price"
 
 
 @pytest.fixture
@@ -100,3 +103,37 @@ def test_negative_cash_is_reported_as_debt(trader) -> None:
     assert balance["EUR"]["total"] == 0 and balance["EUR"]["debt"] == 500
     assert balance["USD"] == {"free": 800.0, "used": 200.0, "total": 1000.0}
     assert balance["AAPL"] == {"free": 3.0, "used": 2.0, "total": 5.0}
+
+
+@given(
+    order_type=st.sampled_from(["LMT", "MKT", "STP", "STP LMT", "MIT", "LIT", "TRAIL"]),
+    lmt=st.one_of(st.just(0.0), st.just(UNSET), st.floats(0.01, 1e5, allow_nan=False).map(lambda x: round(x, 2))),
+    aux=st.one_of(st.just(0.0), st.just(UNSET), st.floats(0.01, 1e5, allow_nan=False).map(lambda x: round(x, 2))),
+    quantity=st.one_of(st.integers(1, 10_000).map(float), st.floats(0.01, 1e6).map(lambda x: round(x, 2))),
+    tif=st.sampled_from(["", "GTC", "DAY", "IOC", "FOK", "GTD"]),
+    action=st.sampled_from(["BUY", "SELL", ""]),
+    reduce_only=st.sampled_from([None, True, False]),
+    logged=st.booleans(),
+    symbol=st.sampled_from(["AAPL/USD", "EUR/USD"]),
+)
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_unfilled_orders_parse_as_safe_order_would(trader, order_type: str, lmt: float, aux: float, quantity: float,
+                                                  tif: str, action: str, reduce_only: bool | None, logged: bool,
+                                                  symbol: str) -> None:
+    """Orders with nothing filled skip ccxt's safe_order (it runs after every send); the fields built
+    directly must be exactly what safe_order derives."""
+    order = Order(orderId=7, clientId=1, permId=0, action=action, totalQuantity=quantity, orderType=order_type,
+                  lmtPrice=lmt, auxPrice=aux, tif=tif, orderRef="ccxt-x")
+    log = [ib_lib.TradeLogEntry(T0, "PendingSubmit", "", 0)] if logged else []
+    live = Trade(Contract(conId=265598, secType="STK", symbol="AAPL", currency="USD"), order,
+                 OrderStatus(orderId=7, status="PendingSubmit", remaining=quantity), [], log)
+    market = trader.market(symbol)
+    parsed = trader.parse_ib_order(live, market, reduce_only=reduce_only)
+    timestamp = parsed["timestamp"]
+    price, trigger = parsed["price"], parsed["triggerPrice"]
+    reference = trader._ib_order_state(
+        trader._order_fields(live, market, timestamp, order_type, price, trigger, quantity, 0.0, quantity, None,
+                             None, [], reduce_only),
+        live, 0.0, quantity, False)
+    assert parsed == reference
+    check_order(trader, parsed, symbol)
