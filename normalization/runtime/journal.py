@@ -10,12 +10,19 @@ neither lose track of a live order nor send it a second time. The journal makes 
   broker" (see :mod:`normalization.runtime.reconcile`). One exception, :meth:`OrderJournal.sending`:
   where the broker keeps our clientOrderId and the journal does not fsync, the row is written before
   the send but committed right after it, so that the write runs while the order travels.
-* **Durability is a choice, stated once.** ``sync="full"`` fsyncs those pre-send commits, so they also
-  survive an OS crash or power loss (~0.2-0.4 ms per order on an ordinary SSD); ``sync="normal"`` (WAL,
-  ``synchronous=NORMAL``) survives the bot process dying -- a crash, SIGKILL, a restart -- but may lose
-  the last seconds of commits to a power cut. Where the broker itself keeps our clientOrderId (IB's
-  orderRef, adopted back by reconciliation) ``normal`` loses nothing the broker cannot give back;
-  where it does not (Capital.com) the adapters default to ``full``.
+* **Durability is a choice, stated once.** Every mode survives the bot process dying (a crash,
+  SIGKILL, a restart). What a power cut or an OS crash may take differs:
+
+  - ``sync="full"`` fsyncs the pre-send commits before the send: nothing (~0.2-1 ms per order on
+    ordinary disks, on the order's latency);
+  - ``sync="behind"`` commits before the send and has a background thread fsync the file right after
+    (:mod:`normalization.runtime.flush_behind`), while the order travels: at most the orders sent
+    during the last disk flush (about a millisecond), not on the order's latency;
+  - ``sync="normal"`` (WAL, ``synchronous=NORMAL``) leaves the disk to the kernel: the last ~30 s.
+
+  Where the broker itself keeps our clientOrderId (IB's orderRef, adopted back by reconciliation)
+  ``normal`` loses nothing the broker cannot give back, and IB defaults to it; where it does not
+  (Capital.com) the adapter defaults to ``behind``.
 * **Idempotency.** The same clientOrderId recorded twice returns the first row, also across restarts
   and across processes sharing the file; a fill with an execution id already seen is a no-op.
 * **Shareable.** WAL mode plus a busy timeout lets several bot processes use one file; every write is
@@ -45,6 +52,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+
+from normalization.runtime.flush_behind import FlushBehind
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +89,7 @@ OPEN_STATES = frozenset({ACKNOWLEDGED, "open"})
 STATES = UNRESOLVED_STATES | OPEN_STATES | TERMINAL_STATES
 
 BROKER_ID_FIELDS = ("order_id", "perm_id", "deal_reference", "deal_id")
-SYNC_MODES = ("full", "normal")
+SYNC_MODES = ("full", "behind", "normal")
 
 SCHEMA_VERSION = 2  # 2: the status history is written by triggers; partial broker-id indexes
 
@@ -297,9 +306,9 @@ class OrderJournal:
 
     ``path`` is a file path or ``":memory:"``. ``exchange`` and ``account`` scope every query, so one
     file may safely hold several accounts. ``busy_timeout`` (seconds) is how long a write waits for
-    another process holding the write lock. ``sync`` is ``"full"`` (fsync before every send) or
-    ``"normal"`` (survives the process, not a power cut): see the module docstring. ``now_ms`` is
-    injectable for tests.
+    another process holding the write lock. ``sync`` is ``"full"`` (fsync before every send),
+    ``"behind"`` (fsync right after it, off the send path) or ``"normal"`` (survives the process, not
+    a power cut): see the module docstring. ``now_ms`` is injectable for tests.
     """
 
     persistent = True
@@ -324,6 +333,7 @@ class OrderJournal:
         self.path: Path | None = None if memory else Path(path)
         self.sync = sync
         self._fsync = sync == "full" and not memory  # only a file has anything to fsync
+        self._behind = FlushBehind(Path(f"{self.path}-wal")) if sync == "behind" and self.path else None
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         # isolation_level=None: we issue BEGIN IMMEDIATE / COMMIT ourselves so that every write takes
@@ -397,6 +407,7 @@ class OrderJournal:
         """One short write transaction; ``durable`` fsyncs the commit (intent before send) when the
         journal was opened with ``sync="full"``. ``single``: the block writes with one statement, which
         SQLite already runs as its own transaction (taking the write lock up front), so no BEGIN/COMMIT."""
+        behind = durable and self._behind is not None
         durable = durable and self._fsync
         with self._lock:
             conn = self._conn
@@ -405,17 +416,19 @@ class OrderJournal:
             try:
                 if single:
                     yield conn
-                    return
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    yield conn
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
-                conn.execute("COMMIT")
+                else:
+                    conn.execute("BEGIN IMMEDIATE")
+                    try:
+                        yield conn
+                    except BaseException:
+                        conn.execute("ROLLBACK")
+                        raise
+                    conn.execute("COMMIT")
             finally:
                 if durable:
                     conn.execute("PRAGMA synchronous = NORMAL")
+        if behind:
+            self._behind.request()  # type: ignore[union-attr]
 
     def _read(self, sql: str, args: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
         with self._lock:
@@ -512,7 +525,7 @@ class OrderJournal:
             try:
                 yield order, True
             finally:
-                with self._write(single=True) as conn:
+                with self._write(durable=True, single=True) as conn:  # durable: flushed behind in that mode
                     if not self._insert(conn, order)[1]:  # pragma: no cover - 80 random bits per process
                         log.error("generated clientOrderId %s was already journaled", client_order_id)
             return
@@ -528,6 +541,8 @@ class OrderJournal:
                 yield inserted
             finally:
                 conn.execute("COMMIT")
+        if self._behind is not None:
+            self._behind.request()
 
     def _intent(
         self, client_order_id: str, symbol: str, side: str, type: str, amount: float, price: float | None,
@@ -819,7 +834,14 @@ class OrderJournal:
 
     # ------------------------------------------------------------------ lifecycle
 
+    def wait_durable(self, timeout: float | None = None) -> bool:
+        """Block until the pre-send commits made so far are on disk (``sync="behind"``); True at once
+        in the other modes, where they are on disk before the send (``full``) or never waited for."""
+        return self._behind.wait(timeout) if self._behind is not None else True
+
     def close(self) -> None:
+        if self._behind is not None:
+            self._behind.close()
         with self._lock:
             self._conn.close()
 

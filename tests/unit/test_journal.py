@@ -404,3 +404,39 @@ def test_sending_with_the_broker_keeping_the_id_writes_while_the_order_travels(t
                 raise ConnectionError("the socket broke mid-send")
         assert _committed(path, cid)
     journal.close()
+
+
+def test_behind_mode_flushes_off_the_send_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """sync="behind": the intent is committed before the send, never fsynced there; a background thread
+    fsyncs the WAL right after, and wait_durable() returns once it has."""
+    import normalization.runtime.flush_behind as flush_behind
+
+    synced: list[str] = []
+    real = os.fdatasync
+
+    def recording(fd: int) -> None:
+        synced.append(threading.current_thread().name)
+        real(fd)
+
+    monkeypatch.setattr(flush_behind.os, "fdatasync", recording)
+    path = tmp_path / "j.sqlite"
+    journal = OrderJournal(path, exchange="capitalcom", sync="behind")
+    assert journal._conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL: no fsync in the commit
+    with journal.sending("c-1", **INTENT) as (row, created):
+        assert created and _committed(path, "c-1")  # committed before the send, as in the other modes
+    assert journal.wait_durable(10)
+    assert synced and all(name.startswith("flush-behind") for name in synced)
+    journal.record_intent("c-2", **INTENT)
+    assert journal.wait_durable(10) and len(synced) >= 2
+    journal.close()
+
+
+def test_journal_sync_modes_are_validated() -> None:
+    import ccxt
+
+    from normalization.runtime.journal import sync_option
+
+    for mode in ("full", "behind", "normal"):
+        assert sync_option("x", {"journalSync": mode}) == mode
+    with pytest.raises(ccxt.BadRequest, match="behind"):
+        sync_option("x", {"journalSync": "fast"})
