@@ -280,7 +280,7 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
         self._reduce_only: set[str] = set()
         self._live_refs: dict[str, str] = {}  # clientOrderId -> last ccxt status journaled
         self._placing: set[str] = set()  # clientOrderIds between journal intent and IB's answer
-        self._deferred: list[tuple[OrderJournal, str, Trade, dict[str, Any]]] = []
+        self._deferred: list[tuple[OrderJournal, str, Trade, dict[str, Any]]] = []  # journal, cid, trade, market
         self._spare_order: Order | None = None  # built off the send path: see _fresh_order
         self._completed: dict[int, Trade] = {}  # permId -> completed trade reported by reqCompletedOrders
 
@@ -1015,7 +1015,7 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
         order = self.refresh_ib_order(early, trade, market, reduce_only=meta["reduceOnly"])
         # After the send the journal only learns ids and status (reconciliation can also match the
         # order by its orderRef), so these writes run right after this call returns, off its latency.
-        self._deferred.append((journal, cid, trade, order))
+        self._deferred.append((journal, cid, trade, market))
         asyncio.get_running_loop().call_soon(self._flush_deferred)
         if order["status"] == "rejected" or (_done(trade) and not order["filled"]
                                              and order["status"] != "canceled" and order["status"] != "expired"):
@@ -1030,10 +1030,13 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
         if self._spare_order is None:
             self._spare_order = Order()
 
-    def _journal_sent(self, journal: OrderJournal, cid: str, trade: Trade, order: dict[str, Any]) -> None:
+    def _journal_sent(self, journal: OrderJournal, cid: str, trade: Trade, market: dict[str, Any]) -> None:
+        """The journal learns a placed order's ids and state. Read from the trade as it is now, not as it
+        was returned: it may have filled since, and the returned order belongs to the caller."""
         try:
             ids = {"order_id": trade.order.orderId, "perm_id": trade.order.permId or trade.orderStatus.permId or None}
             if _acknowledged(trade):
+                order = self.parse_ib_order(trade, market)
                 journal.update_status(cid, order["status"], filled=order["filled"], remaining=order["remaining"],
                                       ids=ids)
                 if order["status"] == "open":
