@@ -2,7 +2,7 @@
 
 Every adapter is written once, as a ``ccxt.async_support.Exchange`` subclass. The sync class a
 plain ccxt bot uses is generated from it: it owns a private event loop on a daemon thread and
-runs the async twin's coroutines there with ``run_coroutine_threadsafe`` and a bounded wait.
+runs the async twin's coroutines there (``run_coroutine_threadsafe``) with a bounded wait.
 Because the loop is ours and lives on its own thread, the sync API also works inside Jupyter or
 any caller that already runs a loop, where ib_async's own blocking calls fail with "This event
 loop is already running".
@@ -83,7 +83,8 @@ class LoopThread:
         if not self.alive:
             coro.close()
             raise ccxt.ExchangeClosedByUser(f"{what}: the exchange is closed")
-        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+        asyncio.run_coroutine_threadsafe(_deliver(coro, future), self.loop)
         try:
             return future.result(timeout)
         except concurrent.futures.TimeoutError:
@@ -234,6 +235,24 @@ class SyncFacade:
 
 async def _construct(cls: type[T], config: dict[str, Any]) -> T:
     return cls(config)  # type: ignore[call-arg]
+
+
+async def _deliver(coro: Coroutine[Any, Any, T], future: concurrent.futures.Future[T]) -> None:
+    """Run ``coro`` and hand its outcome to the waiting thread the instant it has one.
+
+    ``run_coroutine_threadsafe`` would hand it over from the task's done-callback, queued behind
+    whatever the coroutine scheduled with ``call_soon`` -- the adapters' post-order journal writes --
+    so the caller would wait for them too. Here the caller wakes first and that work follows."""
+    try:
+        value = await coro
+    except BaseException as error:  # noqa: BLE001 - every outcome belongs to the caller
+        if not future.cancelled():
+            future.set_exception(error)
+        if not isinstance(error, Exception):
+            raise  # cancellation and interpreter exits still end this task
+    else:
+        if not future.cancelled():
+            future.set_result(value)
 
 
 async def _await(awaitable: Awaitable[T]) -> T:

@@ -5,7 +5,6 @@ for any reader once the loop has turned, and recovered from the broker when they
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import ccxt
@@ -35,7 +34,7 @@ def view(tmp_path: Path, sim) -> OrderJournal:
 async def test_journal_sync_is_full_by_default(face: Face, capital_sim) -> None:
     assert face.impl.options["journalSync"] == "full"
     await face.call("create_order", "EUR/USD", "market", "buy", 1000, None, {"clientOrderId": "sync-default"})
-    journal = await face.impl._journal_ready()
+    journal = await face.journal()
     assert journal.sync == "full" and journal.get("sync-default").state == "closed"
 
 
@@ -44,7 +43,7 @@ async def test_journal_sync_normal_is_accepted_and_keeps_orders_idempotent(face_
     face = make_face(face_kind, journalSync="normal")
     await face.call("load_markets")
     first = await face.call("create_order", "EUR/USD", "market", "buy", 1000, None, {"clientOrderId": "norm-1"})
-    journal = await face.impl._journal_ready()
+    journal = await face.journal()
     assert journal.sync == "normal" and journal.get("norm-1").deal_reference == first["id"]
     await face.close()
     restarted = make_face(face_kind, journalSync="normal")  # same file, a new process's state
@@ -74,9 +73,7 @@ async def test_a_journal_sync_changed_to_a_bad_value_is_refused_before_the_journ
 async def test_intent_and_send_mark_are_one_commit_and_the_outcome_is_journaled_after_the_return(
         face: Face, capital_sim, tmp_path: Path) -> None:
     order = await face.call("create_order", "EUR/USD", "market", "buy", 1000, None, {"clientOrderId": "one-commit"})
-    if face.kind == "async":
-        await asyncio.sleep(0)  # the post-answer writes run at the loop's next turn (no request in flight)
-    # The sync face hands the order over only after they ran: another reader sees the outcome already.
+    await face.settled()  # the post-answer writes run at the loop's next turn (no request in flight)
     with view(tmp_path, capital_sim) as other:
         row = other.get("one-commit")
         assert row is not None and row.state == "closed"
@@ -91,7 +88,7 @@ async def test_a_retry_after_a_429_is_flipped_to_sent_by_compare_and_set(face: F
         await face.call("create_order", "AAPL/USD", "market", "buy", 1, None, {"clientOrderId": "cas-1"})
     order = await face.call("create_order", "AAPL/USD", "market", "buy", 1, None, {"clientOrderId": "cas-1"})
     assert order["status"] == "closed"
-    journal = await face.impl._journal_ready()
+    journal = await face.journal()
     assert [h.state for h in journal.history("cas-1")] == [
         "sent_unknown", "rejected", "pending_send", "sent_unknown", "closed"]
 

@@ -57,7 +57,7 @@ async def test_market_buy_then_sell_like_a_spot_bot(face: Face, capital_sim) -> 
     for trade in trades:
         conformance.check_trade(face.exchange, trade, "AAPL/USD")
         assert trade["fee"]["cost"] == 0.0 and trade["fee"]["currency"] == "USD"
-    journal = await face.impl._journal_ready()  # every fill journaled once, under the trade's id
+    journal = await face.journal()  # every fill journaled once, under the trade's id
     assert sorted(f.exec_id for f in journal.fills()) == sorted(t["id"] for t in trades)
     assert [f.client_order_id for f in journal.fills("bot-1")] == ["bot-1"]
     closed = await face.call("fetch_closed_orders", "AAPL/USD")
@@ -262,7 +262,7 @@ async def test_bad_input_books_nothing(face: Face, capital_sim, case: str, args:
     with pytest.raises(error):
         await face.call("create_order", *args)
     assert booked(capital_sim) == before == {"positions": 0, "orders": 0, "activities": 0, "confirms": 0}
-    journal = await face.impl._journal_ready()
+    journal = await face.journal()
     assert journal.orders() == []  # refused before the intent was recorded
 
 
@@ -273,7 +273,7 @@ async def test_broker_side_validation_is_mapped_and_journaled(face: Face, capita
         await face.call("create_order", "AAPL/USD", "market", "buy", 1, None,
                         {"stopLossPrice": round(ask + 5, 2), "clientOrderId": "wrong-side"})
     assert booked(capital_sim)["positions"] == 0
-    journal = await face.impl._journal_ready()
+    journal = await face.journal()
     assert journal.get("wrong-side").state == "rejected"
 
 

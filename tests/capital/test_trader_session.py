@@ -333,7 +333,7 @@ async def test_a_5xx_on_placement_is_looked_up_before_it_is_called_refused(face:
     capital_sim.faults.fail(503, "error.service.unavailable", method="POST", path="/positions")
     with pytest.raises(ccxt.ExchangeNotAvailable, match="503"):
         await face.call("create_order", "AAPL/USD", "market", "buy", 1, None, {"clientOrderId": "down-1"})
-    journal = await face.impl._journal_ready()
+    journal = await face.journal()
     assert journal.get("down-1").state == "rejected" and capital_sim.positions() == []
     with pytest.raises(ccxt.ExchangeNotAvailable):  # not retried under the same id: it might have been booked
         await face.call("create_order", "AAPL/USD", "market", "buy", 1, None, {"clientOrderId": "down-1"})

@@ -72,6 +72,19 @@ class Face:
             return await asyncio.to_thread(method, *args, **kwargs)
         return await method(*args, **kwargs)
 
+    async def settled(self) -> None:
+        """Let the exchange's loop run what its last call queued (the post-answer journal writes run
+        at the loop's next turn, after a sync caller got its answer): a no-op queued behind them."""
+        if self.kind == "sync":
+            await asyncio.to_thread(self.exchange._loop_thread.run, asyncio.sleep(0), 10)
+        else:
+            await asyncio.sleep(0)
+
+    async def journal(self) -> Any:
+        """The exchange's journal once its queued writes ran."""
+        await self.settled()
+        return await self.impl._journal_ready()
+
     async def close(self) -> None:
         if self.kind == "sync":
             await asyncio.to_thread(self.exchange.close)
