@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import random
 import statistics
 import tempfile
 import time
@@ -98,6 +99,7 @@ async def bench(orders: int, bar_runs: int, journal_dir: Path, in_process: bool)
             order = sync.create_order("AAPL/USD", "limit", "buy", 1, price)
             elapsed = time.perf_counter() - started
             assert order["status"] == "open"
+            sync._loop_thread.run(asyncio.sleep(0), 10)  # its post-ack journal writes, outside the next timing
             return elapsed
 
         async def sync_order(price: float) -> float:
@@ -111,12 +113,13 @@ async def bench(orders: int, bar_runs: int, journal_dir: Path, in_process: bool)
         raw: list[float] = []
         rows: list[list[float]] = [[] for _ in traders]
         sync_times: list[float] = []
-        for n, price in enumerate(prices):
-            # Rotate who goes first: whatever the previous order left running (the journal's post-ack
-            # writes, the simulator's own work) then lands on every side equally.
-            sides: list[Any] = [None, *traders, sync]
-            for k in range(len(sides)):
-                side = sides[(n + k) % len(sides)]
+        shuffle = random.Random(7).shuffle
+        sides: list[Any] = [None, *traders, sync]
+        for price in prices:
+            # A new (seeded) order every round: whatever the previous order left running (the simulator's
+            # own work) then lands on every side equally, not always on the same successor.
+            shuffle(sides)
+            for side in sides:
                 if side is None:
                     raw.append(await raw_order(price))
                 elif side is sync:
