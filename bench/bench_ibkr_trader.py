@@ -4,7 +4,8 @@
   placeOrder, wait for the acknowledgement, parsing into a ccxt order) against raw ``ib.placeOrder``
   -> Submitted. Rows: the journal off (in memory), on disk with ``journalSync="normal"`` (the IB
   default: survives the process dying, no fsync), on disk with ``"full"`` (one fsync before every
-  send), and the sync face (a thread hop per call) with the default journal.
+  send), and the sync face (a thread hop per call) with the default journal. Each row has its own
+  phase in which it and the raw client take turns (a seeded random order each round).
 * ``fetch_ohlcv``: one request of 1-minute bars through ``IBTrader.fetch_ohlcv`` against ib_async's
   own ``reqHistoricalDataAsync`` + decoding of the same request.
 
@@ -26,6 +27,7 @@ import random
 import statistics
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -77,18 +79,22 @@ async def bench(orders: int, bar_runs: int, journal_dir: Path, in_process: bool)
             trade = ib.placeOrder(aapl, ib_lib.LimitOrder("BUY", 1, price))
             while trade.orderStatus.status != "Submitted":
                 await asyncio.wait_for(trade.statusEvent, 10)
-            return time.perf_counter() - started
-
-        async def trader_order(ex: IBTrader, price: float) -> float:
-            started = time.perf_counter()
-            order = await ex.create_order("AAPL/USD", "limit", "buy", 1, price)
             elapsed = time.perf_counter() - started
-            assert order["status"] == "open"
-            await asyncio.sleep(0)  # let the post-ack journal bookkeeping run outside the next timing
+            await asyncio.sleep(0)  # the same loop turn the contestant gets after its timing
             return elapsed
 
-        # The sync face, in the same rotation: its calls run on a worker thread (timed there), its
-        # coroutines on the private loop thread it owns; this loop only waits.
+        def trader_order(ex: IBTrader) -> Callable[[float], Awaitable[float]]:
+            async def place(price: float) -> float:
+                started = time.perf_counter()
+                order = await ex.create_order("AAPL/USD", "limit", "buy", 1, price)
+                elapsed = time.perf_counter() - started
+                assert order["status"] == "open"
+                await asyncio.sleep(0)  # let the post-ack journal bookkeeping run outside the next timing
+                return elapsed
+            return place
+
+        # The sync face: its calls run on a worker thread (timed there), its coroutines on the private
+        # loop thread it owns; this loop only waits.
         loop = asyncio.get_running_loop()
         worker = ThreadPoolExecutor(1)
         sync = ccxt_ibkr.IBTrader(options(2 + len(ROWS), "sync.sqlite", "normal"))
@@ -105,27 +111,28 @@ async def bench(orders: int, bar_runs: int, journal_dir: Path, in_process: bool)
         async def sync_order(price: float) -> float:
             return await loop.run_in_executor(worker, sync_timed, price)
 
-        for price in prices[:10]:  # warm-up
-            await raw_order(price)
-            for ex in traders:
-                await trader_order(ex, price)
-            await sync_order(price)
-        raw: list[float] = []
-        rows: list[list[float]] = [[] for _ in traders]
-        sync_times: list[float] = []
+        # One phase per contestant: it and the raw client take turns, in a seeded random order each round,
+        # so the ratio compares two sides that ran under the same conditions (and one contestant's
+        # leftovers -- the sync face's second loop thread, the full journal's fsyncs -- never land on
+        # another contestant's timings).
+        contestants = [trader_order(ex) for ex in traders] + [sync_order]
         shuffle = random.Random(7).shuffle
-        sides: list[Any] = [None, *traders, sync]
-        for price in prices:
-            # A new (seeded) order every round: whatever the previous order left running (the simulator's
-            # own work) then lands on every side equally, not always on the same successor.
-            shuffle(sides)
-            for side in sides:
-                if side is None:
-                    raw.append(await raw_order(price))
-                elif side is sync:
-                    sync_times.append(await sync_order(price))
-                else:
-                    rows[traders.index(side)].append(await trader_order(side, price))
+        pairs: list[tuple[list[float], list[float]]] = []
+        for contestant in contestants:
+            for price in prices[:10]:  # warm-up
+                await raw_order(price)
+                await contestant(price)
+            raw_samples: list[float] = []
+            samples: list[float] = []
+            sides: list[Any] = [None, contestant]
+            for price in prices:
+                shuffle(sides)
+                for side in sides:
+                    if side is None:
+                        raw_samples.append(await raw_order(price))
+                    else:
+                        samples.append(await side(price))
+            pairs.append((raw_samples, samples))
         await loop.run_in_executor(worker, sync.close)
         worker.shutdown()
 
@@ -149,8 +156,7 @@ async def bench(orders: int, bar_runs: int, journal_dir: Path, in_process: bool)
         ib.disconnect()
         for ex in traders:
             await ex.close()
-    return {"raw": raw, "rows": rows, "sync": sync_times, "raw_bars": raw_bars, "trader_bars": trader_bars,
-            "bars": count}
+    return {"pairs": pairs, "raw_bars": raw_bars, "trader_bars": trader_bars, "bars": count}
 
 
 def chunk_ratios(samples: list[float], raw: list[float], chunks: int = 5) -> list[float]:
@@ -169,19 +175,15 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         r = asyncio.run(bench(args.orders, args.bars_runs, Path(tmp), args.in_process))
-    raw = median_ms(r["raw"])
     where = "in this process (thread)" if args.in_process else "in its own process"
     print(f"client library {IB_LIBRARY_NAME}; simulator {where}")
-    print(f"raw placeOrder -> Submitted                 : {raw:7.3f} ms (median of {len(r['raw'])})")
-    for (label, _, _), samples in zip(ROWS, r["rows"], strict=True):
-        value = median_ms(samples)
-        spread = chunk_ratios(samples, r["raw"])
-        print(f"{label:44}: {value:7.3f} ms   ratio {value / raw:5.2f}   "
+    print("create_order (resting limit) vs raw placeOrder -> Submitted, each in its own interleaved phase:")
+    labels = [label for label, _, _ in ROWS] + ["IBTrader sync,  journal normal (default)"]
+    for label, (raw_samples, samples) in zip(labels, r["pairs"], strict=True):
+        raw, value = median_ms(raw_samples), median_ms(samples)
+        spread = chunk_ratios(samples, raw_samples)
+        print(f"  {label:42}: {value:6.3f} ms vs raw {raw:6.3f} ms   ratio {value / raw:5.2f}   "
               f"(5 slices of the run: {min(spread):.2f}-{max(spread):.2f})")
-    value = median_ms(r["sync"])
-    spread = chunk_ratios(r["sync"], r["raw"])
-    print(f"{'IBTrader sync,  journal normal (default)':44}: {value:7.3f} ms   ratio {value / raw:5.2f}   "
-          f"(5 slices of the run: {min(spread):.2f}-{max(spread):.2f})")
     raw_bars, trader_bars = median_ms(r["raw_bars"]), median_ms(r["trader_bars"])
     print(f"raw reqHistoricalData ({r['bars']} x 1m bars)       : {raw_bars:7.3f} ms")
     print(f"IBTrader.fetch_ohlcv (limit 500)            : {trader_bars:7.3f} ms   ratio {trader_bars / raw_bars:5.2f}")

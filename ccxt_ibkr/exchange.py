@@ -37,6 +37,7 @@ from normalization import client_ids
 from normalization.errors import IB_BROAD, IB_EXACT, ib_exception
 from normalization.orders import positive_number, require_on_step, require_within, truncate_to_step
 from normalization.runtime.journal import (
+    SENT_UNKNOWN,
     USE_DEFAULT,
     JournalOrder,
     OrderJournal,
@@ -280,7 +281,8 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
         self._reduce_only: set[str] = set()
         self._live_refs: dict[str, str] = {}  # clientOrderId -> last ccxt status journaled
         self._placing: set[str] = set()  # clientOrderIds between journal intent and IB's answer
-        self._deferred: list[tuple[OrderJournal, str, Trade, dict[str, Any]]] = []  # journal, cid, trade, market
+        # journal, cid, trade, market, the intent if not journaled yet: see _journal_sent
+        self._deferred: list[tuple[OrderJournal, str, Trade, dict[str, Any], dict[str, Any] | None]] = []
         self._spare_order: Order | None = None  # built off the send path: see _fresh_order
         self._completed: dict[int, Trade] = {}  # permId -> completed trade reported by reqCompletedOrders
 
@@ -967,20 +969,34 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
                 child.account = self.transport.account
         journal = self.journal
         params_kept = {k: v for k, v in params.items() if isinstance(v, JSON_SCALARS)} if params else None
-        # IB keeps the clientOrderId as orderRef, so with journalSync="normal" the intent's write runs
-        # while the order travels (see OrderJournal.sending); after a crash reconciliation asks IB, which
-        # lists the order by orderRef if it ever arrived.
-        with journal.sending(cid, symbol=market["symbol"], side=side, type=str(type), amount=meta["amount"],
-                             price=meta["price"], trigger_price=meta["triggerPrice"], params=params_kept,
-                             broker_keeps_id=True, new_id=meta["generatedId"]) as (row, created):
-            trade = self._send(ib, market, parent, children) if created else None
-        if trade is None:
-            return await self._journaled_order(row, market)
+        intent = {"symbol": market["symbol"], "side": side, "type": str(type), "amount": meta["amount"],
+                  "price": meta["price"], "trigger_price": meta["triggerPrice"], "params": params_kept}
+        if meta["generatedId"] and journal.defers_new_intents:
+            # An id generated just now: nobody can repeat it before this call returns, and IB keeps it as
+            # orderRef. The order is journaled once, with IB's answer, after the call returns (see
+            # OrderJournal.defers_new_intents for why a crash in between loses nothing).
+            intent["sent"] = journal.now_ms()
+            try:
+                trade = self._send(ib, market, parent, children)
+            except BaseException:
+                journal.record_after_send(cid, **intent, state=SENT_UNKNOWN)  # it may have left: ask IB later
+                raise
+            deferred_intent: dict[str, Any] | None = intent
+        else:
+            if self._deferred:
+                self._flush_deferred()  # a generated id journaled after its call could be the one repeated here
+            # With journalSync="normal" the intent's write runs while the order travels (OrderJournal.sending);
+            # after a crash reconciliation asks IB, which lists the order by orderRef if it ever arrived.
+            with journal.sending(cid, **intent, broker_keeps_id=True) as (row, created):
+                trade = self._send(ib, market, parent, children) if created else None
+            if trade is None:
+                return await self._journaled_order(row, market)
+            deferred_intent = None
         if meta["reduceOnly"]:
             self._reduce_only.add(cid)
         self._placing.add(cid)
         try:
-            return await self._settle(trade, market, meta, journal)
+            return await self._settle(trade, market, meta, journal, deferred_intent)
         finally:
             self._placing.discard(cid)
 
@@ -999,8 +1015,8 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
             ib.placeOrder(contract, child)
         return trade
 
-    async def _settle(self, trade: Trade, market: dict[str, Any], meta: dict[str, Any],
-                      journal: OrderJournal) -> dict[str, Any]:
+    async def _settle(self, trade: Trade, market: dict[str, Any], meta: dict[str, Any], journal: OrderJournal,
+                      intent: dict[str, Any] | None) -> dict[str, Any]:
         """Wait for IB's answer to a sent order and return it as a ccxt order (or raise the rejection)."""
         cid = meta["clientOrderId"]
         # Parsed while IB works on it; the acknowledgement then only refreshes what it changed.
@@ -1015,7 +1031,7 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
         order = self.refresh_ib_order(early, trade, market, reduce_only=meta["reduceOnly"])
         # After the send the journal only learns ids and status (reconciliation can also match the
         # order by its orderRef), so these writes run right after this call returns, off its latency.
-        self._deferred.append((journal, cid, trade, market))
+        self._deferred.append((journal, cid, trade, market, intent))
         asyncio.get_running_loop().call_soon(self._flush_deferred)
         if order["status"] == "rejected" or (_done(trade) and not order["filled"]
                                              and order["status"] != "canceled" and order["status"] != "expired"):
@@ -1030,19 +1046,28 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
         if self._spare_order is None:
             self._spare_order = Order()
 
-    def _journal_sent(self, journal: OrderJournal, cid: str, trade: Trade, market: dict[str, Any]) -> None:
-        """The journal learns a placed order's ids and state. Read from the trade as it is now, not as it
-        was returned: it may have filled since, and the returned order belongs to the caller."""
+    def _journal_sent(self, journal: OrderJournal, cid: str, trade: Trade, market: dict[str, Any],
+                      intent: dict[str, Any] | None) -> None:
+        """The journal learns a placed order's ids and state (and, for an ``intent`` not journaled yet, the
+        order itself). Read from the trade as it is now, not as it was returned: it may have filled since,
+        and the returned order belongs to the caller."""
         try:
             ids = {"order_id": trade.order.orderId, "perm_id": trade.order.permId or trade.orderStatus.permId or None}
             if _acknowledged(trade):
                 order = self.parse_ib_order(trade, market)
-                journal.update_status(cid, order["status"], filled=order["filled"], remaining=order["remaining"],
-                                      ids=ids)
+                if intent is not None:
+                    journal.record_after_send(cid, **intent, state=order["status"], filled=order["filled"],
+                                              remaining=order["remaining"], ids=ids)
+                else:
+                    journal.update_status(cid, order["status"], filled=order["filled"],
+                                          remaining=order["remaining"], ids=ids)
                 if order["status"] == "open":
                     self._live_refs[cid] = "open"
             else:
-                journal.attach_ids(cid, **ids)
+                if intent is not None:
+                    journal.record_after_send(cid, **intent, state=SENT_UNKNOWN, ids=ids)
+                else:
+                    journal.attach_ids(cid, **ids)
                 self._live_refs[cid] = "sent_unknown"  # IB's late answer lands in the journal when it comes
         except Exception:  # noqa: BLE001 - a closed journal (exchange closed meanwhile) is not an error here
             pass

@@ -40,7 +40,6 @@ memory (so idempotency still holds for the life of the process) and writes nothi
 from __future__ import annotations
 
 import json
-import logging
 import os
 import re
 import sqlite3
@@ -54,8 +53,6 @@ from pathlib import Path
 from typing import Any
 
 from normalization.runtime.flush_behind import FlushBehind
-
-log = logging.getLogger(__name__)
 
 __all__ = [
     "ACKNOWLEDGED",
@@ -493,25 +490,20 @@ class OrderJournal:
         trigger_price: float | None = None,
         params: Mapping[str, Any] | None = None,
         broker_keeps_id: bool = False,
-        new_id: bool = False,
     ) -> Iterator[tuple[JournalOrder, bool]]:
         """Record the intent as ``sent_unknown`` around the send in the ``with`` block; yields
         ``(order, created)`` as :meth:`record_intent` does (send only when ``created``).
 
         By default, and always with ``sync="full"``, the intent is committed (fsynced in full mode) before
         the block runs. Where the broker keeps our clientOrderId with the order (``broker_keeps_id``:
-        IB's orderRef) and the journal does not fsync, the write moves off the send path, because a
-        process dying between the send and the commit then leaves an order the broker lists under our
-        clientOrderId, which reconciliation adopts on the next connect -- the same recovery as for a
-        journal tail lost to a power cut in this mode:
+        IB's orderRef) and the journal does not fsync, the row is inserted before the block -- a repeat
+        is refused atomically, also across processes, whose writes wait on the open transaction -- but
+        committed right after it, while the order travels: a process dying in between leaves an order
+        the broker lists under our clientOrderId, which reconciliation adopts on the next connect (the
+        same recovery as for a journal tail lost to a power cut in this mode). A freshly generated id
+        needs no such check at all: see :attr:`defers_new_intents`.
 
-        * an id the adapter just generated (``new_id``: a per-process random stem and a counter, see
-          :mod:`normalization.client_ids`) cannot have been seen before, so nothing needs asking first:
-          the row is written after the block, while the order travels;
-        * a caller's own id is inserted before the block -- a repeat is refused atomically, also across
-          processes, whose writes wait on the open transaction -- and committed right after it.
-
-        The write happens even if the block raises: whatever left the process is then asked of the
+        The commit happens even if the block raises: whatever left the process is then asked of the
         broker. The block must not await: the journal's lock may be held while it runs.
         """
         order = self._intent(client_order_id, symbol, side, type, amount, price, trigger_price, params,
@@ -520,14 +512,6 @@ class OrderJournal:
             with self._write(durable=True, single=True) as conn:
                 inserted = self._insert(conn, order)
             yield inserted
-            return
-        if new_id:
-            try:
-                yield order, True
-            finally:
-                with self._write(durable=True, single=True) as conn:  # durable: flushed behind in that mode
-                    if not self._insert(conn, order)[1]:  # pragma: no cover - 80 random bits per process
-                        log.error("generated clientOrderId %s was already journaled", client_order_id)
             return
         with self._lock:
             conn = self._conn
@@ -543,6 +527,63 @@ class OrderJournal:
                 conn.execute("COMMIT")
         if self._behind is not None:
             self._behind.request()
+
+    @property
+    def defers_new_intents(self) -> bool:
+        """Whether a freshly generated clientOrderId, at a broker that keeps it, may be journaled after
+        the order's acknowledgement (:meth:`record_after_send`) instead of around its send.
+
+        Nobody can know such an id before the placing call returns, so no repeat can race it; a crash
+        before the write leaves an order the broker lists under our id, adopted on the next connect --
+        the recovery ``sync="normal"`` already relies on for a journal tail lost to a power cut. Not with
+        ``sync="full"``, whose promise is that every order is on disk before it leaves."""
+        return self.sync != "full" or self.path is None  # in memory nothing outlives the process anyway
+
+    def record_after_send(
+        self,
+        client_order_id: str,
+        *,
+        symbol: str,
+        side: str,
+        type: str,
+        amount: float,
+        price: float | None = None,
+        trigger_price: float | None = None,
+        params: Mapping[str, Any] | None = None,
+        sent: int,
+        state: str,
+        filled: float | None = None,
+        remaining: float | None = None,
+        ids: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Journal an order sent before it was recorded (see :attr:`defers_new_intents`): its intent as
+        ``sent_unknown`` at ``sent`` (ms) and the state the broker answered with, in one transaction --
+        the history reads as if the intent had been written before the send."""
+        if state not in STATES:
+            raise ValueError(f"unknown journal state {state!r}")
+        order = self._intent(client_order_id, symbol, side, type, amount, price, trigger_price, params,
+                             SENT_UNKNOWN)
+        new_ids = _broker_ids(ids or {})
+        now = self.now_ms()
+        with self._write(durable=True) as conn:
+            columns = "".join(f", {k}" for k in new_ids)
+            cur = conn.execute(
+                "INSERT OR IGNORE INTO orders (exchange, account, client_order_id, symbol, side, type, amount,"
+                f" price, trigger_price, params, state, initial_state, created, updated, filled, remaining{columns})"
+                f" VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?{',?' * len(new_ids)})",
+                (order.exchange, order.account, client_order_id, order.symbol, order.side, order.type,
+                 order.amount, order.price, order.trigger_price, _dumps(order.params), state, SENT_UNKNOWN,
+                 sent, now, None if filled is None else float(filled),
+                 None if remaining is None else float(remaining), *new_ids.values()),
+            )
+            if cur.rowcount and state != SENT_UNKNOWN:
+                conn.execute(
+                    "INSERT INTO status_history (exchange, account, client_order_id, state, reason, timestamp, info)"
+                    " VALUES (?,?,?,?,NULL,?,NULL)",
+                    (*self._scope, client_order_id, state, now),
+                )
+        if not cur.rowcount:  # reconciliation adopted it meanwhile (a reconnect in between): bring it up to date
+            self.update_status(client_order_id, state, filled=filled, remaining=remaining, ids=ids)
 
     def _intent(
         self, client_order_id: str, symbol: str, side: str, type: str, amount: float, price: float | None,

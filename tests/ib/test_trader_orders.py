@@ -8,6 +8,7 @@ and limit orders away from the touch rest.
 # ruff: noqa: F811 - the fixtures imported from trader_fixtures are re-bound as test parameters
 from __future__ import annotations
 
+import asyncio
 import math
 import sqlite3
 import uuid
@@ -428,6 +429,35 @@ async def test_process_dying_between_send_and_intent_write_loses_nothing(
     assert sum(t["amount"] for t in trades) == 2 and all(t["fee"]["cost"] > 0 for t in trades)
     assert len({t["id"] for t in trades}) == len(trades)
     assert len(order_messages) == 1 and sum(1 for o in sim.orders() if o.req.order_ref == cid) == 1
+
+
+@pytest.mark.parametrize("sync", ["normal", "full"])
+async def test_every_placed_order_is_journaled_with_its_ids_and_history(make_trader, sim: IBSimulator,
+                                                                          sync: str) -> None:
+    """A generated clientOrderId is journaled after IB answered (normal) or before the send (full); either
+    way the journal ends with the order, its ids and the history sent_unknown -> open."""
+    ex = make_trader(face_="async", journalSync=sync)
+    order = await ex.create_order("AAPL/USD", "limit", "buy", 1, below_touch(sim))
+    await asyncio.sleep(0)  # the post-ack journal write runs at the loop's next turn
+    row = ex.journal.get(order["clientOrderId"])
+    assert row is not None and row.state == "open" and row.perm_id == str(order["info"]["permId"])
+    assert row.order_id == str(order["info"]["orderId"]) and (row.price, row.amount) == (order["price"], 1.0)
+    assert [h.state for h in ex.journal.history(order["clientOrderId"])] == ["sent_unknown", "open"]
+    # The same id again, now the caller's own: the first order comes back, nothing is placed.
+    again = await ex.create_order("AAPL/USD", "limit", "buy", 1, below_touch(sim),
+                                  {"clientOrderId": order["clientOrderId"]})
+    assert again["id"] == order["id"] and sum(1 for o in sim.orders() if o.req.order_ref == row.client_order_id) == 1
+
+
+async def test_a_generated_id_repeated_at_once_is_still_placed_only_once(make_trader, sim: IBSimulator) -> None:
+    """The post-ack journal write of a generated id has not run when a bot repeats the id in the very
+    next statement: the journal catches up before the repeat is looked up."""
+    ex = make_trader(face_="async")
+    order = await ex.create_order("AAPL/USD", "limit", "buy", 1, below_touch(sim))
+    again = await ex.create_order("AAPL/USD", "limit", "buy", 1, below_touch(sim),
+                                  {"clientOrderId": order["clientOrderId"]})
+    assert again["id"] == order["id"]
+    assert sum(1 for o in sim.orders() if o.req.order_ref == order["clientOrderId"]) == 1
 
 
 async def test_journal_sync_option(make_trader) -> None:

@@ -379,15 +379,13 @@ def test_sending_commits_before_the_send_unless_the_broker_keeps_the_id(tmp_path
                                                                          keeps_id: bool) -> None:
     path = tmp_path / "j.sqlite"
     journal = OrderJournal(path, exchange="ibkr", sync=sync)
-    for new_id in (False, True):
-        cid = f"c-{new_id}"
-        with journal.sending(cid, **INTENT, broker_keeps_id=keeps_id, new_id=new_id) as (row, created):
-            assert created and row.state == SENT_UNKNOWN
-            assert _committed(path, cid)  # before a byte leaves
+    with journal.sending("c-1", **INTENT, broker_keeps_id=keeps_id) as (row, created):
+        assert created and row.state == SENT_UNKNOWN
+        assert _committed(path, "c-1")  # before a byte leaves
     journal.close()
 
 
-def test_sending_with_the_broker_keeping_the_id_writes_while_the_order_travels(tmp_path: Path) -> None:
+def test_sending_with_the_broker_keeping_the_id_commits_while_the_order_travels(tmp_path: Path) -> None:
     path = tmp_path / "j.sqlite"
     journal = OrderJournal(path, exchange="ibkr", sync="normal")
     with journal.sending("own-1", **INTENT, broker_keeps_id=True) as (row, created):
@@ -395,14 +393,30 @@ def test_sending_with_the_broker_keeping_the_id_writes_while_the_order_travels(t
     assert _committed(path, "own-1")
     with journal.sending("own-1", **INTENT, broker_keeps_id=True) as (row, created):
         assert not created and row.client_order_id == "own-1"  # a repeat is refused before the send
-    with journal.sending("gen-1", **INTENT, broker_keeps_id=True, new_id=True) as (row, created):
-        assert created and not _committed(path, "gen-1")  # a fresh id is written after the send
-    assert _committed(path, "gen-1") and journal.get("gen-1").state == SENT_UNKNOWN  # type: ignore[union-attr]
-    for cid, new_id in (("own-2", False), ("gen-2", True)):  # the send failing still leaves the row to ask about
-        with pytest.raises(ConnectionError):
-            with journal.sending(cid, **INTENT, broker_keeps_id=True, new_id=new_id):
-                raise ConnectionError("the socket broke mid-send")
-        assert _committed(path, cid)
+    with pytest.raises(ConnectionError):  # the send failing still leaves the row to ask the broker about
+        with journal.sending("own-2", **INTENT, broker_keeps_id=True):
+            raise ConnectionError("the socket broke mid-send")
+    assert _committed(path, "own-2")
+    journal.close()
+
+
+@pytest.mark.parametrize("sync, defers", [("full", False), ("behind", True), ("normal", True)])
+def test_an_order_journaled_after_its_send_reads_as_if_its_intent_came_first(tmp_path: Path, sync: str,
+                                                                              defers: bool) -> None:
+    journal = OrderJournal(tmp_path / "j.sqlite", exchange="ibkr", sync=sync, now_ms=lambda: 2_000)
+    assert journal.defers_new_intents is defers
+    assert NullJournal(exchange="ibkr").defers_new_intents  # nothing in memory outlives the process
+    journal.record_after_send("gen-1", **INTENT, sent=1_000, state="open", filled=0, remaining=1,
+                              ids={"order_id": 7, "perm_id": 99})
+    row = journal.get("gen-1")
+    assert row is not None and (row.state, row.order_id, row.perm_id, row.created) == ("open", "7", "99", 1_000)
+    assert [(h.state, h.timestamp) for h in journal.history("gen-1")] == [(SENT_UNKNOWN, 1_000), ("open", 2_000)]
+    journal.record_after_send("gen-2", **INTENT, sent=1_500, state=SENT_UNKNOWN)  # no answer yet
+    assert [h.state for h in journal.history("gen-2")] == [SENT_UNKNOWN]
+    # Adopted by reconciliation before the write ran: the write brings the row up to date instead.
+    journal.record_intent("gen-3", **INTENT, state=SENT_UNKNOWN)
+    journal.record_after_send("gen-3", **INTENT, sent=1_500, state="closed", filled=1, remaining=0)
+    assert journal.get("gen-3").state == "closed"  # type: ignore[union-attr]
     journal.close()
 
 
