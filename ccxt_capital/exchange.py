@@ -775,14 +775,18 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
         """market -> POST /positions; limit / stop -> POST /workingorders (LIMIT / STOP); waits for the
         confirm (bounded) and returns the ccxt order, id = dealReference. A rejected deal raises the
         mapped exception with the broker's reason."""
-        market = await self._market(symbol)
-        params = dict(params)
+        market = self.market(symbol) if self.markets else await self._market(symbol)
+        # Most orders carry no params: everything read from them has its default then, and none of the
+        # look-ups below run (a dozen pops and a loop or two, on every order before the send).
+        params = dict(params) if params else {}
         kind = (type or "").lower()
         if side not in ("buy", "sell"):
             raise ccxt.InvalidOrder(f"{self.id} side must be 'buy' or 'sell', not {side!r}")
-        trigger = params.pop("triggerPrice", None)
-        legacy = params.pop("stopPrice", None)
-        trigger = trigger if trigger is not None else legacy
+        trigger = None
+        if params:
+            trigger = params.pop("triggerPrice", None)
+            legacy = params.pop("stopPrice", None)
+            trigger = trigger if trigger is not None else legacy
         if kind in ("stop", "stop_market", "stopmarket", "stop-market"):
             if trigger is None:
                 raise ccxt.InvalidOrder(f"{self.id} a stop order needs params['triggerPrice']")
@@ -802,17 +806,21 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
             level = self._check_price(market, price, "price")
         elif kind == "stop":
             level = self._check_price(market, trigger, "triggerPrice")
-        if params.pop("postOnly", False):
-            raise ccxt.InvalidOrder(f"{self.id} post-only orders are not supported")
-        tif = params.pop("timeInForce", None)
-        tif = tif.upper() if isinstance(tif, str) else tif
-        good_till_raw = None
-        for key in ("goodTillDate", "expiry", "expireTime", "goodTillTime"):
-            value = params.pop(key, None)
-            if value is not None and good_till_raw is None:
-                good_till_raw = value
-        if tif is None and good_till_raw is not None:
-            tif = "GTD"
+        tif = good_till_raw = None
+        protection: dict[str, float] = {}
+        reduce_only = guaranteed = False
+        prefix = self.safe_string(self.options, "clientOrderPrefix", client_ids.DEFAULT_PREFIX)
+        if params:
+            if params.pop("postOnly", False):
+                raise ccxt.InvalidOrder(f"{self.id} post-only orders are not supported")
+            tif = params.pop("timeInForce", None)
+            tif = tif.upper() if isinstance(tif, str) else tif
+            for key in ("goodTillDate", "expiry", "expireTime", "goodTillTime"):
+                value = params.pop(key, None)
+                if value is not None and good_till_raw is None:
+                    good_till_raw = value
+            if tif is None and good_till_raw is not None:
+                tif = "GTD"
         if kind == "market":
             if tif not in (None, "GTC", "IOC", "FOK"):
                 raise ccxt.InvalidOrder(f"{self.id} timeInForce {tif!r} is not supported for market orders")
@@ -825,13 +833,15 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
             if good_till_raw is None:
                 raise ccxt.InvalidOrder(f"{self.id} timeInForce GTD needs params['goodTillDate']")
             good_till = self._good_till(good_till_raw)
-        protection = self._protection(market, params)
-        reduce_only = bool(params.pop("reduceOnly", False))
-        guaranteed = bool(params.pop("guaranteedStop", False))
-        prefix = self.safe_string(self.options, "clientOrderPrefix", client_ids.DEFAULT_PREFIX)
-        client_order_id = client_ids.take_or_generate(params, prefix)
-        for key in ("clientOrderId", "clientOid", "newClientOrderId"):
-            params.pop(key, None)
+        if params:
+            protection = self._protection(market, params)
+            reduce_only = bool(params.pop("reduceOnly", False))
+            guaranteed = bool(params.pop("guaranteedStop", False))
+            client_order_id = client_ids.take_or_generate(params, prefix)
+            for key in ("clientOrderId", "clientOid", "newClientOrderId"):
+                params.pop(key, None)
+        else:
+            client_order_id = client_ids.generate(prefix)
         self.supervisor.ensure_usable()  # fail fast before anything is recorded while reconnecting
         if reduce_only:
             reducible = await self._reducible(market, side)
@@ -843,7 +853,8 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
         body: dict[str, Any] = {"epic": market["id"], "direction": DIRECTIONS[side], "size": size}
         if guaranteed:
             body["guaranteedStop"] = True
-        body.update(protection)
+        if protection:
+            body.update(protection)
         working = kind != "market"
         if working:
             body.update({"level": level, "type": "LIMIT" if kind == "limit" else "STOP"})
@@ -851,10 +862,11 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
                 body["goodTillDate"] = good_till
         # Capital's own deal fields pass through as the broker spells them; other leftovers (ccxt's
         # unified extras such as 'type' or 'marginMode') are not sent, they could change the deal.
-        body.update({k: v for k, v in params.items() if k in CAPITAL_DEAL_FIELDS})
+        if params:
+            body.update({k: v for k, v in params.items() if k in CAPITAL_DEAL_FIELDS})
         # No flush of the previous deal's deferred writes here: they touch other rows, and left pending
         # they run while this deal is in flight instead of before it.
-        journal = await self._journal_ready(flush=False)
+        journal = self._journal if self._journal is not None else await self._journal_ready(flush=False)
         # Intent and "the send may have left" in one commit (one fsync with journalSync="full"): the deal
         # goes out right below, with no await in between that could let anything else see the row.
         row, created = journal.record_intent(
@@ -904,8 +916,8 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
                 return False
             return not self._last_lookup_ambiguous
 
-        async def send() -> Any:
-            return await self._call("POST", path, body=body, kind="deal", verify=verify)
+        def send() -> Awaitable[Any]:  # the coroutine itself: no extra frame for every resumption in flight
+            return self._call("POST", path, body=body, kind="deal", verify=verify)
 
         reference: str | None = None
         try:
@@ -952,13 +964,14 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
         """GET /confirms/{ref}, polled while it is not ready (404) or the broker stumbles (5xx, a dropped
         read) for at most ``confirmTimeout`` seconds -- on the injected clock and on the monotonic one,
         whichever runs out first, so a frozen test clock can never make it poll forever."""
-        clock, sleep = self._clock(), self._sleeper()
-        timeout = float(self.safe_number(self.options, "confirmTimeout", 10.0))
-        deadline, real_deadline = clock() + timeout, time.monotonic() + timeout
-        interval = float(self.safe_number(self.options, "confirmPollInterval", 0.05))
+        clock = self._clock()
+        started, real_started = clock(), time.monotonic()
+        path = f"/confirms/{quote(reference, safe='')}"
+        polling: tuple[float, float, Callable[[float], Awaitable[Any]]] | None = None
+        interval = 0.0
         while True:
             try:
-                return await self._call("GET", f"/confirms/{quote(reference, safe='')}", gated=False)
+                return await self._call("GET", path, gated=False)
             except ccxt.OrderNotFound:
                 if not wait:
                     return None
@@ -966,6 +979,11 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
                 if not wait or isinstance(error, ccxt.AuthenticationError):
                     raise
                 log.info("%s: confirm %s not readable yet (%s); polling on", self.id, reference, error)
+            if polling is None:  # the usual confirm is ready at once: the poll settings are read only if not
+                timeout = float(self.safe_number(self.options, "confirmTimeout", 10.0))
+                polling = (started + timeout, real_started + timeout, self._sleeper())
+                interval = float(self.safe_number(self.options, "confirmPollInterval", 0.05))
+            deadline, real_deadline, sleep = polling
             if clock() >= deadline or time.monotonic() >= real_deadline:
                 return None
             await sleep(interval)
@@ -979,7 +997,7 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
         the order is returned (see :meth:`_defer` for why that is safe); a rejection, or no confirm at
         all, is written before the call returns or raises.
         """
-        journal = await self._journal_ready(flush=not defer)
+        journal = self._journal if defer and self._journal is not None else await self._journal_ready(flush=not defer)
         confirm = await self._confirm(reference)
         if confirm is None:
             log.warning("%s: no confirm for %s within the timeout; reporting it open", self.id, reference)
@@ -996,7 +1014,10 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
                 raise capital_reject_exception(reason, exchange_id=self.id)
         else:
             filled_market = order["status"] == "closed" and kind == "market"
-            fills = await self._fills(reference, confirm, order) if filled_market else []
+            fills: list[tuple[str, float, float]] = []
+            if filled_market:
+                whole = self._whole_fill(confirm, order)
+                fills = whole if whole is not None else await self._split_fills(reference)
             self._journal_outcome(journal, cid, reference, confirm, order, fills, defer)
         order["clientOrderId"] = cid
         order["reduceOnly"] = reduce_only
@@ -1032,16 +1053,21 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
             ids()
             outcome()
 
-    async def _fills(self, reference: str, confirm: dict[str, Any],
-                     order: dict[str, Any]) -> list[tuple[str, float, float]]:
-        """A filled market deal's executions as ``(dealId, amount, price)``, one per position it opened or
-        closed (journaled as exec id ``<dealReference>:<dealId>``, as fetch_my_trades names them; fee 0,
-        Capital is spread-only). Empty if a netting split cannot be read now: reconciliation adds them."""
+    @staticmethod
+    def _whole_fill(confirm: dict[str, Any], order: dict[str, Any]) -> list[tuple[str, float, float]] | None:
+        """A filled market deal's execution as ``[(dealId, amount, price)]`` when it opened or closed one
+        position (journaled as exec id ``<dealReference>:<dealId>``, as fetch_my_trades names them; fee 0,
+        Capital is spread-only); ``None`` when netting split it over several (:meth:`_split_fills`). Plain
+        code, not a coroutine: it is the usual case, on every market order's way back to the caller."""
         affected = [a for a in confirm.get("affectedDeals") or [] if isinstance(a, dict)]
-        if len(affected) <= 1:
-            deal_id = (affected[0].get("dealId") if affected else None) or confirm.get("dealId")
-            return [(str(deal_id), float(order["filled"] or 0), float(order["average"] or 0))]
-        # Netting split the deal over several positions: their sizes are in the activity history.
+        if len(affected) > 1:
+            return None
+        deal_id = (affected[0].get("dealId") if affected else None) or confirm.get("dealId")
+        return [(str(deal_id), float(order["filled"] or 0), float(order["average"] or 0))]
+
+    async def _split_fills(self, reference: str) -> list[tuple[str, float, float]]:
+        """The executions of a deal that netting split over several positions, one per position, from the
+        activity history (their sizes are there). Empty if it cannot be read now: reconciliation adds them."""
         try:
             body = await self._call("GET", "/history/activity", params={"lastPeriod": 600, "detailed": "true"},
                                     gated=False)

@@ -167,6 +167,26 @@ def _utc_ms(value: str) -> int | None:
         return None
 
 
+_ISO_MINUTE: dict[int, str] = {}
+#: Epoch ms of 10000-01-01: ccxt's ``iso8601`` formats only four-digit years.
+_ISO_END = 253_402_300_800_000
+
+
+def _iso8601(ms: int) -> str:
+    """ccxt's ``iso8601`` text for epoch ms in years 1970-9999 (``YYYY-MM-DDTHH:MM:SS.mmmZ``), the part up
+    to the minute cached: every order carries its time in both forms, and ccxt builds a datetime for it."""
+    minute, rest = divmod(ms, 60_000)
+    head = _ISO_MINUTE.get(minute)
+    if head is None:
+        moment = datetime.fromtimestamp(minute * 60, tz=timezone.utc)
+        head = f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}T{moment.hour:02d}:{moment.minute:02d}:"
+        if len(_ISO_MINUTE) > 20_000:
+            _ISO_MINUTE.clear()
+        _ISO_MINUTE[minute] = head
+    seconds, millis = divmod(rest, 1000)
+    return f"{head}{seconds:02d}.{millis:03d}Z"
+
+
 #: Products of two or three prices/sizes are exact within 200 digits: the float of the exact product,
 #: as ccxt's ``Precise.string_mul`` (arbitrary precision, pure Python) gives it, at a tenth of the cost.
 _EXACT = Context(prec=200)
@@ -465,7 +485,8 @@ class CapitalParsing(_Base):
             "id": self.safe_string(confirm, "dealReference"),
             "clientOrderId": None,
             "timestamp": timestamp,
-            "datetime": self.iso8601(timestamp),
+            "datetime": _iso8601(timestamp) if type(timestamp) is int and 0 <= timestamp < _ISO_END
+            else self.iso8601(timestamp),
             "lastTradeTimestamp": timestamp if status == "closed" else None,
             "lastUpdateTimestamp": timestamp,
             "symbol": self.capital_symbol(epic, market),

@@ -337,10 +337,20 @@ class CapitalTransport:
         if not written:
             # Work is waiting for a request to ride on: run it once this one is on the wire, while the broker
             # works on it, not before the send (where the event loop would run it at httpx's first await).
+            request: Any = None
+
             async def trace(event: str, info: dict[str, Any]) -> None:
-                nonlocal written
-                if not written and event.endswith("send_request_body.complete"):
+                nonlocal written, request
+                if written:
+                    return
+                if event.endswith("send_request_body.started"):
+                    request = info.get("request")
+                elif event.endswith("send_request_body.complete"):
                     written = True
+                    if request is not None:
+                        # Done: the six events of the answer need no callback, and httpcore would await each the
+                        # moment the answer is in (it looks the extension up anew for every event).
+                        request.extensions.pop("trace", None)
                     self._run_hook("on_wire")
 
             extensions = {"trace": trace}
@@ -450,7 +460,8 @@ class CapitalTransport:
 
     async def _request(self, method: str, path: str, params: Mapping[str, Any] | None, body: Any, kind: str,
                        read: bool, verify: Verify | None) -> Any:
-        await self.ensure_session()
+        if self._tokens is None or self._idle() >= self.refresh_after:  # ensure_session's test, without its call
+            await self.ensure_session()
         relogged = False
         retried_transport = False
         retried_429 = False
