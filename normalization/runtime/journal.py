@@ -46,9 +46,9 @@ import sqlite3
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -633,21 +633,36 @@ class OrderJournal:
     def attach_ids(self, client_order_id: str, **ids: Any) -> JournalOrder:
         """Store broker ids as they become known (``order_id``, ``perm_id``, ``deal_reference``,
         ``deal_id``); ``None`` values are ignored so a later partial update never erases an id. Durable
-        like the intent: the ids are what reconciliation matches on after a crash."""
-        values = _broker_ids(ids)
-        current = self.get(client_order_id)
-        if current is None:
-            raise KeyError(f"clientOrderId {client_order_id!r} is not in the order journal")
-        if all(getattr(current, k) == v for k, v in values.items()):
+        like the intent: the ids are what reconciliation matches on after a crash. Returns the row."""
+        current = self._require_row(client_order_id)
+        if all(getattr(current, k) == v for k, v in _broker_ids(ids).items()):
             return current  # nothing new: no write, no fsync (reconciliation calls this a lot)
+        self.set_ids(client_order_id, **ids)
+        return self._require_row(client_order_id)
+
+    def set_ids(self, client_order_id: str, **ids: Any) -> bool:
+        """:meth:`attach_ids` without reading the row back (the adapters' hot path); True if one changed."""
+        values = _broker_ids(ids)
+        if not values:
+            self._require_row(client_order_id)
+            return False
         now = self.now_ms()
+        unchanged = " AND ".join(f"{k} IS ?" for k in values)
         with self._write(durable=True, single=True) as conn:
-            assignments = ", ".join(f"{k}=?" for k in values)
-            conn.execute(
-                f"UPDATE orders SET {assignments}, updated=? WHERE exchange=? AND account=? AND client_order_id=?",
-                (*values.values(), now, *self._scope, client_order_id),
+            cur = conn.execute(
+                f"UPDATE orders SET {', '.join(f'{k}=?' for k in values)}, updated=?"
+                f" WHERE exchange=? AND account=? AND client_order_id=? AND NOT ({unchanged})",
+                (*values.values(), now, *self._scope, client_order_id, *values.values()),
             )
-        return replace(current, **values, updated=now)
+        if not cur.rowcount:
+            self._require_row(client_order_id)  # unchanged, or no such order (KeyError)
+        return bool(cur.rowcount)
+
+    def _require_row(self, client_order_id: str) -> JournalOrder:
+        order = self.get(client_order_id)
+        if order is None:
+            raise KeyError(f"clientOrderId {client_order_id!r} is not in the order journal")
+        return order
 
     def update_status(
         self,
@@ -660,6 +675,7 @@ class OrderJournal:
         remaining: float | None = None,
         force: bool = False,
         ids: Mapping[str, Any] | None = None,
+        fills: Sequence[Mapping[str, Any]] = (),
     ) -> bool:
         """Record a status the broker reported (or reconciliation decided); returns True if it changed.
 
@@ -667,28 +683,36 @@ class OrderJournal:
         unless ``force`` (reconciliation uses it when the broker's full snapshot says otherwise).
         ``filled`` / ``remaining`` / ``info`` are kept even when the state does not change. Every
         state change is appended to the status history. ``ids``: broker ids learned with this status
-        (as :meth:`attach_ids`, durable like it), written in the same transaction -- the usual
-        "acknowledged with its ids" step is then one read and one write, not two of each.
+        (as :meth:`attach_ids`, durable like it) and ``fills``: executions learned with it (each the
+        keyword arguments of :meth:`record_fill`), written in the same transaction -- "settled, with its
+        ids and fills" is then one write, and a crash leaves either all of it or none.
         """
         if status not in STATES:
             raise ValueError(f"unknown journal state {status!r}; expected one of {sorted(STATES)}")
         new_ids = _broker_ids(ids or {})
         now = self.now_ms()
         with self._write(durable=bool(new_ids)) as conn:
-            current = self._require(conn, client_order_id)
-            new_ids = {k: v for k, v in new_ids.items() if getattr(current, k) != v}
-            regress = current.state in TERMINAL_STATES and status not in TERMINAL_STATES
-            change = status != current.state and (force or not regress)
-            new_state = status if change else current.state
+            for fill in fills:
+                self._insert_fill(conn, **fill)
+            current = conn.execute(
+                "SELECT state, reason, filled, remaining, info, order_id, perm_id, deal_reference, deal_id"
+                " FROM orders WHERE exchange=? AND account=? AND client_order_id=?",
+                (*self._scope, client_order_id),
+            ).fetchone()
+            if current is None:
+                raise KeyError(f"clientOrderId {client_order_id!r} is not in the order journal")
+            state = current[0]
+            new_ids = {k: v for k, v in new_ids.items() if current[k] != v}
+            regress = state in TERMINAL_STATES and status not in TERMINAL_STATES
+            change = status != state and (force or not regress)
             row = (
-                new_state,
-                reason if change or reason is not None else current.reason,
-                current.filled if filled is None else float(filled),
-                current.remaining if remaining is None else float(remaining),
-                _dumps(info) if info is not None else _dumps(current.info),
+                status if change else state,
+                reason if change or reason is not None else current[1],
+                current[2] if filled is None else float(filled),
+                current[3] if remaining is None else float(remaining),
+                current[4] if info is None else _dumps(info),  # stored as _dumps wrote it: compared as text
             )
-            old = (current.state, current.reason, current.filled, current.remaining, _dumps(current.info))
-            if row == old and not new_ids:
+            if row == tuple(current)[:5] and not new_ids:
                 return False  # nothing new: leave ``updated`` alone
             assignments = "".join(f", {k}=?" for k in new_ids)
             conn.execute(
@@ -794,37 +818,35 @@ class OrderJournal:
         A fee recorded earlier by :meth:`record_fee` (commission before execution) is folded in.
         """
         with self._write() as conn:
-            early = conn.execute(
-                "SELECT fee_cost, fee_currency FROM early_fees WHERE exchange=? AND account=? AND exec_id=?",
+            return self._insert_fill(conn, exec_id, amount=amount, price=price, client_order_id=client_order_id,
+                                     order_id=order_id, symbol=symbol, side=side, timestamp=timestamp,
+                                     fee_cost=fee_cost, fee_currency=fee_currency, info=info)
+
+    def _insert_fill(
+        self, conn: sqlite3.Connection, exec_id: str, *, amount: float, price: float,
+        client_order_id: str | None = None, order_id: Any = None, symbol: str | None = None,
+        side: str | None = None, timestamp: int | None = None, fee_cost: float | None = None,
+        fee_currency: str | None = None, info: Any = None,
+    ) -> bool:
+        early = conn.execute(
+            "SELECT fee_cost, fee_currency FROM early_fees WHERE exchange=? AND account=? AND exec_id=?",
+            (*self._scope, exec_id),
+        ).fetchone()
+        if early is not None and fee_cost is None:
+            fee_cost, fee_currency = early["fee_cost"], early["fee_currency"]
+        cur = conn.execute(
+            "INSERT OR IGNORE INTO fills (exchange, account, exec_id, client_order_id, order_id, symbol,"
+            " side, amount, price, fee_cost, fee_currency, timestamp, info)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (*self._scope, exec_id, client_order_id, _id(order_id), symbol, side, float(amount), float(price),
+             None if fee_cost is None else float(fee_cost), fee_currency, timestamp, _dumps(info)),
+        )
+        if cur.rowcount and early is not None:
+            conn.execute(
+                "DELETE FROM early_fees WHERE exchange=? AND account=? AND exec_id=?",
                 (*self._scope, exec_id),
-            ).fetchone()
-            if early is not None and fee_cost is None:
-                fee_cost, fee_currency = early["fee_cost"], early["fee_currency"]
-            cur = conn.execute(
-                "INSERT OR IGNORE INTO fills (exchange, account, exec_id, client_order_id, order_id, symbol,"
-                " side, amount, price, fee_cost, fee_currency, timestamp, info)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    *self._scope,
-                    exec_id,
-                    client_order_id,
-                    _id(order_id),
-                    symbol,
-                    side,
-                    float(amount),
-                    float(price),
-                    None if fee_cost is None else float(fee_cost),
-                    fee_currency,
-                    timestamp,
-                    _dumps(info),
-                ),
             )
-            if cur.rowcount and early is not None:
-                conn.execute(
-                    "DELETE FROM early_fees WHERE exchange=? AND account=? AND exec_id=?",
-                    (*self._scope, exec_id),
-                )
-            return bool(cur.rowcount)
+        return bool(cur.rowcount)
 
     def record_fee(self, exec_id: str, cost: float, currency: str | None) -> bool:
         """Attach a fee that arrived after its fill (IB ``commissionReport``); idempotent.
