@@ -233,11 +233,13 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
                 "searchTerms": None,  # or a market search per term
                 "maxMarkets": 1000,  # cap of a default broad listing
                 "journal": USE_DEFAULT,
-                # "full": fsync the intent before every send (and a deal's ids once known), so the journal also
-                # survives a power cut. Capital.com has no client order id field: a journal that lost its last
-                # seconds cannot be rebuilt from the broker (the deals are there, nothing says which
-                # clientOrderId they were). "normal" survives the process dying and saves ~0.3 ms per order.
-                "journalSync": "full",
+                # Capital.com has no client order id field: a journal that lost its last seconds cannot be
+                # rebuilt from the broker (the deals are there, nothing says which clientOrderId they were).
+                # "behind": the intent is committed before every send and fsynced right after it by a
+                # background thread, so a power cut can cost at most a deal sent within one disk flush of
+                # it, at no cost on the order's latency. "full" fsyncs before the send (nothing lost, one
+                # fsync of latency per order); "normal" leaves the disk to the kernel (the last ~30 s).
+                "journalSync": "behind",
                 "clientOrderPrefix": client_ids.DEFAULT_PREFIX,
                 "confirmTimeout": 10.0,  # seconds to wait for a deal's confirm
                 "confirmPollInterval": 0.05,
@@ -426,22 +428,22 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
     def _defer(self, *writes: Callable[[], None]) -> None:
         """Run journal writes that follow the broker's answer off the caller's latency.
 
-        Only writes that come *after* the answer are deferred -- the deal's ids, its fills and its final
-        status -- never the intent, which is committed before the send. They run while the broker works
-        on the bot's next requests: one write each time a request is on the wire (the transport's
-        ``on_wire``), so a deal's two writes ride on the next deal's POST and confirm instead of delaying
-        either answer (run inline, or at the loop's next turn -- which comes before httpx writes the next
-        request -- their cost came straight back). With no request in flight they run at once, at the
-        loop's next turn: so before the sync face hands the order to its caller. They also run before any
-        read of the journal through this object (``_journal_ready``) and on ``close()``; an async caller
-        that reads the journal file directly lets the loop turn once first (``await asyncio.sleep(0)``).
+        Only the write that comes *after* the answer is deferred -- the deal's ids, fills and final status,
+        one transaction -- never the intent, which is committed before the send. It runs while the broker
+        works on the bot's next request: when that request is on the wire (the transport's ``on_wire``),
+        so it rides on the next deal's POST instead of delaying either answer (run inline, or at the
+        loop's next turn -- which comes before httpx writes the next request -- its cost came straight
+        back). With no request in flight it runs at once, at the loop's next turn (the sync face's caller
+        already has its answer then). It also runs before any read of the journal through this object
+        (``_journal_ready``) and on ``close()``; a caller that reads the journal file directly lets the
+        exchange's loop turn once first.
 
-        If the process dies before they run, the row is ``sent_unknown`` without its deal reference:
+        If the process dies before it runs, the row is ``sent_unknown`` without its deal reference:
         exactly the state of a deal whose answer was lost, which reconciliation resolves from the broker's
         activity history (``_find_lost_deal``: same epic, direction and size, booked after the intent, owned
         by no other row). Every earlier deal is owned by its row by then, so only this one is left to match;
-        with ``journalSync="full"`` the intent itself was fsynced, so that holds after a power cut too. If
-        it dies between the two writes, the row has its ids and reconciliation matches it by them.
+        with ``journalSync`` "full" or "behind" the intent itself reached the disk, so that holds after a
+        power cut too (with "behind", unless the cut came within a disk flush of the send).
         """
         self._deferred.extend(writes)
         wire = self._wire()
@@ -867,7 +869,7 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
         # No flush of the previous deal's deferred writes here: they touch other rows, and left pending
         # they run while this deal is in flight instead of before it.
         journal = self._journal if self._journal is not None else await self._journal_ready(flush=False)
-        # Intent and "the send may have left" in one commit (one fsync with journalSync="full"): the deal
+        # Intent and "the send may have left" in one commit (fsynced first with journalSync="full"): the deal
         # goes out right below, with no await in between that could let anything else see the row.
         row, created = journal.record_intent(
             client_order_id, symbol=market["symbol"], side=side, type=kind, amount=size, price=level,
@@ -1025,32 +1027,31 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
 
     def _journal_outcome(self, journal: OrderJournal, cid: str, reference: str, confirm: dict[str, Any],
                          order: dict[str, Any], fills: list[tuple[str, float, float]], defer: bool) -> None:
-        """A settled deal into the journal: both ids (one durable write), then its fills and its status.
+        """A settled deal into the journal: its ids, fills and status in one transaction (a crash leaves
+        all of it or none: none is the state of a lost answer, which reconciliation resolves).
 
-        Two steps, so that deferred they ride on two requests (see :meth:`_defer`). Everything is read
-        from ``order`` now, not when a deferred write runs: the caller owns the returned order (and its
-        ``info``) and may change it meanwhile; the journal gets its own copy.
+        Everything is read from ``order`` now, not when a deferred write runs: the caller owns the
+        returned order (and its ``info``) and may change it meanwhile; the journal gets its own copy.
         """
         deal_id = self.safe_string(confirm, "dealId")
         info = dict(confirm)
         status, filled, remaining = order["status"], order["filled"], order["remaining"]
         symbol, side, timestamp = order["symbol"], order["side"], order["timestamp"]
         currency = self._account_currency()
-
-        def ids() -> None:
-            journal.attach_ids(cid, deal_reference=reference, deal_id=deal_id)
+        executions = [
+            {"exec_id": f"{reference}:{fill_deal_id}", "amount": amount, "price": price, "client_order_id": cid,
+             "order_id": reference, "symbol": symbol, "side": side, "timestamp": timestamp, "fee_cost": 0.0,
+             "fee_currency": currency}
+            for fill_deal_id, amount, price in fills
+        ]
 
         def outcome() -> None:
-            for fill_deal_id, amount, price in fills:
-                journal.record_fill(f"{reference}:{fill_deal_id}", amount=amount, price=price, client_order_id=cid,
-                                    order_id=reference, symbol=symbol, side=side, timestamp=timestamp,
-                                    fee_cost=0.0, fee_currency=currency)
-            journal.update_status(cid, status, info, filled=filled, remaining=remaining)
+            journal.update_status(cid, status, info, filled=filled, remaining=remaining,
+                                  ids={"deal_reference": reference, "deal_id": deal_id}, fills=executions)
 
         if defer:
-            self._defer(ids, outcome)
+            self._defer(outcome)
         else:
-            ids()
             outcome()
 
     @staticmethod
