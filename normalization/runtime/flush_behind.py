@@ -6,9 +6,12 @@ disk (an fsync, 0.2-1 ms) on that path is most of what an order costs us over a 
 thread asks the disk to keep it a moment later, while the request travels: a power cut can then lose
 only what was committed in the last disk flush, instead of the last ~30 s the kernel keeps unwritten.
 
-One thread per journal file, started on first use. Requests made while a flush runs coalesce into
-one more flush; ``wait`` lets a caller (a test, ``close``) block until everything requested so far
-is on disk.
+One thread per journal file, started on first use. After each flush it rests ``interval`` (10 ms)
+before the next, and the requests made meanwhile coalesce into that one: a bot sending orders
+back to back then costs the disk (and a small machine's CPUs, which the kernel's flush also uses)
+one flush per interval rather than one per order, and a power cut can cost at most the orders sent
+in the last interval plus one flush. ``wait`` lets a caller (a test, ``close``) block until
+everything requested so far is on disk.
 """
 
 from __future__ import annotations
@@ -28,8 +31,9 @@ class FlushBehind:
     into the database with a sync of its own) means there is nothing left to flush.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, interval: float = 0.01) -> None:
         self.path = path
+        self.interval = interval
         self._cond = threading.Condition()
         self._requested = 0  # generation asked for
         self._flushed = 0  # generation known durable
@@ -74,6 +78,8 @@ class FlushBehind:
             with self._cond:
                 self._flushed = max(self._flushed, target)
                 self._cond.notify_all()
+                # Rest before the next flush (requests meanwhile coalesce into it); close() cuts it short.
+                self._cond.wait_for(lambda: self._closed, self.interval)
 
     def _sync(self) -> None:
         try:

@@ -502,8 +502,10 @@ async def test_a_reconnect_closes_breakers_opened_by_the_drop(
         calls = [asyncio.ensure_future(outcome(ex.fetch_positions())) for _ in range(8)]
         await asyncio.sleep(0)  # let them all reach the socket
         before = ex.supervisor.reconnects
-        ib_sim.delay_replies(0.0)
+        # Drop first (drop_client waits for it), then lift the delay: the other way round, a request the
+        # simulator's thread had not read yet would be answered at once and not fail.
         ib_sim.drop_client(CLIENT_ID)
+        ib_sim.delay_replies(0.0)
         results = await asyncio.gather(*calls)
         assert all(isinstance(r, ccxt.NetworkError) for r in results), results
         await reconnected(ex, before)
