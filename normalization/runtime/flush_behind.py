@@ -38,6 +38,8 @@ class FlushBehind:
         self._requested = 0  # generation asked for
         self._flushed = 0  # generation known durable
         self._closed = False
+        self._idle = False  # the thread waits for a request (and only then needs waking)
+        self._stop = threading.Event()  # cuts a rest short on close
         self._thread: threading.Thread | None = None
 
     def request(self) -> None:
@@ -50,7 +52,8 @@ class FlushBehind:
                 self._thread = threading.Thread(target=self._run, name=f"flush-behind {self.path.name}",
                                                 daemon=True)
                 self._thread.start()
-            self._cond.notify_all()
+            elif self._idle:
+                self._cond.notify()  # a resting thread is not woken: it looks when its rest ends
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until every write requested so far is durable; False if ``timeout`` ran out first."""
@@ -63,6 +66,7 @@ class FlushBehind:
         self.wait(timeout)
         with self._cond:
             self._closed = True
+            self._stop.set()
             self._cond.notify_all()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout)
@@ -70,16 +74,19 @@ class FlushBehind:
     def _run(self) -> None:
         while True:
             with self._cond:
+                self._idle = True
                 self._cond.wait_for(lambda: self._requested > self._flushed or self._closed)
+                self._idle = False
                 if self._closed and self._requested <= self._flushed:
                     return
                 target = self._requested
             self._sync()
             with self._cond:
                 self._flushed = max(self._flushed, target)
-                self._cond.notify_all()
-                # Rest before the next flush (requests meanwhile coalesce into it); close() cuts it short.
-                self._cond.wait_for(lambda: self._closed, self.interval)
+                self._cond.notify_all()  # wait()ers
+            # Rest before the next flush; requests meanwhile coalesce into it. Nothing wakes the thread
+            # during the rest but close(): each wake-up would cost the sending thread the CPU and the GIL.
+            self._stop.wait(self.interval)
 
     def _sync(self) -> None:
         try:
