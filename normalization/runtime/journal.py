@@ -286,7 +286,19 @@ def _dumps(value: Any) -> str | None:
         return None
     if not value and isinstance(value, dict):
         return "{}"  # most orders carry no extra params: skip the encoder on the hot path
-    return json.dumps(value, default=str, sort_keys=True)
+    return _encode(value)
+
+
+try:  # orjson is a dependency; it encodes an order's params and a broker's answer ~8x faster (every send)
+    import orjson
+
+    _ORJSON_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
+
+    def _encode(value: Any) -> str:
+        return orjson.dumps(value, default=str, option=_ORJSON_OPTIONS).decode()
+except ImportError:  # pragma: no cover - a stripped-down install
+    def _encode(value: Any) -> str:
+        return json.dumps(value, default=str, sort_keys=True, separators=(",", ":"))
 
 
 def _loads(text: str | None) -> Any:
@@ -828,12 +840,14 @@ class OrderJournal:
         side: str | None = None, timestamp: int | None = None, fee_cost: float | None = None,
         fee_currency: str | None = None, info: Any = None,
     ) -> bool:
-        early = conn.execute(
-            "SELECT fee_cost, fee_currency FROM early_fees WHERE exchange=? AND account=? AND exec_id=?",
-            (*self._scope, exec_id),
-        ).fetchone()
-        if early is not None and fee_cost is None:
-            fee_cost, fee_currency = early["fee_cost"], early["fee_currency"]
+        early = None
+        if fee_cost is None:  # a fee reported before its execution (IB) waits in early_fees
+            early = conn.execute(
+                "SELECT fee_cost, fee_currency FROM early_fees WHERE exchange=? AND account=? AND exec_id=?",
+                (*self._scope, exec_id),
+            ).fetchone()
+            if early is not None:
+                fee_cost, fee_currency = early["fee_cost"], early["fee_currency"]
         cur = conn.execute(
             "INSERT OR IGNORE INTO fills (exchange, account, exec_id, client_order_id, order_id, symbol,"
             " side, amount, price, fee_cost, fee_currency, timestamp, info)"
