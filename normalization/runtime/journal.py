@@ -16,7 +16,7 @@ neither lose track of a live order nor send it a second time. The journal makes 
   - ``sync="full"`` fsyncs the pre-send commits before the send: nothing (~0.2-1 ms per order on
     ordinary disks, on the order's latency);
   - ``sync="behind"`` commits before the send and has a background thread fsync the file right after
-    (:mod:`normalization.runtime.flush_behind`), while the order travels: at most the orders sent
+    (:mod:`normalization.runtime.journal_disk`), while the order travels: at most the orders sent
     during the last disk flush (about a millisecond), not on the order's latency;
   - ``sync="normal"`` (WAL, ``synchronous=NORMAL``) leaves the disk to the kernel: the last ~30 s.
 
@@ -52,7 +52,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from normalization.runtime.flush_behind import FlushBehind
+from normalization.runtime.journal_disk import JournalDisk
 
 __all__ = [
     "ACKNOWLEDGED",
@@ -87,6 +87,10 @@ STATES = UNRESOLVED_STATES | OPEN_STATES | TERMINAL_STATES
 
 BROKER_ID_FIELDS = ("order_id", "perm_id", "deal_reference", "deal_id")
 SYNC_MODES = ("full", "behind", "normal")
+
+#: Commits between two background checkpoints (an order writes 2-10 pages; SQLite's own default
+#: threshold is 1000 pages).
+CHECKPOINT_EVERY = 200
 
 SCHEMA_VERSION = 2  # 2: the status history is written by triggers; partial broker-id indexes
 
@@ -342,7 +346,10 @@ class OrderJournal:
         self.path: Path | None = None if memory else Path(path)
         self.sync = sync
         self._fsync = sync == "full" and not memory  # only a file has anything to fsync
-        self._behind = FlushBehind(Path(f"{self.path}-wal")) if sync == "behind" and self.path else None
+        # Checkpoints (and with "behind" the fsyncs) run on a background thread: see journal_disk.
+        self._disk = JournalDisk(self.path, busy_timeout) if self.path is not None else None
+        self._behind = sync == "behind" and self._disk is not None
+        self._commits = 0
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         # isolation_level=None: we issue BEGIN IMMEDIATE / COMMIT ourselves so that every write takes
@@ -365,6 +372,9 @@ class OrderJournal:
         self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
         if not memory:
             self._enable_wal(busy_timeout)
+            # SQLite's automatic checkpoint would run on whichever commit crosses its threshold, fsyncs
+            # included, on the thread that sends orders: journal_disk runs them in the background instead.
+            self._conn.execute("PRAGMA wal_autocheckpoint = 0")
         # NORMAL in WAL mode survives a process crash (SIGKILL); FULL is switched on for the writes
         # that must also survive an OS crash or power loss (see _write(durable=True)).
         self._conn.execute("PRAGMA synchronous = NORMAL")
@@ -416,7 +426,7 @@ class OrderJournal:
         """One short write transaction; ``durable`` fsyncs the commit (intent before send) when the
         journal was opened with ``sync="full"``. ``single``: the block writes with one statement, which
         SQLite already runs as its own transaction (taking the write lock up front), so no BEGIN/COMMIT."""
-        behind = durable and self._behind is not None
+        flush = durable and self._behind
         durable = durable and self._fsync
         with self._lock:
             conn = self._conn
@@ -436,8 +446,18 @@ class OrderJournal:
             finally:
                 if durable:
                     conn.execute("PRAGMA synchronous = NORMAL")
-        if behind:
-            self._behind.request()  # type: ignore[union-attr]
+        self._committed(flush)
+
+    def _committed(self, flush: bool) -> None:
+        """After a commit: the background fsync it asks for ("behind"), and a checkpoint every so often."""
+        disk = self._disk
+        if disk is None:
+            return
+        if flush:
+            disk.flush()
+        self._commits += 1
+        if self._commits % CHECKPOINT_EVERY == 0:
+            disk.checkpoint()
 
     def _read(self, sql: str, args: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
         with self._lock:
@@ -537,8 +557,7 @@ class OrderJournal:
                 yield inserted
             finally:
                 conn.execute("COMMIT")
-        if self._behind is not None:
-            self._behind.request()
+        self._committed(flush=self._behind)
 
     @property
     def defers_new_intents(self) -> bool:
@@ -914,11 +933,11 @@ class OrderJournal:
     def wait_durable(self, timeout: float | None = None) -> bool:
         """Block until the pre-send commits made so far are on disk (``sync="behind"``); True at once
         in the other modes, where they are on disk before the send (``full``) or never waited for."""
-        return self._behind.wait(timeout) if self._behind is not None else True
+        return self._disk.wait(timeout) if self._behind and self._disk is not None else True
 
     def close(self) -> None:
-        if self._behind is not None:
-            self._behind.close()
+        if self._disk is not None:
+            self._disk.close()
         with self._lock:
             self._conn.close()
 

@@ -423,7 +423,7 @@ def test_an_order_journaled_after_its_send_reads_as_if_its_intent_came_first(tmp
 def test_behind_mode_flushes_off_the_send_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """sync="behind": the intent is committed before the send, never fsynced there; a background thread
     fsyncs the WAL right after, and wait_durable() returns once it has."""
-    import normalization.runtime.flush_behind as flush_behind
+    import normalization.runtime.journal_disk as journal_disk
 
     synced: list[str] = []
     real = os.fdatasync
@@ -432,14 +432,14 @@ def test_behind_mode_flushes_off_the_send_path(tmp_path: Path, monkeypatch: pyte
         synced.append(threading.current_thread().name)
         real(fd)
 
-    monkeypatch.setattr(flush_behind.os, "fdatasync", recording)
+    monkeypatch.setattr(journal_disk.os, "fdatasync", recording)
     path = tmp_path / "j.sqlite"
     journal = OrderJournal(path, exchange="capitalcom", sync="behind")
     assert journal._conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL: no fsync in the commit
     with journal.sending("c-1", **INTENT) as (row, created):
         assert created and _committed(path, "c-1")  # committed before the send, as in the other modes
     assert journal.wait_durable(10)
-    assert synced and all(name.startswith("flush-behind") for name in synced)
+    assert synced and all(name.startswith("journal-disk") for name in synced)
     journal.record_intent("c-2", **INTENT)
     assert journal.wait_durable(10) and len(synced) >= 2
     journal.close()
@@ -454,3 +454,27 @@ def test_journal_sync_modes_are_validated() -> None:
         assert sync_option("x", {"journalSync": mode}) == mode
     with pytest.raises(ccxt.BadRequest, match="behind"):
         sync_option("x", {"journalSync": "fast"})
+
+
+def test_checkpoints_run_in_the_background(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SQLite's automatic checkpoint (fsyncs included, on the committing thread) is off; the journal's
+    disk thread copies the WAL into the database every CHECKPOINT_EVERY commits instead."""
+    import shutil
+    import sqlite3
+
+    import normalization.runtime.journal as journal_module
+
+    monkeypatch.setattr(journal_module, "CHECKPOINT_EVERY", 5)
+    path = tmp_path / "j.sqlite"
+    journal = OrderJournal(path, exchange="ibkr", sync="normal")
+    assert journal._conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+    for n in range(5):
+        journal.record_intent(f"c-{n}", **INTENT)
+    disk = journal._disk
+    assert disk is not None
+    disk.flush()  # queued behind the checkpoint: once it is done, so is the checkpoint
+    assert disk.wait(10) and disk.checkpoints == 1
+    shutil.copy(path, tmp_path / "database-only.sqlite")  # the database file alone, without its WAL
+    with sqlite3.connect(str(tmp_path / "database-only.sqlite")) as copy:
+        assert copy.execute("SELECT COUNT(*) FROM orders").fetchone()[0] >= 4  # the checkpoint copied them
+    journal.close()
