@@ -690,10 +690,8 @@ class OrderJournal:
         return bool(cur.rowcount)
 
     def _require_row(self, client_order_id: str) -> JournalOrder:
-        order = self.get(client_order_id)
-        if order is None:
-            raise KeyError(f"clientOrderId {client_order_id!r} is not in the order journal")
-        return order
+        with self._lock:
+            return self._require(self._conn, client_order_id)
 
     def update_status(
         self,
