@@ -61,7 +61,7 @@ from normalization.symbols import ib_contract_to_symbol, symbol_to_ib_contract
 from normalization.timeframes import IB_BAR_SIZES, ib_bar_size, ib_duration_for, ib_max_duration_seconds
 
 from ._ib import IB_LIBRARY_NAME, Contract, Order, OrderStatus, Trade
-from .parsing import IBParsing, effective_status, finite, to_ms
+from .parsing import IBParsing, effective_status, finite, parse_ib_bars, to_ms
 from .transport import IBTransport
 
 log = logging.getLogger("ccxt_ibkr")
@@ -704,7 +704,7 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
             rows = await self.transport.historical(
                 contract, end=end, duration=duration, bar_size=bar_size, what=what, use_rth=use_rth
             )
-            parsed = [self.parse_ohlcv(row, market) for row in rows]
+            parsed = parse_ib_bars(rows)
             for row in parsed:
                 bars[row[0]] = row
             return parsed

@@ -102,6 +102,27 @@ def contract_info(contract: Any) -> dict[str, Any]:
     }
 
 
+
+def parse_ib_bars(bars: Iterable[Any]) -> list[list[Any]]:
+    """IB bars as ccxt OHLCV rows ``[ms, open, high, low, close, volume]``, in one tight loop: a
+    request brings hundreds, and per-bar method calls were a visible part of fetch_ohlcv's cost.
+
+    Intraday bars come with an aware datetime (formatDate=2), daily ones with a date, read as UTC
+    midnight. MIDPOINT/BID/ASK bars carry volume -1: reported as None (IB has no volume for them).
+    """
+    rows: list[list[Any]] = []
+    append = rows.append
+    for bar in bars:
+        date = bar.date
+        if date.__class__ is dt.datetime and date.tzinfo is not None:
+            timestamp = round(date.timestamp() * 1000)
+        else:
+            timestamp = to_ms(date)
+        volume = bar.volume
+        append([timestamp, float(bar.open), float(bar.high), float(bar.low), float(bar.close),
+                float(volume) if volume is not None and 0 <= volume < UNSET_DOUBLE else None])
+    return rows
+
 class IBParsing:
     """Parsers shared by every IBTrader face (mixed into the async class)."""
 
@@ -274,17 +295,7 @@ class IBParsing:
     def parse_ohlcv(self, ohlcv: Any, market: Any = None) -> list:
         if isinstance(ohlcv, list):
             return super().parse_ohlcv(ohlcv, market)  # type: ignore[misc]
-        # Hot path (hundreds of bars per request): no generic helpers per field.
-        date = ohlcv.date
-        if isinstance(date, dt.datetime) and date.tzinfo is not None:
-            timestamp = int(round(date.timestamp() * 1000))
-        else:
-            timestamp = to_ms(date)
-        volume = ohlcv.volume
-        if volume is None or not volume >= 0 or volume >= UNSET_DOUBLE:  # -1 / nan: IB has no volume
-            volume = None
-        return [timestamp, float(ohlcv.open), float(ohlcv.high), float(ohlcv.low), float(ohlcv.close),
-                None if volume is None else float(volume)]
+        return parse_ib_bars([ohlcv])[0]
 
     # ------------------------------------------------------------------ trades (fills)
 
