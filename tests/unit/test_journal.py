@@ -478,3 +478,20 @@ def test_checkpoints_run_in_the_background(tmp_path: Path, monkeypatch: pytest.M
     with sqlite3.connect(str(tmp_path / "database-only.sqlite")) as copy:
         assert copy.execute("SELECT COUNT(*) FROM orders").fetchone()[0] >= 4  # the checkpoint copied them
     journal.close()
+
+
+def test_new_files_use_small_pages_and_old_files_keep_theirs(tmp_path: Path) -> None:
+    import sqlite3
+
+    journal = OrderJournal(tmp_path / "new.sqlite", exchange="x", sync="normal")
+    assert journal._conn.execute("PRAGMA page_size").fetchone()[0] == 1024
+    assert journal._conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    journal.close()
+    with sqlite3.connect(str(tmp_path / "old.sqlite")) as old:  # a file an earlier version created
+        old.execute("PRAGMA page_size = 4096")
+        old.execute("CREATE TABLE t (x)")
+    journal = OrderJournal(tmp_path / "old.sqlite", exchange="x", sync="normal")
+    assert journal._conn.execute("PRAGMA page_size").fetchone()[0] == 4096
+    journal.record_intent("c-1", **INTENT)
+    assert journal.get("c-1") is not None
+    journal.close()
