@@ -48,7 +48,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -674,29 +674,18 @@ class OrderJournal:
         """Store broker ids as they become known (``order_id``, ``perm_id``, ``deal_reference``,
         ``deal_id``); ``None`` values are ignored so a later partial update never erases an id. Durable
         like the intent: the ids are what reconciliation matches on after a crash. Returns the row."""
-        current = self._require_row(client_order_id)
-        if all(getattr(current, k) == v for k, v in _broker_ids(ids).items()):
-            return current  # nothing new: no write, no fsync (reconciliation calls this a lot)
-        self.set_ids(client_order_id, **ids)
-        return self._require_row(client_order_id)
-
-    def set_ids(self, client_order_id: str, **ids: Any) -> bool:
-        """:meth:`attach_ids` without reading the row back (the adapters' hot path); True if one changed."""
         values = _broker_ids(ids)
-        if not values:
-            self._require_row(client_order_id)
-            return False
+        current = self._require_row(client_order_id)
+        if all(getattr(current, k) == v for k, v in values.items()):
+            return current  # nothing new: no write, no fsync (reconciliation calls this a lot)
         now = self.now_ms()
-        unchanged = " AND ".join(f"{k} IS ?" for k in values)
         with self._write(durable=True, single=True) as conn:
-            cur = conn.execute(
+            conn.execute(
                 f"UPDATE orders SET {', '.join(f'{k}=?' for k in values)}, updated=?"
-                f" WHERE exchange=? AND account=? AND client_order_id=? AND NOT ({unchanged})",
-                (*values.values(), now, *self._scope, client_order_id, *values.values()),
+                " WHERE exchange=? AND account=? AND client_order_id=?",
+                (*values.values(), now, *self._scope, client_order_id),
             )
-        if not cur.rowcount:
-            self._require_row(client_order_id)  # unchanged, or no such order (KeyError)
-        return bool(cur.rowcount)
+        return replace(current, **values, updated=now)
 
     def _require_row(self, client_order_id: str) -> JournalOrder:
         with self._lock:
