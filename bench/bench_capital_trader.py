@@ -51,6 +51,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from ratios import chunk_ratios  # noqa: E402
 from sim_process import sim_process  # noqa: E402
 
 import ccxt_capital.transport as capital_transport  # noqa: E402
@@ -221,14 +222,6 @@ async def bench_orders(target: Target, tmp: Path, deals: int, batch: int) -> Non
             print(f"  {label:54} {value:6.3f} ms/deal vs bare {base:6.3f}   ratio {value / base:5.2f}"
                   f"   (5 slices: {min(spread):.2f}-{max(spread):.2f}; {requests:.2f} requests/deal)")
             await side.exchange.close()
-
-
-def chunk_ratios(samples: list[float], base: list[float], chunks: int = 5) -> list[float]:
-    """The ratio of medians over consecutive slices of a phase: how much of the figure is the machine's
-    drift rather than the adapter."""
-    size = max(len(base) // chunks, 1)
-    return [statistics.median(samples[i:i + size]) / statistics.median(base[i:i + size])
-            for i in range(0, size * chunks, size) if base[i:i + size]]
 
 
 async def bench_bars(target: Target, bars: int, rounds: int) -> None:

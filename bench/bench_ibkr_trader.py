@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from bench_ib_sim import simulator
+from ratios import chunk_ratios
 
 import ccxt_ibkr
 from ccxt_ibkr._ib import IB_LIBRARY_NAME, ib_lib
@@ -173,14 +174,6 @@ async def bench(orders: int, bar_runs: int, journal_dir: Path, in_process: bool)
         for ex in traders:
             await ex.close()
     return {"pairs": pairs, "raw_bars": raw_bars, "trader_bars": trader_bars, "bars": count}
-
-
-def chunk_ratios(samples: list[float], raw: list[float], chunks: int = 5) -> list[float]:
-    """The ratio of medians over consecutive slices of the interleaved run: how much of the figure is
-    the machine's drift (a shared VM moves by +-0.05 between runs) rather than the adapter."""
-    size = max(len(raw) // chunks, 1)
-    return [statistics.median(samples[i:i + size]) / statistics.median(raw[i:i + size])
-            for i in range(0, size * chunks, size) if raw[i:i + size]]
 
 
 def main() -> None:
