@@ -3,10 +3,14 @@
 1. ``create_order`` (market, through the confirm) vs a bare ``httpx.AsyncClient`` loop of
    ``POST /positions`` + ``GET /confirms/{ref}``: the same two requests per deal. CapitalTrader also
    checks the arguments, records the order in its journal before sending and parses the confirm into
-   a ccxt order. Rows: the journal in memory (``options['journal'] = None``), and on disk with each
+   a ccxt order. A third side, the floor, sends the same requests straight to an httpx connection
+   pool, prepared by hand, as CapitalTrader's transport does (it skips ``client.request``'s generic
+   merging): the adapter's own bookkeeping is its ratio against the floor (for information).
+   Rows: the journal in memory (``options['journal'] = None``), and on disk with each
    ``journalSync``: ``"normal"`` (survives the process dying, the disk left to the kernel),
    ``"behind"`` (the Capital default: fsynced by a background thread right after the send) and
-   ``"full"`` (fsynced before every send). Each row runs in its own phase against the bare client.
+   ``"full"`` (fsynced before every send). Each row runs in its own phase against the bare client
+   and the floor.
 2. ``fetch_ohlcv`` of 10,000 one-minute bars vs bare httpx paging through the same ``from``/``to``
    windows of 1000 bars, decoded with ``response.json()`` and nothing else (a second baseline row
    decodes with orjson, for information: what a hand-written loop could do at best).
@@ -144,6 +148,30 @@ async def bare_deals(http: httpx.AsyncClient, headers: dict[str, str], side: Sid
     return (time.perf_counter() - start) / count
 
 
+async def floor_deals(pool: httpx.AsyncHTTPTransport, target: Target, headers: dict[str, str], side: Side,
+                      count: int) -> float:
+    """The same two requests, prepared by hand and sent straight to an httpx connection pool: what
+    CapitalTrader's transport does under its bookkeeping, without the bookkeeping (for information)."""
+    fields = [("Accept", "application/json"), *headers.items()]
+    timeouts = httpx.Timeout(30).as_dict()
+    positions = httpx.URL(target.api_url + "/positions")
+    start = time.perf_counter()
+    for _ in range(count):
+        body = json.dumps({"epic": "EURUSD", "direction": side.direction().upper(), "size": 1000}).encode()
+        sent = await pool.handle_async_request(httpx.Request(
+            "POST", positions, headers=[*fields, ("Content-Type", "application/json")], content=body,
+            extensions={"timeout": timeouts}))
+        await sent.aread()
+        assert sent.status_code == 200, sent.status_code
+        reference = json.loads(sent.content)["dealReference"]
+        confirm = await pool.handle_async_request(httpx.Request(
+            "GET", httpx.URL(f"{target.api_url}/confirms/{reference}"), headers=fields,
+            extensions={"timeout": timeouts}))
+        await confirm.aread()
+        assert json.loads(confirm.content)["dealStatus"] == "ACCEPTED"
+    return (time.perf_counter() - start) / count
+
+
 async def trader_deals(side: Side, count: int) -> float:
     exchange = side.exchange
     assert exchange is not None
@@ -193,34 +221,41 @@ def _ms(samples: list[float]) -> float:
 
 
 async def bench_orders(target: Target, tmp: Path, deals: int, batch: int) -> None:
-    async with httpx.AsyncClient(base_url=target.api_url, timeout=30) as http:
+    pool = httpx.AsyncHTTPTransport()
+    async with httpx.AsyncClient(base_url=target.api_url, timeout=30) as http, pool:
         headers = await bare_login(http, target)
         print(f"create_order (market, through the confirm) vs bare httpx POST /positions + GET /confirms: "
               f"each row in its own phase of {max(deals // batch, 1)} batches of {batch} deals per side")
+        print("  (floor: the same requests prepared by hand and sent straight to an httpx connection pool, "
+              "as CapitalTrader's transport sends them; for information)")
         shuffle = random.Random(7).shuffle
         for label, name, sync in ROWS:
-            # One phase per row: it and the bare client take turns batch by batch, in a seeded random
-            # order, so the ratio compares two sides that ran under the same conditions.
-            bare = Side("bare")
+            # One phase per row: it, the bare client and the floor take turns batch by batch, in a seeded
+            # random order, so the ratios compare sides that ran under the same conditions.
+            bare, floor = Side("bare"), Side("floor")
             side = Side(label, trader(target, None if name is None else str(tmp / name), sync))
             assert side.exchange is not None
             await side.exchange.load_markets()
             await trader_deals(side, 10)  # warm up: login, journal, connection
             await bare_deals(http, headers, bare, 10)
+            await floor_deals(pool, target, headers, floor, 10)
             requests_before = side.exchange._wire().stats["requests"]
-            order: list[Side] = [bare, side]
+            order: list[Side] = [bare, floor, side]
             for _ in range(max(deals // batch, 1)):
                 shuffle(order)
                 for turn in order:
                     if turn is bare:
                         bare.samples.append(await bare_deals(http, headers, bare, batch))
+                    elif turn is floor:
+                        floor.samples.append(await floor_deals(pool, target, headers, floor, batch))
                     else:
                         side.samples.append(await trader_deals(side, batch))
             requests = (side.exchange._wire().stats["requests"] - requests_before) / (len(side.samples) * batch)
-            base, value = _ms(bare.samples), _ms(side.samples)
+            base, value, least = _ms(bare.samples), _ms(side.samples), _ms(floor.samples)
             spread = chunk_ratios(side.samples, bare.samples)
             print(f"  {label:54} {value:6.3f} ms/deal vs bare {base:6.3f}   ratio {value / base:5.2f}"
-                  f"   (5 slices: {min(spread):.2f}-{max(spread):.2f}; {requests:.2f} requests/deal)")
+                  f"   (5 slices: {min(spread):.2f}-{max(spread):.2f}; {requests:.2f} requests/deal)"
+                  f"   vs floor {least:6.3f}: {value / least:5.2f}")
             await side.exchange.close()
 
 
