@@ -247,6 +247,9 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
                 "ohlcvDefaultLimit": CAPITAL_MAX_BARS,
                 "historyDays": 30,  # how far back since=None-less history walks go at most
                 "pacing": True,  # the client-side limiter; switch off only if your code paces itself
+                # HTTP/2 (one TLS connection multiplexing concurrent calls, e.g. fetch_tickers) when the host is
+                # https and the h2 package is installed (pip install 'ccxt-brokers[http2]'); True / False force it.
+                "http2": None,
                 "sessionRefreshAfter": 540.0,  # log in again after 9 minutes of inactivity
                 "reconnect": {},  # backoff of the re-login after a lost connection (initialDelay, maxDelay, ...)
                 "reconcileGraceMs": 60_000,  # an unanswered deal younger than this is not yet called absent
@@ -342,6 +345,7 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
                 refresh_after=float(self.safe_number(self.options, "sessionRefreshAfter", 540.0)),
                 account_id=self.safe_string(self.options, "accountId"),
                 http_transport=self.safe_value(self.options, "httpTransport"),
+                http2=self.safe_value(self.options, "http2"),
                 pacer_clock=self._clock() if callable(self.safe_value(self.options, "sleep")) else time.monotonic,
                 on_lost=self._on_lost,
                 on_login=self._logged_in,

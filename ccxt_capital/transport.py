@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import importlib.util
 import json
 import logging
 import re
@@ -157,6 +158,11 @@ _HEADERS = {"Accept": "application/json", "Accept-Encoding": "gzip, deflate", "C
 _HEADER_FIELDS = tuple(_HEADERS.items())
 
 
+def _h2_available() -> bool:
+    """Whether httpx can speak HTTP/2 here (it needs the optional ``h2`` package)."""
+    return importlib.util.find_spec("h2") is not None
+
+
 @functools.lru_cache(maxsize=64)
 def _url(text: str) -> httpx.URL:
     """A parsed URL (immutable, so one may serve many requests); parsing costs ~12 us, a hit nothing."""
@@ -198,6 +204,7 @@ class CapitalTransport:
         refresh_after: float = DEFAULT_REFRESH_AFTER,
         account_id: str | None = None,
         http_transport: httpx.AsyncBaseTransport | None = None,
+        http2: bool | None = None,
         pacer_clock: Callable[[], float] | None = None,
         gate: Callable[[], None] | None = None,
         on_lost: Callable[[str], None] | None = None,
@@ -222,6 +229,7 @@ class CapitalTransport:
         self._on_login = on_login
         self._credentials = credentials
         self._http_transport = http_transport
+        self.http2 = _h2_available() and self.host.startswith("https://") if http2 is None else bool(http2)
         self._client: httpx.AsyncClient | None = None
         #: The transport the client routes our URL to, when requests may go straight to it (``_exchange``).
         self._direct: httpx.AsyncBaseTransport | None = None
@@ -269,6 +277,7 @@ class CapitalTransport:
                 limits=httpx.Limits(max_connections=20, max_keepalive_connections=10, keepalive_expiry=60.0),
                 headers=_HEADERS,
                 transport=self._http_transport,
+                http2=self.http2,
             )
             self._timeouts = timeout.as_dict()
             self._direct = _routes_to(self._client, self.api_url)

@@ -8,12 +8,13 @@ wire, which the end-to-end tests against the simulator cannot see.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import httpx
 import pytest
 
-from ccxt_capital.transport import CapitalTransport
+from ccxt_capital.transport import DEMO_HOST, CapitalTransport
 from normalization.runtime.retry import RequestNotSent
 
 HOST = "http://broker.test"
@@ -99,3 +100,13 @@ async def test_a_proxy_from_the_environment_carries_the_requests(monkeypatch) ->
     proxies = [transport for pattern, transport in client._mounts.items() if pattern.matches(httpx.URL(HOST))]
     assert proxies and wire._direct is proxies[0]  # the proxy's transport, not the plain connection pool
     await wire.close()
+
+
+def test_http2_is_used_towards_https_hosts_when_httpx_can_speak_it() -> None:
+    # The simulator speaks HTTP/1.1 in clear on loopback; the real hosts negotiate HTTP/2 over TLS.
+    can = importlib.util.find_spec("h2") is not None
+    credentials = lambda: ("key", "me", "secret")  # noqa: E731
+    assert CapitalTransport(DEMO_HOST, credentials).http2 is can
+    assert CapitalTransport(HOST, credentials).http2 is False
+    assert CapitalTransport(HOST, credentials, http2=False).http2 is False
+    assert CapitalTransport(DEMO_HOST, credentials, http2=False).http2 is False
