@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+from collections.abc import Coroutine
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,7 @@ class CapitalSimulator:
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
+        self._site: web.TCPSite | None = None
         self._ticker: asyncio.Task[None] | None = None
         self._ready = threading.Event()
         self._startup_error: BaseException | None = None
@@ -105,8 +107,8 @@ class CapitalSimulator:
         self._runner = web.AppRunner(build_app(self.broker, self.streamer), access_log=None, handle_signals=False,
                                     shutdown_timeout=0.5)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
-        await site.start()
+        self._site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
+        await self._site.start()
         self.port = self._runner.addresses[0][1]
         if self.clock.real_time:
             self._ticker = asyncio.get_running_loop().create_task(self._tick())
@@ -126,6 +128,27 @@ class CapitalSimulator:
             self._runner = None
         self.streamer.close()
         self.broker.close()
+
+    async def go_down_async(self) -> None:
+        """The broker's front door shuts: open connections are cut, new ones refused, until
+        :meth:`come_back_async`. Its books stay as they are (an outage, not a restart)."""
+        if self._site is None or self._runner is None:
+            raise RuntimeError("the simulator is not serving")
+        await self._site.stop()
+        self._site = None
+        server = self._runner.server
+        for handler in list(server.connections) if server is not None else []:
+            handler.force_close()
+            if handler.transport is not None:
+                handler.transport.close()
+
+    async def come_back_async(self) -> None:
+        """Accept connections again, on the same port."""
+        if self._runner is None:
+            raise RuntimeError("the simulator is not serving")
+        if self._site is None:
+            self._site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
+            await self._site.start()
 
     async def _tick(self) -> None:
         """With a real-time clock nobody calls ``advance``: run due stops/orders every second."""
@@ -183,6 +206,20 @@ class CapitalSimulator:
         self.stop()
 
     # -- control and inspection (thread-safe) ------------------------------------------------
+    def go_down(self) -> None:
+        """Thread mode's :meth:`go_down_async`: returns once connections are refused."""
+        self._on_loop(self.go_down_async())
+
+    def come_back(self) -> None:
+        """Thread mode's :meth:`come_back_async`: returns once connections are accepted again."""
+        self._on_loop(self.come_back_async())
+
+    def _on_loop(self, work: Coroutine[Any, Any, None]) -> None:
+        if self._loop is None:
+            work.close()
+            raise RuntimeError("go_down / come_back need the simulator in thread mode (start()); use the *_async ones")
+        asyncio.run_coroutine_threadsafe(work, self._loop).result(10)
+
     def advance(self, seconds: float) -> float:
         """Move the simulated clock; due orders, stops, expiries and swaps run before it returns."""
         return self.clock.advance(seconds)

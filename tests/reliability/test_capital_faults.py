@@ -204,6 +204,30 @@ async def test_dropped_confirm_read_is_retried_safely(
     await check(tally, "connection dropped on confirm read", capital_sim, journal, ["cap-confirm-drop"])
 
 
+async def test_refused_connections_book_nothing_and_the_same_id_places_once_when_back(
+    exchange: CapitalTrader, capital_sim: CapitalSimulator, journal: OrderJournal, tally: Any
+) -> None:
+    # The broker's front door shuts (its books stay): the kept-alive connection is cut and new ones are
+    # refused. A refused connection proves the deal never left, so the adapter may try it again (once,
+    # inside create_order) and the bot may retry the same clientOrderId later: it is placed exactly once.
+    await exchange.fetch_balance()  # a kept-alive connection to cut
+    capital_sim.go_down()
+    result = await buy(exchange, "cap-refused")
+    assert isinstance(result, ccxt.NetworkError), result
+    row = journal.get("cap-refused")
+    assert row is not None and row.state == "rejected", row
+    assert capital_placements(capital_sim) == {}
+    await exchange.supervisor.wait_for(lambda s: s.state != "connected", 5)
+    capital_sim.come_back()
+    await settled(exchange)
+    again = await buy(exchange, "cap-refused")
+    assert not isinstance(again, ccxt.BaseError) and again["status"] == "closed", again
+    assert len(capital_placements(capital_sim)) == 1
+    assert (await buy(exchange, "cap-refused"))["id"] == again["id"]  # a third call is the same order
+    assert len(capital_placements(capital_sim)) == 1
+    await check(tally, "connections refused on placement", capital_sim, journal, ["cap-refused"])
+
+
 async def test_calls_fail_fast_while_reconnecting(
     exchange: CapitalTrader, capital_sim: CapitalSimulator, journal: OrderJournal, tally: Any
 ) -> None:
