@@ -12,7 +12,9 @@ Choices a bot can rely on (see also the README):
 * **clientOrderId** lives in the order journal (Capital has no such field), recorded *before* the
   deal is sent; the same clientOrderId placed twice returns the first order, also after a restart.
 * **reduceOnly** clips the size to the opposite position at placement and refuses if there is none,
-  so the order can only reduce, never flip (Capital nets positions when hedging mode is off).
+  so the order can only reduce, never flip (Capital nets positions when hedging mode is off). On a
+  hedging-mode account an opposite deal opens a second position instead of reducing the first, so
+  reduceOnly is refused there (``NotSupported``, nothing sent); ``close_position`` closes by dealId.
 * **Good-till-date**: ``timeInForce='GTD'`` with ``params['goodTillDate']`` (ms, ISO string or
   datetime; ``expiry`` / ``expireTime`` also read); a ``goodTillDate`` alone implies GTD.
 * **Fees**: Capital is spread-only; each fill's fee is 0 in the account currency unless the account
@@ -762,6 +764,12 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
                 out[field] = self._check_price(market, level, dict_key)
         return out
 
+    async def _hedging_mode(self) -> bool:
+        """Whether the account keeps both directions open side by side (read fresh: it can be switched
+        from the broker's platform at any time, and a stale False would let reduceOnly open a hedge)."""
+        body = await self._call("GET", "/accounts/preferences")
+        return bool(self.safe_bool(body, "hedgingMode", False))
+
     async def _reducible(self, market: dict[str, Any], side: str) -> float:
         """Size an order on ``side`` can close without opening the other way (netting accounts)."""
         body = await self._call("GET", "/positions")
@@ -850,7 +858,11 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
             client_order_id = client_ids.generate(prefix)
         self.supervisor.ensure_usable()  # fail fast before anything is recorded while reconnecting
         if reduce_only:
-            reducible = await self._reducible(market, side)
+            reducible, hedging = await asyncio.gather(self._reducible(market, side), self._hedging_mode())
+            if hedging:
+                raise ccxt.NotSupported(
+                    f"{self.id} reduceOnly on a hedging-mode account: Capital would open a {side} position "
+                    f"beside the opposite one instead of reducing it; use close_position({market['symbol']!r})")
             if reducible <= EPS:
                 raise ccxt.InvalidOrder(
                     f"{self.id} reduceOnly {side} {market['symbol']}: no opposite position to reduce")

@@ -185,6 +185,24 @@ async def test_reduce_only_never_flips(face: Face, capital_sim) -> None:
     assert capital_sim.positions() == []  # closed, not flipped short
 
 
+async def test_reduce_only_on_a_hedging_account_is_refused_before_anything_is_sent(face: Face, capital_sim,
+                                                                                   capital_client) -> None:
+    await face.call("create_order", "AAPL/USD", "market", "buy", 5)
+    # Switched from the broker's platform (another session) after the bot started: read fresh, not cached.
+    capital_sim.advance(1.0)  # one login per API key per second (simulated clock): step past the bot's
+    assert capital_client.login().status_code == 200
+    assert capital_client.put("/accounts/preferences", {"hedgingMode": True}).json() == {"status": "SUCCESS"}
+    before = booked(capital_sim)
+    with pytest.raises(ccxt.NotSupported, match="hedging"):
+        await face.call("create_order", "AAPL/USD", "market", "sell", 2, None,
+                        {"reduceOnly": True, "clientOrderId": "hedge-1"})
+    assert booked(capital_sim) == before  # no second (short) position beside the long one
+    assert [(p.direction, p.size) for p in capital_sim.positions()] == [("BUY", 5)]
+    assert (await face.journal()).get("hedge-1") is None
+    closed = await face.call("close_position", "AAPL/USD")
+    assert closed["status"] == "closed" and capital_sim.positions() == []
+
+
 async def test_same_client_order_id_returns_the_first_order_also_after_restart(face: Face, capital_sim,
                                                                                make_face) -> None:
     first = await face.call("create_order", "EUR/USD", "market", "buy", 1000, None, {"clientOrderId": "idem-1"})
