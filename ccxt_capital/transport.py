@@ -234,8 +234,8 @@ class CapitalTransport:
         #: The transport the client routes our URL to, when requests may go straight to it (``_exchange``).
         self._direct: httpx.AsyncBaseTransport | None = None
         self._timeouts: dict[str, float | None] = {}
-        #: The last header set built for a request, with what it was built from (see ``_prepare``).
-        self._headers: tuple[tuple[tuple[tuple[str, str], ...], bool], httpx.Headers] | None = None
+        #: The last header sets built for requests with and without a body, with what each was built from.
+        self._headers: dict[bool, tuple[tuple[tuple[str, str], ...], httpx.Headers]] = {}
         self._tokens: tuple[str, str] | None = None
         self._last_used: float | None = None
         self._login_lock: asyncio.Lock | None = None
@@ -447,14 +447,15 @@ class CapitalTransport:
         would add is added the same way: its default headers, its cookies, its timeouts.
         """
         url = httpx.URL(self.api_url + path, params=params) if params else _url(self.api_url + path)
-        key = (tuple(headers.items()), json_body is not None)
-        cached = self._headers
+        with_body = json_body is not None
+        key = tuple(headers.items())
+        cached = self._headers.get(with_body)
         if cached is None or cached[0] != key:
-            fields = [*_HEADER_FIELDS, *headers.items()]
-            if key[1]:
+            fields = [*_HEADER_FIELDS, *key]
+            if with_body:
                 fields.append(("Content-Type", "application/json"))
-            cached = self._headers = (key, httpx.Headers(fields))
-        content = None if json_body is None else _dumps(json_body)
+            cached = self._headers[with_body] = (key, httpx.Headers(fields))
+        content = _dumps(json_body) if with_body else None
         request = httpx.Request(method, url, headers=cached[1], content=content, extensions={"timeout": self._timeouts})
         if client.cookies:
             client.cookies.set_cookie_header(request)
