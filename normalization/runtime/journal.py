@@ -42,17 +42,15 @@ from __future__ import annotations
 import json
 import os
 import re
-import sqlite3
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from normalization.runtime.journal_disk import JournalDisk
+from normalization.runtime.journal_store import Connection, JournalStore
 
 __all__ = [
     "ACKNOWLEDGED",
@@ -72,6 +70,7 @@ __all__ = [
     "StatusChange",
     "default_journal_path",
     "open_journal",
+    "open_store",
     "sync_option",
 ]
 
@@ -87,93 +86,6 @@ STATES = UNRESOLVED_STATES | OPEN_STATES | TERMINAL_STATES
 
 BROKER_ID_FIELDS = ("order_id", "perm_id", "deal_reference", "deal_id")
 SYNC_MODES = ("full", "behind", "normal")
-
-#: Commits between two background checkpoints (an order writes 2-10 pages; SQLite's own default
-#: threshold is 1000 pages).
-CHECKPOINT_EVERY = 200
-
-SCHEMA_VERSION = 2  # 2: the status history is written by triggers; partial broker-id indexes
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS orders (
-    exchange        TEXT NOT NULL,
-    account         TEXT NOT NULL,
-    client_order_id TEXT NOT NULL,
-    symbol          TEXT NOT NULL,
-    side            TEXT NOT NULL,
-    type            TEXT NOT NULL,
-    amount          REAL NOT NULL,
-    price           REAL,
-    trigger_price   REAL,
-    params          TEXT NOT NULL DEFAULT '{}',
-    state           TEXT NOT NULL,
-    reason          TEXT,
-    filled          REAL,
-    remaining       REAL,
-    order_id        TEXT,
-    perm_id         TEXT,
-    deal_reference  TEXT,
-    deal_id         TEXT,
-    created         INTEGER NOT NULL,
-    updated         INTEGER NOT NULL,
-    info            TEXT,
-    initial_state   TEXT,  -- the history's first entry (state at ``created``), kept on the row itself
-    PRIMARY KEY (exchange, account, client_order_id)
-) WITHOUT ROWID;
--- Every b-tree an insert touches is one more page in the WAL per commit, so the broker-id indexes are
--- partial: an intent (all ids NULL) writes none of them; ``id = ?`` look-ups still use them.
-CREATE INDEX IF NOT EXISTS orders_state ON orders (exchange, account, state);
-CREATE INDEX IF NOT EXISTS orders_order_id ON orders (exchange, account, order_id) WHERE order_id IS NOT NULL;
-CREATE INDEX IF NOT EXISTS orders_perm_id ON orders (exchange, account, perm_id) WHERE perm_id IS NOT NULL;
-CREATE INDEX IF NOT EXISTS orders_deal_reference ON orders (exchange, account, deal_reference)
-    WHERE deal_reference IS NOT NULL;
-CREATE INDEX IF NOT EXISTS orders_deal_id ON orders (exchange, account, deal_id) WHERE deal_id IS NOT NULL;
-CREATE TABLE IF NOT EXISTS status_history (
-    seq             INTEGER PRIMARY KEY,  -- rowid order: increasing, without AUTOINCREMENT's extra page
-    exchange        TEXT NOT NULL,
-    account         TEXT NOT NULL,
-    client_order_id TEXT NOT NULL,
-    state           TEXT NOT NULL,
-    reason          TEXT,
-    timestamp       INTEGER NOT NULL,
-    info            TEXT
-);
-CREATE INDEX IF NOT EXISTS history_order ON status_history (exchange, account, client_order_id);
-CREATE TABLE IF NOT EXISTS fills (
-    exchange        TEXT NOT NULL,
-    account         TEXT NOT NULL,
-    exec_id         TEXT NOT NULL,
-    client_order_id TEXT,
-    order_id        TEXT,
-    symbol          TEXT,
-    side            TEXT,
-    amount          REAL NOT NULL,
-    price           REAL NOT NULL,
-    fee_cost        REAL,
-    fee_currency    TEXT,
-    timestamp       INTEGER,
-    info            TEXT,
-    PRIMARY KEY (exchange, account, exec_id)
-);
-CREATE INDEX IF NOT EXISTS fills_order ON fills (exchange, account, client_order_id);
-CREATE TABLE IF NOT EXISTS early_fees (
-    exchange        TEXT NOT NULL,
-    account         TEXT NOT NULL,
-    exec_id         TEXT NOT NULL,
-    fee_cost        REAL NOT NULL,
-    fee_currency    TEXT,
-    PRIMARY KEY (exchange, account, exec_id)
-);
--- The history is kept by the database itself: every change of state appends one entry, inside the
--- writer's own statement. Its first entry is the row's ``initial_state`` at ``created``, so recording an
--- intent (the write before every send) touches the orders table and one index, nothing else.
-CREATE TRIGGER IF NOT EXISTS history_on_change AFTER UPDATE OF state ON orders
-WHEN new.state IS NOT old.state BEGIN
-    INSERT INTO status_history (exchange, account, client_order_id, state, reason, timestamp, info)
-    VALUES (new.exchange, new.account, new.client_order_id, new.state, new.reason, new.updated, new.info);
-END;
-"""
-
 
 class _UseDefault:
     """Sentinel type: "no journal option given" (as opposed to ``None``, which means "off")."""
@@ -315,11 +227,12 @@ def _id(value: Any) -> str | None:
 
 
 class OrderJournal:
-    """SQLite-backed order journal bound to one exchange and account.
+    """The order journal bound to one exchange and account, over a SQLite or PostgreSQL store.
 
-    ``path`` is a file path or ``":memory:"``. ``exchange`` and ``account`` scope every query, so one
-    file may safely hold several accounts. ``busy_timeout`` (seconds) is how long a write waits for
-    another process holding the write lock. ``sync`` is ``"full"`` (fsync before every send),
+    ``path`` is a file path, ``":memory:"`` or a ``postgresql://`` URL (see :func:`open_store`).
+    ``exchange`` and ``account`` scope every query, so one database may safely hold several accounts.
+    ``busy_timeout`` (seconds) is how long a SQLite write waits for another process holding the write
+    lock. ``sync`` is ``"full"`` (fsync before every send),
     ``"behind"`` (fsync right after it, off the send path) or ``"normal"`` (survives the process, not
     a power cut): see the module docstring. ``now_ms`` is injectable for tests.
     """
@@ -335,150 +248,42 @@ class OrderJournal:
         busy_timeout: float = 10.0,
         sync: str = "full",
         now_ms: Callable[[], int] = _now_ms,
+        store: JournalStore | None = None,
     ) -> None:
         if sync not in SYNC_MODES:
             raise ValueError(f"journal sync must be one of {SYNC_MODES}, not {sync!r}")
         self.exchange = exchange
         self.account = account or "default"
         self.now_ms = now_ms  # public: reconciliation and tests read the journal's clock
-        self._lock = threading.RLock()
-        memory = str(path) == ":memory:"
-        self.path: Path | None = None if memory else Path(path)
         self.sync = sync
-        self._fsync = sync == "full" and not memory  # only a file has anything to fsync
-        # Checkpoints (and with "behind" the fsyncs) run on a background thread: see journal_disk.
-        self._disk = JournalDisk(self.path, busy_timeout) if self.path is not None else None
-        self._behind = sync == "behind" and self._disk is not None
-        self._commits = 0
-        if self.path is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        # isolation_level=None: we issue BEGIN IMMEDIATE / COMMIT ourselves so that every write takes
-        # the write lock up front (no lock upgrade => no SQLITE_BUSY deadlock between processes).
-        self._conn = sqlite3.connect(
-            ":memory:" if memory else str(self.path),
-            timeout=busy_timeout,
-            isolation_level=None,
-            check_same_thread=False,
-        )
-        try:
-            self._setup(memory, busy_timeout)
-        except BaseException:
-            self._conn.close()
-            raise
-
-    def _setup(self, memory: bool, busy_timeout: float) -> None:
-        """Pragmas and schema; idempotent, so every process opening the file runs it."""
-        self._conn.row_factory = sqlite3.Row
-        self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
-        if not memory:
-            # A new file gets 1 KiB pages (an existing one keeps its own): an order's commits write a few
-            # small rows to ~10 b-tree pages, and WAL frames of 1 KiB instead of 4 KiB cut what every
-            # commit copies and checksums (measured: intent 45 -> 26 us, a deal's outcome 125 -> 93 us).
-            self._conn.execute("PRAGMA page_size = 1024")
-            self._enable_wal(busy_timeout)
-            # SQLite's automatic checkpoint would run on whichever commit crosses its threshold, fsyncs
-            # included, on the thread that sends orders: journal_disk runs them in the background instead.
-            self._conn.execute("PRAGMA wal_autocheckpoint = 0")
-        # NORMAL in WAL mode survives a process crash (SIGKILL); FULL is switched on for the writes
-        # that must also survive an OS crash or power loss (see _write(durable=True)).
-        self._conn.execute("PRAGMA synchronous = NORMAL")
-        self._conn.execute("PRAGMA foreign_keys = OFF")
-        with self._write():
-            version = self._conn.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise RuntimeError(
-                    f"order journal {self.path} has schema version {version}; this library "
-                    f"understands up to {SCHEMA_VERSION}. Upgrade ccxt-brokers or use another file."
-                )
-            if 0 < version < 2:
-                # Version 1 indexed NULL broker ids (rebuilt as partial indexes below) and wrote every
-                # history entry itself (its rows keep initial_state NULL: their first entry is in the table).
-                for name in ("order_id", "perm_id", "deal_reference", "deal_id"):
-                    self._conn.execute(f"DROP INDEX IF EXISTS orders_{name}")
-                self._conn.execute("ALTER TABLE orders ADD COLUMN initial_state TEXT")
-            self._conn.execute("DROP TRIGGER IF EXISTS history_on_insert")  # an earlier draft of version 2
-            for statement in _statements(_SCHEMA):
-                self._conn.execute(statement)
-            if version < SCHEMA_VERSION:
-                self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        self._store = store if store is not None else open_store(path, sync=sync, busy_timeout=busy_timeout)
+        self.path: Path | None = self._store.path
+        self.persistent = self._store.persistent and type(self).persistent
+        # Commit an intent before its send, never while the order travels: with "full" (its promise), and
+        # wherever the write could fail after the send (a database server across the network).
+        self._commit_first = (sync == "full" and self._store.persistent) or self._store.remote
+        self._behind = sync == "behind"
 
     # ------------------------------------------------------------------ plumbing
 
-    def _enable_wal(self, busy_timeout: float) -> None:
-        """Switch the file to WAL once; tolerate another process doing the same at the same moment.
+    def _write(self, durable: bool = False, single: bool = False) -> AbstractContextManager[Connection]:
+        return self._store.write(durable, single)
 
-        Changing the journal mode needs an exclusive lock and SQLite does not always run the busy
-        handler for it, so two processes creating the file together can see "database is locked".
-        Once the file is in WAL mode (persistent), later opens only read the mode and never contend.
-        """
-        deadline = time.monotonic() + busy_timeout
-        delay = 0.005
-        while True:
-            try:
-                mode = self._conn.execute("PRAGMA journal_mode").fetchone()[0]
-                if str(mode).lower() != "wal":
-                    self._conn.execute("PRAGMA journal_mode = WAL")
-                return
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) or time.monotonic() >= deadline:
-                    raise
-                time.sleep(delay)  # only on first-open contention; bounded by busy_timeout
-                delay = min(delay * 2, 0.1)
-
-    @contextmanager
-    def _write(self, durable: bool = False, single: bool = False) -> Iterator[sqlite3.Connection]:
-        """One short write transaction; ``durable`` fsyncs the commit (intent before send) when the
-        journal was opened with ``sync="full"``. ``single``: the block writes with one statement, which
-        SQLite already runs as its own transaction (taking the write lock up front), so no BEGIN/COMMIT."""
-        flush = durable and self._behind
-        durable = durable and self._fsync
-        with self._lock:
-            conn = self._conn
-            if durable:
-                conn.execute("PRAGMA synchronous = FULL")
-            try:
-                if single:
-                    yield conn
-                else:
-                    conn.execute("BEGIN IMMEDIATE")
-                    try:
-                        yield conn
-                    except BaseException:
-                        conn.execute("ROLLBACK")
-                        raise
-                    conn.execute("COMMIT")
-            finally:
-                if durable:
-                    conn.execute("PRAGMA synchronous = NORMAL")
-        self._committed(flush)
-
-    def _committed(self, flush: bool) -> None:
-        """After a commit: the background fsync it asks for ("behind"), and a checkpoint every so often."""
-        disk = self._disk
-        if disk is None:
-            return
-        if flush:
-            disk.flush()
-        self._commits += 1
-        if self._commits % CHECKPOINT_EVERY == 0:
-            disk.checkpoint()
-
-    def _read(self, sql: str, args: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
-        with self._lock:
-            return self._conn.execute(sql, args).fetchall()
+    def _read(self, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
+        return self._store.read(sql, args)
 
     @property
     def _scope(self) -> tuple[str, str]:
         return (self.exchange, self.account)
 
-    def _get(self, conn: sqlite3.Connection, client_order_id: str) -> JournalOrder | None:
+    def _get(self, conn: Connection, client_order_id: str) -> JournalOrder | None:
         row = conn.execute(
             "SELECT * FROM orders WHERE exchange=? AND account=? AND client_order_id=?",
             (*self._scope, client_order_id),
         ).fetchone()
         return None if row is None else _order(row)
 
-    def _require(self, conn: sqlite3.Connection, client_order_id: str) -> JournalOrder:
+    def _require(self, conn: Connection, client_order_id: str) -> JournalOrder:
         order = self._get(conn, client_order_id)
         if order is None:
             raise KeyError(f"clientOrderId {client_order_id!r} is not in the order journal")
@@ -510,13 +315,8 @@ class OrderJournal:
         if state not in STATES:
             raise ValueError(f"unknown journal state {state!r}")
         order = self._intent(client_order_id, symbol, side, type, amount, price, trigger_price, params, state)
-        if self._fsync:
-            with self._write(durable=True, single=True) as conn:
-                return self._insert(conn, order)
-        with self._lock:  # the usual path, before every send: one autocommit statement, nothing around it
-            inserted = self._insert(self._conn, order)
-        self._committed(self._behind)
-        return inserted
+        with self._write(durable=True, single=True) as conn:
+            return self._insert(conn, order)
 
     @contextmanager
     def sending(
@@ -549,24 +349,20 @@ class OrderJournal:
         """
         order = self._intent(client_order_id, symbol, side, type, amount, price, trigger_price, params,
                              SENT_UNKNOWN)
-        if self._fsync or not broker_keeps_id:
+        if self._commit_first or not broker_keeps_id:
             with self._write(durable=True, single=True) as conn:
                 inserted = self._insert(conn, order)
             yield inserted
             return
-        with self._lock:
-            conn = self._conn
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                inserted = self._insert(conn, order)
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+        error: BaseException | None = None
+        with self._write(durable=True) as conn:
+            inserted = self._insert(conn, order)
             try:
                 yield inserted
-            finally:
-                conn.execute("COMMIT")
-        self._committed(flush=self._behind)
+            except BaseException as exc:  # whatever left the process is asked of the broker: commit anyway
+                error = exc
+        if error is not None:
+            raise error
 
     @property
     def defers_new_intents(self) -> bool:
@@ -577,7 +373,9 @@ class OrderJournal:
         before the write leaves an order the broker lists under our id, adopted on the next connect --
         the recovery ``sync="normal"`` already relies on for a journal tail lost to a power cut. Not with
         ``sync="full"``, whose promise is that every order is on disk before it leaves."""
-        return self.sync != "full" or self.path is None  # in memory nothing outlives the process anyway
+        if self._store.remote:
+            return False  # the write may fail where a file would not (server down): never after the send
+        return self.sync != "full" or not self.persistent  # in memory nothing outlives the process anyway
 
     def record_after_send(
         self,
@@ -608,9 +406,9 @@ class OrderJournal:
         with self._write(durable=True) as conn:
             columns = "".join(f", {k}" for k in new_ids)
             cur = conn.execute(
-                "INSERT OR IGNORE INTO orders (exchange, account, client_order_id, symbol, side, type, amount,"
+                "INSERT INTO orders (exchange, account, client_order_id, symbol, side, type, amount,"
                 f" price, trigger_price, params, state, initial_state, created, updated, filled, remaining{columns})"
-                f" VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?{',?' * len(new_ids)})",
+                f" VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?{',?' * len(new_ids)}) ON CONFLICT DO NOTHING",
                 (order.exchange, order.account, client_order_id, order.symbol, order.side, order.type,
                  order.amount, order.price, order.trigger_price, _dumps(order.params), state, SENT_UNKNOWN,
                  sent, now, None if filled is None else float(filled),
@@ -641,12 +439,12 @@ class OrderJournal:
             "created": now, "updated": now, "info": None,
         })
 
-    def _insert(self, conn: sqlite3.Connection, order: JournalOrder) -> tuple[JournalOrder, bool]:
+    def _insert(self, conn: Connection, order: JournalOrder) -> tuple[JournalOrder, bool]:
         """The intent's one statement: INSERT OR IGNORE answers "seen before?" and writes at once."""
         cur = conn.execute(
-            "INSERT OR IGNORE INTO orders (exchange, account, client_order_id, symbol, side, type, amount,"
+            "INSERT INTO orders (exchange, account, client_order_id, symbol, side, type, amount,"
             " price, trigger_price, params, state, initial_state, created, updated)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
             (order.exchange, order.account, order.client_order_id, order.symbol, order.side, order.type,
              order.amount, order.price, order.trigger_price, _dumps(order.params), order.state, order.state,
              order.created, order.updated),
@@ -688,8 +486,8 @@ class OrderJournal:
         return replace(current, **values, updated=now)
 
     def _require_row(self, client_order_id: str) -> JournalOrder:
-        with self._lock:
-            return self._require(self._conn, client_order_id)
+        with self._store.reading() as conn:
+            return self._require(conn, client_order_id)
 
     def update_status(
         self,
@@ -766,8 +564,8 @@ class OrderJournal:
             return len(ids)
 
     def get(self, client_order_id: str) -> JournalOrder | None:
-        with self._lock:
-            return self._get(self._conn, client_order_id)
+        with self._store.reading() as conn:
+            return self._get(conn, client_order_id)
 
     def find_by(self, **ids: Any) -> JournalOrder | None:
         """The order carrying a broker id: ``find_by(perm_id=...)``, ``find_by(deal_reference=...)``.
@@ -810,12 +608,12 @@ class OrderJournal:
 
     def history(self, client_order_id: str) -> list[StatusChange]:
         """The append-only status history of one order, oldest first."""
-        with self._lock:
-            first = self._conn.execute(
+        with self._store.reading() as conn:
+            first = conn.execute(
                 "SELECT initial_state, created FROM orders WHERE exchange=? AND account=? AND client_order_id=?",
                 (*self._scope, client_order_id),
             ).fetchone()
-            rows = self._conn.execute(
+            rows = conn.execute(
                 "SELECT state, reason, timestamp, info FROM status_history"
                 " WHERE exchange=? AND account=? AND client_order_id=? ORDER BY seq",
                 (*self._scope, client_order_id),
@@ -850,7 +648,7 @@ class OrderJournal:
                                      fee_cost=fee_cost, fee_currency=fee_currency, info=info)
 
     def _insert_fill(
-        self, conn: sqlite3.Connection, exec_id: str, *, amount: float, price: float,
+        self, conn: Connection, exec_id: str, *, amount: float, price: float,
         client_order_id: str | None = None, order_id: Any = None, symbol: str | None = None,
         side: str | None = None, timestamp: int | None = None, fee_cost: float | None = None,
         fee_currency: str | None = None, info: Any = None,
@@ -864,9 +662,9 @@ class OrderJournal:
             if early is not None:
                 fee_cost, fee_currency = early["fee_cost"], early["fee_currency"]
         cur = conn.execute(
-            "INSERT OR IGNORE INTO fills (exchange, account, exec_id, client_order_id, order_id, symbol,"
+            "INSERT INTO fills (exchange, account, exec_id, client_order_id, order_id, symbol,"
             " side, amount, price, fee_cost, fee_currency, timestamp, info)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
             (*self._scope, exec_id, client_order_id, _id(order_id), symbol, side, float(amount), float(price),
              None if fee_cost is None else float(fee_cost), fee_currency, timestamp, _dumps(info)),
         )
@@ -891,8 +689,9 @@ class OrderJournal:
             if cur.rowcount:
                 return True
             conn.execute(
-                "INSERT OR REPLACE INTO early_fees (exchange, account, exec_id, fee_cost, fee_currency)"
-                " VALUES (?,?,?,?,?)",
+                "INSERT INTO early_fees (exchange, account, exec_id, fee_cost, fee_currency) VALUES (?,?,?,?,?)"
+                " ON CONFLICT (exchange, account, exec_id) DO UPDATE"
+                " SET fee_cost=excluded.fee_cost, fee_currency=excluded.fee_currency",
                 (*self._scope, exec_id, float(cost), currency),
             )
             return False
@@ -929,13 +728,10 @@ class OrderJournal:
     def wait_durable(self, timeout: float | None = None) -> bool:
         """Block until the pre-send commits made so far are on disk (``sync="behind"``); True at once
         in the other modes, where they are on disk before the send (``full``) or never waited for."""
-        return self._disk.wait(timeout) if self._behind and self._disk is not None else True
+        return self._store.wait_durable(timeout)
 
     def close(self) -> None:
-        if self._disk is not None:
-            self._disk.close()
-        with self._lock:
-            self._conn.close()
+        self._store.close()
 
     def __enter__(self) -> OrderJournal:
         return self
@@ -944,8 +740,7 @@ class OrderJournal:
         self.close()
 
     def __repr__(self) -> str:
-        where = self.path if self.path is not None else "memory"
-        return f"{type(self).__name__}({where}, exchange={self.exchange!r}, account={self.account!r})"
+        return f"{type(self).__name__}({self._store.where}, exchange={self.exchange!r}, account={self.account!r})"
 
 
 class NullJournal(OrderJournal):
@@ -973,13 +768,46 @@ def sync_option(exchange_id: str, options: Mapping[str, Any]) -> str:
     return str(sync)
 
 
+#: URL schemes of the PostgreSQL store (``postgresql+psycopg`` is SQLAlchemy's spelling of the same URL).
+POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+
+
+def open_store(where: str | os.PathLike[str], *, sync: str, busy_timeout: float = 10.0) -> JournalStore:
+    """The store behind ``where``: a ``postgresql://`` URL, else a SQLite file path (or ``":memory:"``).
+
+    A value with any other URL scheme is refused (``ConfigError`` naming the scheme): taken as a path it
+    would silently become a local folder named after the scheme, and the bots meant to share one journal
+    would each keep their own."""
+    text = os.fspath(where)
+    match = _SCHEME.match(text) if isinstance(text, str) else None
+    if match is not None:
+        scheme = match.group(1).lower()
+        if scheme in POSTGRES_SCHEMES:
+            from normalization.runtime.journal_postgres import PostgresStore
+
+            return PostgresStore(text, sync=sync)
+        from normalization.runtime.factory import ConfigError
+
+        raise ConfigError(
+            f"options['journal']: unsupported URL scheme {scheme!r}; use a file path or one of "
+            + ", ".join(f"{s}://" for s in POSTGRES_SCHEMES)
+        )
+    from normalization.runtime.journal_sqlite import SQLiteStore
+
+    return SQLiteStore(where, sync=sync, busy_timeout=busy_timeout)
+
+
 def open_journal(
     option: Any = USE_DEFAULT, *, exchange: str, account: str | None = None, sync: str = "full"
 ) -> OrderJournal:
     """Build the journal from ``options["journal"]`` (``sync``: ``options["journalSync"]``).
 
-    * absent (``USE_DEFAULT``) or ``True`` -> the per-user default file (:func:`default_journal_path`);
+    * absent (``USE_DEFAULT``) or ``True`` -> ``$CCXT_BROKERS_JOURNAL`` if set (a path or URL, as
+      below), else the per-user default file (:func:`default_journal_path`);
     * ``None`` or ``False`` -> :class:`NullJournal`;
+    * a ``postgresql://user:pass@host:5432/db`` URL (also ``postgresql+psycopg://``) -> that database,
+      shared by bots on several hosts; any other ``scheme://`` is a ``ConfigError``;
     * a path (``str`` / ``PathLike``) -> that file (``":memory:"`` -> an unshared in-memory journal);
     * an :class:`OrderJournal` -> used as is (tests, or two exchange objects sharing one).
     """
@@ -989,11 +817,16 @@ def open_journal(
     if option is None or option is False:
         return NullJournal(exchange=exchange, account=acct)
     if option is USE_DEFAULT or option is True:
-        return OrderJournal(default_journal_path(exchange, acct), exchange=exchange, account=acct, sync=sync)
+        option = os.environ.get("CCXT_BROKERS_JOURNAL", "").strip() or None
+        if option is None:
+            return OrderJournal(default_journal_path(exchange, acct), exchange=exchange, account=acct, sync=sync)
     if isinstance(option, (str, os.PathLike)):
-        where = option if option == ":memory:" else Path(option).expanduser()
+        text = os.fspath(option)
+        where = text if text == ":memory:" or _SCHEME.match(str(text)) else Path(text).expanduser()
         return OrderJournal(where, exchange=exchange, account=acct, sync=sync)
-    raise TypeError(f"options['journal'] must be a path, None or True, not {type(option).__name__}")
+    raise TypeError(
+        f"options['journal'] must be a path, a postgresql:// URL, None or True, not {type(option).__name__}"
+    )
 
 
 def _broker_ids(ids: Mapping[str, Any]) -> dict[str, str]:
@@ -1004,21 +837,7 @@ def _broker_ids(ids: Mapping[str, Any]) -> dict[str, str]:
     return {k: str(v) for k, v in ids.items() if v is not None}
 
 
-def _statements(script: str) -> list[str]:
-    """The schema's statements one by one (``executescript`` would commit the caller's transaction);
-    SQLite itself says where each ends, so a trigger keeps the ``;`` inside its body."""
-    statements: list[str] = []
-    pending = ""
-    for piece in script.split(";"):
-        pending += piece + ";"
-        if sqlite3.complete_statement(pending):
-            if pending.strip(" \n;"):
-                statements.append(pending.strip())
-            pending = ""
-    return statements
-
-
-def _order(row: sqlite3.Row) -> JournalOrder:
+def _order(row: Any) -> JournalOrder:
     fields = dict(zip(row.keys(), row, strict=True))
     del fields["initial_state"]
     fields["params"] = _loads(fields["params"]) or {}
@@ -1034,7 +853,7 @@ def _journal_order(fields: dict[str, Any]) -> JournalOrder:
     return order
 
 
-def _fill(row: sqlite3.Row) -> JournalFill:
+def _fill(row: Any) -> JournalFill:
     return JournalFill(
         exec_id=row["exec_id"],
         client_order_id=row["client_order_id"],

@@ -435,7 +435,7 @@ def test_behind_mode_flushes_off_the_send_path(tmp_path: Path, monkeypatch: pyte
     monkeypatch.setattr(journal_disk.os, "fdatasync", recording)
     path = tmp_path / "j.sqlite"
     journal = OrderJournal(path, exchange="capitalcom", sync="behind")
-    assert journal._conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL: no fsync in the commit
+    assert journal._store._conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL: no fsync in the commit
     with journal.sending("c-1", **INTENT) as (row, created):
         assert created and _committed(path, "c-1")  # committed before the send, as in the other modes
     assert journal.wait_durable(10)
@@ -462,15 +462,15 @@ def test_checkpoints_run_in_the_background(tmp_path: Path, monkeypatch: pytest.M
     import shutil
     import sqlite3
 
-    import normalization.runtime.journal as journal_module
+    import normalization.runtime.journal_sqlite as journal_module
 
     monkeypatch.setattr(journal_module, "CHECKPOINT_EVERY", 5)
     path = tmp_path / "j.sqlite"
     journal = OrderJournal(path, exchange="ibkr", sync="normal")
-    assert journal._conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+    assert journal._store._conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
     for n in range(5):
         journal.record_intent(f"c-{n}", **INTENT)
-    disk = journal._disk
+    disk = journal._store._disk
     assert disk is not None
     disk.flush()  # queued behind the checkpoint: once it is done, so is the checkpoint
     assert disk.wait(10) and disk.checkpoints == 1
@@ -484,14 +484,14 @@ def test_new_files_use_small_pages_and_old_files_keep_theirs(tmp_path: Path) -> 
     import sqlite3
 
     journal = OrderJournal(tmp_path / "new.sqlite", exchange="x", sync="normal")
-    assert journal._conn.execute("PRAGMA page_size").fetchone()[0] == 1024
-    assert journal._conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert journal._store._conn.execute("PRAGMA page_size").fetchone()[0] == 1024
+    assert journal._store._conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     journal.close()
     with sqlite3.connect(str(tmp_path / "old.sqlite")) as old:  # a file an earlier version created
         old.execute("PRAGMA page_size = 4096")
         old.execute("CREATE TABLE t (x)")
     journal = OrderJournal(tmp_path / "old.sqlite", exchange="x", sync="normal")
-    assert journal._conn.execute("PRAGMA page_size").fetchone()[0] == 4096
+    assert journal._store._conn.execute("PRAGMA page_size").fetchone()[0] == 4096
     journal.record_intent("c-1", **INTENT)
     assert journal.get("c-1") is not None
     journal.close()
