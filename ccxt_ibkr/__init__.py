@@ -1,7 +1,8 @@
 """Interactive Brokers for unmodified ccxt bots: ``ccxt_ibkr.IBTrader`` (ccxt id ``ibkr``).
 
-``import ccxt_ibkr`` registers ``ccxt.ibkr`` (sync), ``ccxt.async_support.ibkr`` and
-``ccxt.pro.ibkr`` (async), so ``getattr(ccxt, 'ibkr')(config)`` works. The sync class is generated
+``import ccxt_ibkr`` registers ``ccxt.ibkr`` (sync), ``ccxt.async_support.ibkr`` (async) and
+``ccxt.pro.ibkr`` (async with the ``watch_*`` streams of :mod:`ccxt_ibkr.pro`), so
+``getattr(ccxt, 'ibkr')(config)`` works. The sync class is generated
 from the async implementation by the shared facade: one implementation, two faces.
 """
 
@@ -17,6 +18,7 @@ from normalization.runtime.resample import ohlcv_to_dataframe
 
 from ._ib import IB_LIBRARY_NAME
 from .async_support import IBTrader as AsyncIBTrader
+from .pro import IBTraderPro
 
 
 class IBTrader(SyncFacade, ccxt.Exchange):
@@ -34,8 +36,8 @@ class IBTrader(SyncFacade, ccxt.Exchange):
         return self.impl.supervisor
 
 
-register_exchange("ibkr", IBTrader, AsyncIBTrader)
+register_exchange("ibkr", IBTrader, AsyncIBTrader, IBTraderPro)
 
 from normalization.runtime.factory import create_exchange  # noqa: E402  (shared with ccxt_capital)
 
-__all__ = ["IB_LIBRARY_NAME", "AsyncIBTrader", "IBTrader", "create_exchange", "ohlcv_to_dataframe"]
+__all__ = ["IB_LIBRARY_NAME", "AsyncIBTrader", "IBTrader", "IBTraderPro", "create_exchange", "ohlcv_to_dataframe"]

@@ -1364,9 +1364,12 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
 
     async def fetch_positions(self, symbols: list[str] | None = None, params: dict[str, Any] = {}) -> list[dict]:
         """Every holding as a position (long/short), futures and stocks alike; leverage 1, cross margin."""
-        ib = await self._ib(ACCOUNT)
-        positions = await self._positions()
-        portfolio = {item.contract.conId: item for item in ib.portfolio(self.transport.account)}
+        await self._ib(ACCOUNT)
+        return await self._build_positions(await self._positions(), symbols)
+
+    async def _build_positions(self, positions: list[Any], symbols: list[str] | None = None) -> list[dict]:
+        """ccxt positions from IB's position rows and the portfolio the socket keeps current (no request)."""
+        portfolio = {item.contract.conId: item for item in self.transport.portfolio()}
         now = self.milliseconds()
         result = []
         for position in positions:
@@ -1393,6 +1396,11 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
         values = ib.accountValues(self.transport.account)
         if not any(v.tag == "CashBalance" for v in values):
             values = await self.transport._bounded(ib.accountSummaryAsync(self.transport.account), "accountSummary")
+        return await self._build_balance(values, positions)
+
+    async def _build_balance(self, values: list[Any], positions: list[Any]) -> dict[str, Any]:
+        """The ccxt balance from account values and position rows (no request: also the stream's view)."""
+        ib = self.transport.ib
         reserved: dict[int, float] = {}
         for trade in ib.openTrades():
             if trade.order.action == "SELL" and not _done(trade):

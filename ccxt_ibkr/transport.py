@@ -109,6 +109,9 @@ class IBTransport:
         self._listeners: list[Callable[[], Any]] = []
         self._expect_disconnect = False
         self._streams: dict[int, tuple[Contract, Ticker]] = {}
+        self._depth: dict[int, tuple[Contract, int, Ticker]] = {}
+        self._ticks: dict[int, tuple[Contract, Ticker]] = {}
+        self._bars: dict[tuple[Any, ...], tuple[Contract, Any, str]] = {}
         self._recent_bars: dict[tuple[Any, ...], tuple[float, list[BarData]]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._epoch = 0  # bumped on every successful connect: which connection a request was sent on
@@ -276,14 +279,113 @@ class IBTransport:
         self._streams[contract.conId] = (contract, ticker)
         return ticker
 
-    def _resubscribe(self, event: ReconnectEvent) -> None:
+    def stop_stream(self, contract: Contract) -> None:
+        """End the live market-data line of ``contract`` (if any)."""
+        known = self._streams.pop(contract.conId, None)
+        if known is not None and self.connected:
+            self.ib.cancelMktData(known[0])
+
+    def depth_stream(self, contract: Contract, rows: int) -> Ticker:
+        """A live depth subscription (``reqMktDepth``), kept across reconnects like :meth:`stream`."""
+        known = self._depth.get(contract.conId)
+        if known is not None:
+            return known[2]
+        ticker = self.ib.reqMktDepth(contract, numRows=rows)
+        self._depth[contract.conId] = (contract, rows, ticker)
+        return ticker
+
+    def stop_depth(self, contract: Contract) -> None:
+        known = self._depth.pop(contract.conId, None)
+        if known is not None and self.connected:
+            self.ib.cancelMktDepth(known[0])
+
+    def trade_stream(self, contract: Contract) -> Ticker:
+        """Tick-by-tick trades (``reqTickByTickData`` AllLast), kept across reconnects."""
+        known = self._ticks.get(contract.conId)
+        if known is not None:
+            return known[1]
+        ticker = self.ib.reqTickByTickData(contract, "AllLast")
+        self._ticks[contract.conId] = (contract, ticker)
+        return ticker
+
+    def stop_trades(self, contract: Contract) -> None:
+        known = self._ticks.pop(contract.conId, None)
+        if known is not None and self.connected:
+            self.ib.cancelTickByTickData(known[0], "AllLast")
+
+    async def bar_stream(self, contract: Contract, *, duration: str, bar_size: str, what: str, use_rth: bool) -> Any:
+        """Bars kept up to date (``reqHistoricalData`` with keepUpToDate): IB pushes the forming bar.
+
+        The returned list is ib_async's ``BarDataList``; its updates arrive on ``barUpdateEvent``
+        (:meth:`listen`). Requested again after a reconnect (IB forgets it with the session).
+        """
+        key = (contract.conId, bar_size, what, use_rth)
+        known = self._bars.get(key)
+        if known is not None:
+            return known[1]
+        ib = await self.ensure(MARKET_DATA)
+        bars = await self._bounded(
+            ib.reqHistoricalDataAsync(contract, "", duration, bar_size, what, use_rth, formatDate=2,
+                                      keepUpToDate=True),
+            "reqHistoricalData(keepUpToDate)", breaker=self.breakers.market_data,
+        )
+        self._bars[key] = (contract, bars, duration)
+        return bars
+
+    def stop_bars(self, contract: Contract, *, bar_size: str, what: str, use_rth: bool) -> None:
+        known = self._bars.pop((contract.conId, bar_size, what, use_rth), None)
+        if known is not None and self.connected:
+            self.ib.cancelHistoricalData(known[1])
+
+    def listen(self, event: str, handler: Callable[..., Any]) -> None:
+        """Attach ``handler`` to one of the ``IB`` object's events (``pendingTickersEvent``,
+        ``orderStatusEvent``, ``execDetailsEvent``, ...). The object outlives reconnects, so does this."""
+        getattr(self.ib, event).connect(handler)
+
+    def unlisten(self, event: str, handler: Callable[..., Any]) -> None:
+        getattr(self.ib, event).disconnect(handler)
+
+    # The library's local view (kept current by the socket, no request sent).
+    def fills(self) -> list[Any]:
+        return list(self.ib.fills())
+
+    def trades(self) -> list[Trade]:
+        return list(self.ib.trades())
+
+    def account_values(self) -> list[Any]:
+        return list(self.ib.accountValues(self.account))
+
+    def positions(self) -> list[Any]:
+        return list(self.ib.positions(self.account))
+
+    def portfolio(self) -> list[Any]:
+        return list(self.ib.portfolio(self.account))
+
+    async def _resubscribe(self, event: ReconnectEvent) -> None:
         """After a reconnect or 1101 every market-data line is gone at IB: request them again."""
         if not event.data_lost or not self.connected:
             return
+        restored = event.reason == "restored"
         for con_id, (contract, _) in list(self._streams.items()):
-            if event.reason == "restored":
+            if restored:
                 self.ib.cancelMktData(contract)
             self._streams[con_id] = (contract, self.ib.reqMktData(contract))
+        for con_id, (contract, rows, _) in list(self._depth.items()):
+            if restored:
+                self.ib.cancelMktDepth(contract)
+            self._depth[con_id] = (contract, rows, self.ib.reqMktDepth(contract, numRows=rows))
+        for con_id, (contract, _) in list(self._ticks.items()):
+            if restored:
+                self.ib.cancelTickByTickData(contract, "AllLast")
+            self._ticks[con_id] = (contract, self.ib.reqTickByTickData(contract, "AllLast"))
+        for key, (contract, bars, duration) in list(self._bars.items()):
+            if restored:
+                self.ib.cancelHistoricalData(bars)
+            del self._bars[key]
+            try:
+                await self.bar_stream(contract, duration=duration, bar_size=key[1], what=key[2], use_rth=key[3])
+            except ccxt.BaseError as exc:
+                log.warning("%s: bars of %s not resubscribed: %s", self.exchange_id, contract.symbol, exc)
 
     # ------------------------------------------------------------------ waiting on events
 

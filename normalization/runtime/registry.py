@@ -25,8 +25,9 @@ def _register(module: ModuleType, exchange_id: str, cls: type) -> None:
         names.append(exchange_id)
 
 
-def register_exchange(exchange_id: str, sync_class: type, async_class: type) -> None:
-    """``ccxt.<id>`` -> the sync class; ``ccxt.async_support.<id>`` and ``ccxt.pro.<id>`` -> the async one."""
+def register_exchange(exchange_id: str, sync_class: type, async_class: type, pro_class: type | None = None) -> None:
+    """``ccxt.<id>`` -> the sync class; ``ccxt.async_support.<id>`` -> the async one; ``ccxt.pro.<id>`` ->
+    the streaming subclass (``pro.py``), else the async class."""
     _register(ccxt, exchange_id, sync_class)
     _register(ccxt.async_support, exchange_id, async_class)
-    _register(ccxt.pro, exchange_id, async_class)
+    _register(ccxt.pro, exchange_id, pro_class or async_class)

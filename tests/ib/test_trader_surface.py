@@ -14,7 +14,8 @@ from normalization.timeframes import IB_BAR_SIZES
 
 def test_registered_with_ccxt() -> None:
     assert ccxt.ibkr is ccxt_ibkr.IBTrader
-    assert ccxt.async_support.ibkr is AsyncIBTrader and ccxt.pro.ibkr is AsyncIBTrader
+    assert ccxt.async_support.ibkr is AsyncIBTrader and ccxt.pro.ibkr is ccxt_ibkr.IBTraderPro
+    assert issubclass(ccxt_ibkr.IBTraderPro, AsyncIBTrader) and ccxt_ibkr.IBTraderPro().has["watchTicker"]
     assert "ibkr" in ccxt.exchanges and "ibkr" in ccxt.async_support.exchanges
     ex = getattr(ccxt, "ibkr")({"options": {"journal": None}})  # noqa: B009 - how bots look it up
     try:
