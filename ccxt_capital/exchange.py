@@ -57,10 +57,12 @@ from normalization.runtime.journal import (
     open_journal,
     sync_option,
 )
+from normalization.runtime.pacing import Pacer, capital_pacer, shared_pacer
 from normalization.runtime.reconcile import BrokerFill, BrokerOrder, BrokerSnapshot, ReconcileReport, reconcile
 from normalization.runtime.resample import resample_ohlcv
 from normalization.runtime.retry import RequestNotSent, retry_if_never_sent
 from normalization.runtime.safety import check_sandbox_switch, resolve_live
+from normalization.runtime.shared import fingerprint as _fingerprint
 from normalization.runtime.supervisor import Backoff, ConnectionSupervisor, ReconnectEvent
 from normalization.symbols import symbol_to_capital_epic
 from normalization.timeframes import CAPITAL_MAX_BARS, CAPITAL_RESOLUTIONS, resample_source
@@ -244,6 +246,10 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
                 "journalSync": "behind",
                 "clientOrderPrefix": client_ids.DEFAULT_PREFIX,
                 "confirmTimeout": 10.0,  # seconds to wait for a deal's confirm
+                # A 429 proves nothing was booked: a deal refused for the rate is sent again for up to
+                # orderTimeout seconds, any other request for up to rateLimitWait, before the bot sees it.
+                "orderTimeout": 10.0,
+                "rateLimitWait": 10.0,
                 "confirmPollInterval": 0.05,
                 "ohlcvPrice": "mid",  # or "bid" / "ask"
                 "ohlcvDefaultLimit": CAPITAL_MAX_BARS,
@@ -351,8 +357,20 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
                 pacer_clock=self._clock() if callable(self.safe_value(self.options, "sleep")) else time.monotonic,
                 on_lost=self._on_lost,
                 on_login=self._logged_in,
+                pacer=self._shared_pacer(),
+                rate_limit_wait=float(self.safe_number(self.options, "rateLimitWait", 10.0)),
+                deal_wait=float(self.safe_number(self.options, "orderTimeout", 10.0)),
             )
         return self._transport
+
+    def _shared_pacer(self) -> Pacer | None:
+        """The process-wide pacer of this host and API key: Capital counts requests per key, so every
+        instance using it (a sync and an async face, two bots) draws from one budget. None (a private
+        pacer) when the clock is injected, as in tests on the simulator's clock."""
+        if callable(self.safe_value(self.options, "sleep")) or not self.apiKey:
+            return None
+        key = ("capitalcom", self._host(), _fingerprint(self.apiKey))
+        return shared_pacer(key, lambda: capital_pacer(demo=not self._live))
 
     def _logged_in(self) -> None:
         """A first (or lazy) login makes the connection usable; the reconnect loop reports its own."""

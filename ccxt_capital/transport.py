@@ -209,6 +209,9 @@ class CapitalTransport:
         gate: Callable[[], None] | None = None,
         on_lost: Callable[[str], None] | None = None,
         on_login: Callable[[], None] | None = None,
+        pacer: Pacer | None = None,
+        rate_limit_wait: float = 10.0,
+        deal_wait: float = 10.0,
     ) -> None:
         self.host = host.rstrip("/")
         if self.host.endswith(API_PREFIX):
@@ -221,9 +224,15 @@ class CapitalTransport:
         self.account_id = account_id
         # The limiter's clock must be the one its sleep moves: a frozen test clock with real sleeps
         # would make it wait forever, so the caller passes the pair (default: monotonic + asyncio).
+        # The caller passes the process-wide pacer of this API key (the broker counts per key, not per
+        # exchange object); tests on a simulated clock get their own.
         self.pacer: Pacer | None = (
-            capital_pacer(clock=pacer_clock or clock, sleep=sleep, demo=demo) if pacing else None
+            (pacer or capital_pacer(clock=pacer_clock or clock, sleep=sleep, demo=demo)) if pacing else None
         )
+        #: How long a 429 is waited out (seconds) before it reaches the bot: a refusal for the rate proves
+        #: nothing was applied, so even a deal is sent again, until ``deal_wait`` has passed.
+        self.rate_limit_wait = rate_limit_wait
+        self.deal_wait = deal_wait
         self._gate = gate
         self._on_lost = on_lost
         self._on_login = on_login
@@ -560,7 +569,8 @@ class CapitalTransport:
             await self.ensure_session()
         relogged = False
         retried_transport = False
-        retried_429 = False
+        busy: tuple[float, float] | None = None  # deadlines of waiting out 429s: injected clock, monotonic
+        pause = 0.1
         while True:
             try:
                 response = await self._send(method, path, params=params, json_body=body, kind=kind)
@@ -586,11 +596,18 @@ class CapitalTransport:
                 if read or (verify is not None and await verify()):
                     continue
                 raise self._error(response, method, path)
-            if status == 429 and read and not retried_429:
-                # Someone else shares this API key; wait out the window once before giving up.
-                retried_429 = True
-                await self.sleep(1.0)
-                continue
+            if status == 429:
+                # Refused for the rate before it was looked at: nothing was booked or applied, so the same
+                # request goes again once the window moved, deals included, until the wait is over
+                # (on the injected clock or the monotonic one, whichever runs out first).
+                wait = self.deal_wait if kind == "deal" else self.rate_limit_wait
+                if busy is None:
+                    busy = (self.clock() + wait, time.monotonic() + wait)
+                if self.clock() + pause <= busy[0] and time.monotonic() + pause <= busy[1]:
+                    self.stats["waited_429"] = self.stats.get("waited_429", 0) + 1
+                    await self.sleep(pause)
+                    pause = min(pause * 2, 1.0)
+                    continue
             if status >= 400:
                 raise self._error(response, method, path)
             return self._json(response, method, path)

@@ -26,8 +26,10 @@ import ccxt
 
 from normalization.errors import ib_exception
 from normalization.runtime.breaker import Breakers, CircuitBreaker
-from normalization.runtime.pacing import Pacer, ib_historical_pacer
+from normalization.runtime.pacing import Pacer, ib_historical_pacer, shared_pacer
 from normalization.runtime.retry import RequestNotSent
+from normalization.runtime.shared import process_wide
+from normalization.runtime.singleflight import RecentAnswers
 from normalization.runtime.supervisor import (
     EXECUTION,
     MARKET_DATA,
@@ -98,7 +100,16 @@ class IBTransport:
         self.request_timeout = request_timeout
         self.readonly = readonly
         self.exchange_id = exchange_id
-        self.pacer = pacer or ib_historical_pacer()
+        # IB paces historical requests per gateway, whichever connection sends them: one pacer and one
+        # table of recent answers per host:port in the process, shared by every clientId.
+        gateway = (host, self.port)
+        self.pacer = pacer or shared_pacer(("ib-historical", gateway), ib_historical_pacer)
+        self._recent_bars: RecentAnswers[list[BarData]] = (
+            RecentAnswers(IDENTICAL_WINDOW) if pacer is not None
+            else process_wide(("ib-recent-bars", gateway), lambda: RecentAnswers(IDENTICAL_WINDOW, size=64))
+        )
+        # ib_async keeps one reqCurrentTime in flight; concurrent callers join it.
+        self._current_time: RecentAnswers[Any] = RecentAnswers(0.0)
         self.ib: IB = IB()
         # Request errors raise RequestError instead of silently returning empty results.
         self.ib.RaiseRequestErrors = True
@@ -112,7 +123,6 @@ class IBTransport:
         self._depth: dict[int, tuple[Contract, int, Ticker]] = {}
         self._ticks: dict[int, tuple[Contract, Ticker]] = {}
         self._bars: dict[tuple[Any, ...], tuple[Contract, Any, str]] = {}
-        self._recent_bars: dict[tuple[Any, ...], tuple[float, list[BarData]]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._epoch = 0  # bumped on every successful connect: which connection a request was sent on
         windows = ib_maintenance_windows() if maintenance_windows is None else maintenance_windows
@@ -513,8 +523,12 @@ class IBTransport:
             ib.cancelMktDepth(contract)
 
     async def current_time(self) -> Any:
+        """TWS's clock. ib_async keeps one ``reqCurrentTime`` in flight (a second one's reply is lost and
+        its caller times out), so concurrent callers share the request under way."""
         ib = await self.ensure()
-        return await self._bounded(ib.reqCurrentTimeAsync(), "reqCurrentTime")
+        return await self._current_time.get(
+            "now", lambda: self._bounded(ib.reqCurrentTimeAsync(), "reqCurrentTime")
+        )
 
     async def historical(
         self,
@@ -531,13 +545,17 @@ class IBTransport:
         IB's "no data" answer is an empty list; a pacing violation raises ``RateLimitExceeded``.
         """
         ib = await self.ensure(MARKET_DATA)
-        weight = 2 if what == "BID_ASK" else 1
         identical = (contract.conId, end, duration, bar_size, what, use_rth)
-        recent = self._recent_bars.get(identical)
-        if recent is not None and time.monotonic() - recent[0] < IDENTICAL_WINDOW:
-            # IB refuses an identical request within 15 s (error 162); a bot polling the latest candles
-            # more often than that gets the answer IB gave moments ago instead of a 15 s stall.
-            return list(recent[1])
+        # IB refuses an identical request within 15 s (error 162): concurrent identical requests join the
+        # one in flight, and a repeat within the window gets the answer IB gave moments ago.
+        bars = await self._recent_bars.get(
+            identical, lambda: self._historical(ib, contract, end, duration, bar_size, what, use_rth, identical)
+        )
+        return list(bars)
+
+    async def _historical(self, ib: IB, contract: Contract, end: str, duration: str, bar_size: str, what: str,
+                          use_rth: bool, identical: tuple[Any, ...]) -> list[BarData]:
+        weight = 2 if what == "BID_ASK" else 1
         await self.pacer.acquire(
             weight,
             contract=(contract.conId, contract.exchange, what),
@@ -568,8 +586,4 @@ class IBTransport:
             breaker.after_call(timeout)
             raise timeout
         breaker.after_call(None)
-        result = list(bars)
-        if len(self._recent_bars) >= 64:
-            self._recent_bars.pop(next(iter(self._recent_bars)))
-        self._recent_bars[identical] = (time.monotonic(), result)
-        return list(result)
+        return list(bars)

@@ -84,9 +84,11 @@ async def test_intent_and_send_mark_are_one_commit_and_the_outcome_is_journaled_
 
 
 async def test_a_retry_after_a_429_is_flipped_to_sent_by_compare_and_set(face: Face, capital_sim) -> None:
-    capital_sim.faults.too_many_requests(method="POST", path="/positions")
+    # 429s past orderTimeout: the bot sees RateLimitExceeded and nothing is booked.
+    rule = capital_sim.faults.too_many_requests(1000, method="POST", path="/positions")
     with pytest.raises(ccxt.RateLimitExceeded):
         await face.call("create_order", "AAPL/USD", "market", "buy", 1, None, {"clientOrderId": "cas-1"})
+    rule.times = 0
     order = await face.call("create_order", "AAPL/USD", "market", "buy", 1, None, {"clientOrderId": "cas-1"})
     assert order["status"] == "closed"
     journal = await face.journal()
