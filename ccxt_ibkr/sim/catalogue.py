@@ -109,6 +109,26 @@ CRYPTO_HOURS = Hours(
 )
 
 
+#: Market rules (reqMarketRule): id -> (lowEdge, increment) rows. One flat increment per
+#: catalogue tick size, so a rule always agrees with the contract's minTick.
+MARKET_RULES: dict[int, tuple[tuple[float, float], ...]] = {
+    26: ((0.0, 0.01),),
+    62: ((0.0, 0.005),),
+    67: ((0.0, 0.25),),
+    239: ((0.0, 0.00005),),
+    110: ((0.0, 0.0001),),
+    32: ((0.0, 0.001),),
+    1: ((0.0, 1.0),),
+}
+
+
+def market_rule_id(tick: float) -> int:
+    for rule, rows in MARKET_RULES.items():
+        if len(rows) == 1 and abs(rows[0][1] - tick) < 1e-12:
+            return rule
+    raise KeyError(f"no market rule for tick {tick}")
+
+
 @dataclass(frozen=True)
 class Instrument:
     """One tradable contract with everything contractDetails and the engines need."""
@@ -141,10 +161,23 @@ class Instrument:
     subcategory: str = ""
     stock_type: str = ""
     agg_group: int = 1
-    market_rule_ids: str = "26"
+    #: One market-rule id per valid exchange (TWS order); empty = derived from ``min_tick``.
+    market_rule_ids: str = ""
     margin_rate: float = 0.5
     fee_scheme: str = "us_stock"
     volume_scale: float = 1_000.0
+    #: Futures: the index they settle on (contractDetails underConId/underSymbol/underSecType).
+    under_con_id: int = 0
+    under_symbol: str = ""
+    under_sec_type: str = ""
+
+    @property
+    def rule_ids(self) -> str:
+        """contractDetails.marketRuleIds: one id per valid exchange, each a rule of ``MARKET_RULES``."""
+        if self.market_rule_ids:
+            return self.market_rule_ids
+        rule = market_rule_id(self.min_tick)
+        return ",".join([str(rule)] * max(1, len(self.valid_exchanges)))
 
     @property
     def mult(self) -> float:
@@ -218,7 +251,7 @@ def _fx(con_id: int, base: str, quote: str, price: float, tick: float = 0.00005)
         long_name="European Monetary Union Euro" if base == "EUR" else f"{base} {quote}",
         min_tick=tick, start_price=price, hours=FX_HOURS, min_size=1.0, size_increment=1.0,
         valid_exchanges=("IDEALPRO",), daily_vol=0.005, spread_ticks=2, margin_rate=0.03,
-        fee_scheme="fx", agg_group=4, market_rule_ids="3188", volume_scale=0.0,
+        fee_scheme="fx", agg_group=4, volume_scale=0.0,
     )
 
 
@@ -236,6 +269,10 @@ def third_friday(year: int, month: int) -> dt.date:
     first = dt.date(year, month, 1)
     offset = (4 - first.weekday()) % 7
     return first + dt.timedelta(days=offset + 14)
+
+
+#: The S&P 500 E-mini index conId at IB (ES futures' underlying).
+ES_INDEX_CON_ID = 11004968
 
 
 def es_futures(now: float, count: int = 4, expired: int = 1) -> list[Instrument]:
@@ -261,7 +298,8 @@ def es_futures(now: float, count: int = 4, expired: int = 1) -> list[Instrument]
                 long_name="E-mini S&P 500", min_tick=0.25, start_price=5500.0, hours=CME_HOURS,
                 multiplier="50", last_trade_date=f"{day:%Y%m%d}", contract_month=f"{day:%Y%m}",
                 valid_exchanges=("CME", "QBALGO"), daily_vol=0.012, spread_ticks=1, margin_rate=0.06,
-                fee_scheme="future", market_rule_ids="67", volume_scale=200.0,
+                fee_scheme="future", volume_scale=200.0,
+                under_con_id=ES_INDEX_CON_ID, under_symbol="ES", under_sec_type="IND",
             )
         )
     return out

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from . import messages as M
 from .catalogue import ContractQuery, Instrument
-from .subscriptions import DepthSub, HistSub, MktSub, RealTimeSub
+from .subscriptions import DepthSub, HistSub, MktSub, RealTimeSub, TickByTickSub
 from .wire import Fields, encode_fields
 
 if TYPE_CHECKING:
@@ -45,6 +45,13 @@ class SessionBase:
         self.depth: dict[int, DepthSub] = {}
         self.hist: dict[int, HistSub] = {}
         self.realtime: dict[int, RealTimeSub] = {}
+        self.tick_by_tick: dict[int, TickByTickSub] = {}
+        #: reqPnL subscriptions -> the last figures sent (None before the first).
+        self.pnl_subs: dict[int, tuple[float, ...] | None] = {}
+        self.pnl_single_subs: dict[int, tuple[int, tuple[float, ...] | None]] = {}
+        self.positions_multi: dict[int, str] = {}
+        self.display_groups: dict[int, int] = {}
+        self.scanners: dict[int, tuple[str, str, str, int]] = {}
         self._outbox: asyncio.Queue[bytes | None] | None = None
         self._drain_task: asyncio.Task[None] | None = None
         peer = writer.get_extra_info("peername")

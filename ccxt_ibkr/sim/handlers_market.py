@@ -9,7 +9,7 @@ from normalization.runtime.pricepath import Bar
 from . import messages as M
 from .catalogue import Instrument
 from .connection import SessionBase
-from .marketdata import HMDS, HistoricalError, Quote, format_bar_time, parse_end
+from .marketdata import HMDS, HistoricalError, Quote, format_bar_time, parse_end, round_to_tick
 from .subscriptions import DepthSub, HistSub, MktSub, RealTimeSub
 from .wire import Fields, fmt_size
 
@@ -101,13 +101,14 @@ class MarketDataHandlers(SessionBase):
         req_id = f.int()
         q = self.read_contract(f)
         rows = f.int(5)
+        smart = f.bool() if f.remaining else False
         if len(self.depth) >= 3:
             self.error(req_id, 309, "Max number (3) of market depth requests has been reached")
             return
         inst = self.resolve(q, req_id)
         if inst is None:
             return
-        sub = DepthSub(inst, max(1, min(rows, 10)))
+        sub = DepthSub(inst, max(1, min(rows, 10)), smart=smart)
         self.depth[req_id] = sub
         self.send_depth(req_id, sub)
 
@@ -115,12 +116,20 @@ class MarketDataHandlers(SessionBase):
         quote = self.sim.market.quote(sub.inst, self.sim.clock.now())
         tick = sub.inst.min_tick
         operation = 1 if sub.sent else 0
+        # Smart depth aggregates the venues SMART routes to; each level names its venue as market maker.
+        venues = [v for v in sub.inst.valid_exchanges if v != "SMART"] or [sub.inst.exchange]
         for i in range(sub.rows):
             for side, price, size in (
                 (1, quote.bid - i * tick, quote.bid_size * (i + 1)),
                 (0, quote.ask + i * tick, quote.ask_size * (i + 1)),
             ):
-                self.send([12, 1, req_id, i, operation, side, round(price, 10), fmt_size(size, self.version)])
+                price = round_to_tick(price, tick)
+                size_text = fmt_size(size, self.version)
+                if sub.smart:
+                    venue = venues[i % len(venues)]
+                    self.send([13, 1, req_id, i, venue, operation, side, price, size_text, 1])
+                else:
+                    self.send([12, 1, req_id, i, operation, side, price, size_text])
         sub.sent = True
 
     def cancel_mkt_depth(self, f: Fields) -> None:
@@ -238,7 +247,7 @@ class MarketDataHandlers(SessionBase):
         half = self.sim.market.half_spread(sub.inst) if sub.what in {"BID", "ASK"} else 0.0
         shift = -half if sub.what == "BID" else half
         for t in range(first, last_complete + 1, 5):
-            price = round(path.price_at(t) + shift, 10)
+            price = round_to_tick(path.price_at(t) + shift, sub.inst.min_tick)
             volume = 0 if sub.what != "TRADES" else 1 + t % 7
             self.send([50, 3, req_id, t, price, price, price, price, fmt_size(volume, self.version), price,
                        1 if volume else 0])

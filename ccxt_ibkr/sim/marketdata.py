@@ -76,6 +76,11 @@ def _digits(tick: float) -> int:
     return max(0, -int(f"{tick:e}".split("e")[1])) + 2
 
 
+def round_to_tick(price: float, tick: float) -> float:
+    """``price`` on the tick grid, printed without float noise (163.36, not 163.35999999999999)."""
+    return round(round(price / tick) * tick, _digits(tick))
+
+
 def parse_duration(text: str) -> int:
     match = re.fullmatch(r"\s*(\d+)\s*([SDWMY])\s*", text or "")
     if not match:
@@ -101,6 +106,11 @@ def parse_end(text: str, now: float) -> float:
     except (ValueError, KeyError) as exc:
         raise HistoricalError(321, f"Error validating request.-'bX' : cause - bad endDateTime {text!r}") from exc
     return min(when.timestamp(), now)
+
+
+def parse_start(text: str) -> float:
+    """A start time in any form ``parse_end`` accepts, not capped at now."""
+    return parse_end(text, float("inf"))
 
 
 def format_bar_time(ts: int, daily: bool, format_date: int, tz: str) -> str:
@@ -235,6 +245,10 @@ class MarketData:
                 162, f"{HMDS}HMDS query returned no data: {inst.local_symbol}@{inst.exchange} Trades"
             )
 
+    def windows(self, inst: Instrument, start: float, end: float, liquid: bool) -> list[tuple[float, float]]:
+        """Sessions (open, close) of the trading dates around [start, end], oldest first."""
+        return self._windows(inst, start, end, liquid)
+
     def _windows(self, inst: Instrument, start: float, end: float, liquid: bool) -> list[tuple[float, float]]:
         out: list[tuple[float, float]] = []
         zone = ZoneInfo(inst.hours.tz)
@@ -326,6 +340,15 @@ class MarketData:
     def _shift(self, inst: Instrument, bars: list[Bar], what: str) -> list[Bar]:
         what = what.upper()
         half = self.half_spread(inst)
+        tick = inst.min_tick
+
+        def on_tick(bar: Bar) -> Bar:
+            return Bar(bar.time, round_to_tick(bar.open, tick), round_to_tick(bar.high, tick),
+                       round_to_tick(bar.low, tick), round_to_tick(bar.close, tick), bar.volume)
+
+        return [on_tick(b) for b in self._shift_raw(bars, what, half)]
+
+    def _shift_raw(self, bars: list[Bar], what: str, half: float) -> list[Bar]:
         if what == "BID":
             return [Bar(b.time, b.open - half, b.high - half, b.low - half, b.close - half, -1) for b in bars]
         if what == "ASK":

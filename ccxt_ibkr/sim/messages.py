@@ -52,11 +52,11 @@ def contract_details(version: int, req_id: int, inst: Instrument, exchange: str,
     if version < 164:
         fields.append(1)  # mdSizeMultiplier
     fields += [
-        inst.multiplier, inst.order_types, ",".join(inst.valid_exchanges), 1, 0, inst.long_name,
+        inst.multiplier, inst.order_types, ",".join(inst.valid_exchanges), 1, inst.under_con_id, inst.long_name,
         inst.primary_exchange, inst.contract_month, inst.industry, inst.category, inst.subcategory,
         inst.hours.tz, inst.hours.describe(now, liquid=False), inst.hours.describe(now, liquid=True),
         "", "", 0,  # evRule, evMultiplier, secIdList count
-        inst.agg_group, "", "", inst.market_rule_ids, inst.last_trade_date, inst.stock_type,
+        inst.agg_group, inst.under_symbol, inst.under_sec_type, inst.rule_ids, inst.last_trade_date, inst.stock_type,
     ]
     if version == 163:
         fields.append(fmt_size(inst.size_increment, version))
@@ -191,10 +191,15 @@ def commission_report(ex: Execution) -> Fields:
     return [59, 1, ex.exec_id, ex.commission, ex.order.inst.currency, realized, UNSET, ""]
 
 
+def listing_exchange(inst: Instrument) -> str:
+    """The exchange TWS names on positions: the listing venue for stocks, the trading venue otherwise."""
+    return inst.primary_exchange or inst.exchange
+
+
 def position(account: str, inst: Instrument, qty: float, avg_cost: float, version: int) -> Fields:
     return [
         61, 3, account, inst.con_id, inst.symbol, inst.sec_type, inst.last_trade_date, 0.0, "", inst.multiplier,
-        inst.exchange if inst.sec_type != "STK" else "", inst.currency, inst.local_symbol, inst.trading_class,
+        listing_exchange(inst), inst.currency, inst.local_symbol, inst.trading_class,
         fmt_size(qty, version), avg_cost,
     ]
 

@@ -27,6 +27,7 @@ from .faults import FaultState, MessageDrop, OrderDrop
 from .ledger import Ledger
 from .marketdata import HistoricalPacer, MarketData
 from .matching import Event, OrderEngine
+from .pnl import PnLBook
 from .session import Session
 
 log = logging.getLogger("ccxt_ibkr.sim")
@@ -76,6 +77,8 @@ class IBSimulator:
             cash = {base_currency: 1_000_000.0}
         self.ledger = Ledger(account=account, base_currency=base_currency, cash=dict(cash), rate=self.fx_rate)
         self.engine = OrderEngine(self.market, self.ledger, self._on_event)
+        self.pnl = PnLBook(self.ledger, self.mark)
+        self.pnl.roll(clock.now())
         self.pacer = HistoricalPacer()
         self.faults = FaultState()
         self.sessions: list[Session] = []
@@ -247,9 +250,11 @@ class IBSimulator:
                 t += step
         self.engine.step(target)
         self._last_step = target
+        self.pnl.roll(target)
         for session in list(self.sessions):
             if session.ready and not session.closed:
                 session.on_clock()
+                session.on_stream_clock()
         self.after_activity()
         if target // ACCOUNT_PUSH_INTERVAL != start // ACCOUNT_PUSH_INTERVAL:
             # Like TWS: portfolio values and account values refresh every few minutes.
@@ -268,6 +273,7 @@ class IBSimulator:
         for session in list(self.sessions):
             if session.ready and not session.closed:
                 session.on_account_change(con_ids)
+                session.on_stream_positions(con_ids)
 
     # -- engine events -> messages ---------------------------------------------------------
     def _on_event(self, event: Event) -> None:

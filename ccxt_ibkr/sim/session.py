@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING
 from .handlers_account import AccountHandlers
 from .handlers_market import MarketDataHandlers
 from .handlers_orders import OrderHandlers
+from .handlers_reference import ReferenceHandlers
+from .handlers_streams import StreamHandlers
 from .wire import Fields, ProtocolError, encode_fields, negotiate, read_frame, read_greeting, split_payload
 
 if TYPE_CHECKING:
@@ -33,7 +35,7 @@ FARM_MESSAGES = [
 #: Live and delayed tick ids: bid, ask, last, high, low, close, volume; sizes bid/ask/last.
 
 
-class Session(MarketDataHandlers, OrderHandlers, AccountHandlers):
+class Session(MarketDataHandlers, OrderHandlers, AccountHandlers, StreamHandlers, ReferenceHandlers):
     """Serve one socket until it closes; never lets an exception reach other sessions."""
 
     def __init__(self, sim: IBSimulator, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -49,6 +51,23 @@ class Session(MarketDataHandlers, OrderHandlers, AccountHandlers):
             76: self.req_account_updates_multi, 77: self.cancel_account_updates_multi,
             50: self.req_real_time_bars, 51: self.cancel_real_time_bars, 87: self.req_head_timestamp,
             99: self.req_completed_orders,
+            # Reference data and requests a paper account answers with TWS's error.
+            12: self.req_news_bulletins, 13: self.ignore, 14: self.ignore, 18: self.request_fa,
+            19: self.replace_fa, 21: self.exercise_options, 22: self.req_scanner_subscription,
+            23: self.cancel_scanner_subscription, 24: self.req_scanner_parameters,
+            54: self.calc_implied_volatility, 55: self.calc_option_price, 56: self.ignore, 57: self.ignore,
+            65: self.verify_request, 66: self.verify_request, 72: self.verify_and_auth_request,
+            73: self.verify_and_auth_request, 67: self.query_display_groups, 68: self.subscribe_to_group_events,
+            69: self.update_display_group, 70: self.unsubscribe_from_group_events,
+            78: self.req_sec_def_opt_params, 79: self.req_soft_dollar_tiers, 80: self.req_family_codes,
+            81: self.req_matching_symbols, 82: self.req_mkt_depth_exchanges, 83: self.req_smart_components,
+            84: self.req_news_article, 85: self.req_news_providers, 86: self.req_historical_news,
+            89: self.ignore, 90: self.ignore, 91: self.req_market_rule, 100: self.req_wsh_meta_data,
+            101: self.ignore, 102: self.req_wsh_event_data, 103: self.ignore, 104: self.req_user_info,
+            # Streams: PnL, multi-account positions, tick by tick, tick history.
+            74: self.req_positions_multi, 75: self.cancel_positions_multi, 88: self.req_histogram_data,
+            92: self.req_pnl, 93: self.cancel_pnl, 94: self.req_pnl_single, 95: self.cancel_pnl_single,
+            96: self.req_historical_ticks, 97: self.req_tick_by_tick, 98: self.cancel_tick_by_tick,
         }
 
 

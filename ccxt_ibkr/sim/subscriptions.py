@@ -37,3 +37,12 @@ class DepthSub:
     inst: Instrument
     rows: int
     sent: bool = False
+    smart: bool = False
+
+
+@dataclass
+class TickByTickSub:
+    inst: Instrument
+    tick_type: int  # 1 Last, 2 AllLast, 3 BidAsk, 4 MidPoint
+    ignore_size: bool = False
+    last: tuple | None = None

@@ -1,0 +1,95 @@
+"""Profit and loss as reqPnL / reqPnLSingle report it, straight from the ledger.
+
+Unrealized and realized figures are the ledger's own (base currency, commissions included
+the IB way), so a client's PnL always agrees with updatePortfolio and the account values.
+Daily PnL is the change of realized + unrealized since the day began: at each New York
+midnight the book records, per position, the realized PnL so far and the unrealized PnL at
+that moment's marks (the previous session's close, as markets are shut then).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+from .catalogue import Instrument
+from .ledger import Ledger
+
+DAY_ZONE = ZoneInfo("America/New_York")
+Mark = Callable[[Instrument], float]
+
+
+@dataclass(frozen=True)
+class PnL:
+    daily: float
+    unrealized: float
+    realized: float
+
+
+@dataclass(frozen=True)
+class PnLSingle:
+    position: float
+    daily: float
+    unrealized: float
+    realized: float
+    value: float
+
+
+class PnLBook:
+    """Day baselines per conId; figures computed on demand (cheap: a handful of positions)."""
+
+    def __init__(self, ledger: Ledger, mark: Mark) -> None:
+        self.ledger = ledger
+        self.mark = mark
+        self._day: dt.date | None = None
+        self._base: dict[int, float] = {}
+
+    def roll(self, now: float) -> None:
+        """Start a new day's baseline when ``now`` is past New York midnight."""
+        day = dt.datetime.fromtimestamp(now, DAY_ZONE).date()
+        if day == self._day:
+            return
+        first = self._day is None
+        self._day = day
+        if first:
+            return  # an account opened now has made nothing yet today
+        with self.ledger.lock:
+            positions = list(self.ledger.positions.items())
+        self._base = {con_id: self._total(con_id) for con_id, _ in positions}
+
+    def _figures(self, con_id: int) -> tuple[float, float, float, float]:
+        """(qty, unrealized, realized, market value) in base currency for one conId."""
+        with self.ledger.lock:
+            pos = self.ledger.positions.get(con_id)
+            if pos is None:
+                return 0.0, 0.0, 0.0, 0.0
+            rate = self.ledger.rate(pos.instrument.currency)
+            if pos.qty:
+                mark = self.mark(pos.instrument)
+                unrealized = self.ledger.unrealized(pos, mark) * rate
+                value = self.ledger.market_value(pos, mark) * rate
+            else:
+                unrealized = value = 0.0
+            return pos.qty, unrealized, pos.realized * rate, value
+
+    def _total(self, con_id: int) -> float:
+        _, unrealized, realized, _ = self._figures(con_id)
+        return unrealized + realized
+
+    def single(self, con_id: int) -> PnLSingle:
+        qty, unrealized, realized, value = self._figures(con_id)
+        daily = unrealized + realized - self._base.get(con_id, 0.0)
+        return PnLSingle(qty, daily, unrealized, realized, value)
+
+    def account(self) -> PnL:
+        with self.ledger.lock:
+            con_ids = list(self.ledger.positions)
+        daily = unrealized = realized = 0.0
+        for con_id in con_ids:
+            one = self.single(con_id)
+            daily += one.daily
+            unrealized += one.unrealized
+            realized += one.realized
+        return PnL(daily, unrealized, realized)
