@@ -235,8 +235,8 @@ class IBTraderPro(StreamingExchange, AsyncIBTrader):
         return await self.hub.unsubscribe("orderbook:" + market["symbol"])
 
     def _handle_book(self, ticker: Any, market: dict[str, Any], limit: int | None) -> None:
-        if not ticker.domBids and not ticker.domAsks:
-            return
+        if not ticker.domBids or not ticker.domAsks:
+            return  # the book is still being built (IB sends it one row at a time): not an update yet
         book = self.parse_ib_order_book(ticker.domBids, ticker.domAsks, ticker.time, market, limit)
         self.orderbooks[market["symbol"]] = book
         self.hub.resolve(book, "orderbook:" + market["symbol"])

@@ -32,7 +32,7 @@ async def pro(sim: IBSimulator, tmp_path: Path) -> AsyncIterator[Any]:
     await ex.close()
 
 
-async def next_update(watch: Callable[[], Awaitable[Any]], sim: IBSimulator, step: float = 1.0) -> Any:
+async def next_update(watch: Callable[[], Awaitable[Any]], sim: IBSimulator, step: float = 5.0) -> Any:
     """Start ``watch()``, move the simulator's clock until it resolves (bounded)."""
     task = asyncio.ensure_future(watch())
     try:
@@ -71,11 +71,8 @@ async def test_watch_ticker_resolves_on_the_next_quote(pro, sim: IBSimulator) ->
 
 async def test_two_watchers_share_one_update(pro, sim: IBSimulator) -> None:
     await next_update(lambda: pro.watch_ticker("MSFT/USD"), sim)  # subscribed
-    a = asyncio.ensure_future(pro.watch_ticker("MSFT/USD"))
-    b = asyncio.ensure_future(pro.watch_ticker("MSFT/USD"))
-    await asyncio.sleep(0)
-    sim.advance(5)
-    ra, rb = await asyncio.wait_for(asyncio.gather(a, b), WAIT)
+    ra, rb = await next_update(lambda: asyncio.gather(pro.watch_ticker("MSFT/USD"), pro.watch_ticker("MSFT/USD")),
+                               sim)
     assert ra is rb
 
 
