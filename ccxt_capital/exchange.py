@@ -34,6 +34,7 @@ import asyncio
 import contextvars
 import json
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime, timezone
@@ -46,8 +47,17 @@ from ccxt.base.decimal_to_precision import TICK_SIZE
 from ccxt.base.precise import Precise
 
 from normalization import client_ids
+from normalization.arguments import (
+    OrderRules,
+    check_close_position,
+    check_create_order,
+    check_edit_order,
+    check_fetch,
+    check_order_ref,
+    check_repeat,
+)
 from normalization.errors import capital_reject_exception
-from normalization.orders import positive_number, require_on_step, require_within
+from normalization.orders import amount_on_grid, positive_number, price_on_grid, require_within
 from normalization.runtime.breaker import Breakers
 from normalization.runtime.journal import (
     SENT_UNKNOWN,
@@ -81,6 +91,18 @@ DAY_MS = 86_400_000
 RETRYABLE = "retryable: "
 #: Deal fields a caller may pass in ``params`` verbatim (capital-api.md §4).
 CAPITAL_DEAL_FIELDS = frozenset({"trailingStop", "stopDistance", "stopAmount", "profitDistance", "profitAmount"})
+#: What create_order / edit_order accept beyond ccxt's unified params (README): the adapter's own params and
+#: Capital's deal-body fields, passed through as the broker spells them.
+CAPITAL_ORDER_RULES = OrderRules(
+    exchange_id="capitalcom",
+    extra_params={name: (str, int, float) for name in ("goodTillDate", "expiry", "expireTime", "goodTillTime")}
+    | {"guaranteedStop": (bool,)},
+    broker_fields={"trailingStop": (bool,), "stopDistance": (float,), "stopAmount": (float,),
+                   "profitDistance": (float,), "profitAmount": (float,),
+                   **{name: () for name in ("epic", "direction", "size", "level", "type", "stopLevel", "profitLevel")}},
+    reserved=frozenset({"epic", "direction", "size", "level", "type", "stopLevel", "profitLevel"}),
+    broker_name="Capital deal",
+)
 #: Paths whose failures belong to the market-data circuit breaker; everything else is execution,
 #: so a failing price feed never blocks a cancel (and a broken order route never silences quotes).
 MARKET_DATA_PATHS = ("/prices", "/markets", "/marketnavigation", "/clientsentiment", "/time", "/ping")
@@ -639,6 +661,8 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
         broker's maximum), through the limiter. ``1M`` is built from daily bars on calendar months.
         ``params['until']`` (ms) ends the range.
         """
+        symbol, since, limit, params = check_fetch(self.id, "fetch_ohlcv", symbol, since, limit, params,
+                                                   symbol_required=True)
         market = await self._market(symbol)
         params = dict(params)
         price = str(params.pop("price", self.safe_string(self.options, "ohlcvPrice", "mid"))).lower()
@@ -734,19 +758,20 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
     # ================================================================== orders: argument checks
 
     def _check_amount(self, market: dict[str, Any], amount: Any) -> float:
-        """Held to the dealing rules: Capital answers an off-increment size with a 400, so refuse it first."""
-        value = positive_number(amount, "amount", self.id)
+        """Truncated to the dealing rules' size increment as ccxt's amount_to_precision does (Capital answers
+        an off-increment size with a 400), then held to the min / max deal size;
+        ``options['strictPrecision']`` refuses an amount off the increment instead."""
         symbol = market["symbol"]
+        value = amount_on_grid(positive_number(amount, "amount", self.id), market["precision"]["amount"], symbol,
+                               self.id, bool(self.options.get("strictPrecision")))
         limits = market["limits"]["amount"]
         require_within(value, limits["min"], limits["max"], "amount", symbol, self.id)
-        step = market["precision"]["amount"]
-        require_on_step(value, step, "amount", symbol, self.id, "the size increment of the dealing rules")
-        # On the step (checked in decimal on the shortest repr) means amount_to_precision could only hand
-        # the same number back: ccxt's Decimal rounding is skipped, it is the slowest part of the check.
         return value
 
     def _check_price(self, market: dict[str, Any], price: Any, what: str) -> float:
-        return float(self.price_to_precision(market["symbol"], positive_number(price, what, self.id)))
+        """Rounded to the tick as ccxt's price_to_precision does; ``options['strictPrecision']`` refuses."""
+        return price_on_grid(positive_number(price, what, self.id), market["precision"]["price"], market["symbol"],
+                             self.id, bool(self.options.get("strictPrecision")), what)
 
     def _good_till(self, value: Any) -> str:
         """ms / seconds / ISO string / datetime -> the API's ``YYYY-MM-DDTHH:MM:SS`` (UTC)."""
@@ -762,24 +787,30 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
                 return _capital_time(parsed)
         raise ccxt.InvalidOrder(f"{self.id} goodTillDate {value!r} is not a date (ms, ISO string or datetime)")
 
-    def _protection(self, market: dict[str, Any], params: dict[str, Any]) -> dict[str, float]:
-        """ccxt's stopLoss / takeProfit dicts or stopLossPrice / takeProfitPrice -> stopLevel / profitLevel."""
+    def _protection(self, market: dict[str, Any], params: dict[str, Any], size: float | None) -> dict[str, float]:
+        """ccxt's stopLoss / takeProfit dicts (checked by normalization.arguments) -> stopLevel / profitLevel.
+
+        Capital attaches one level to the whole deal: a dict's ``amount`` smaller than the deal's is a
+        partial stop Capital cannot book (NotSupported), and a level given twice (the dict and Capital's own
+        ``stopDistance`` / ``stopAmount`` ...) is a contradiction (InvalidOrder naming both)."""
         out: dict[str, float] = {}
-        for dict_key, flat_key, field in (("stopLoss", "stopLossPrice", "stopLevel"),
-                                          ("takeProfit", "takeProfitPrice", "profitLevel")):
+        for dict_key, field, own in (("stopLoss", "stopLevel", ("stopDistance", "stopAmount")),
+                                     ("takeProfit", "profitLevel", ("profitDistance", "profitAmount"))):
             spec = params.pop(dict_key, None)
-            flat = params.pop(flat_key, None)
-            level = flat
-            if isinstance(spec, dict):
-                if spec.get("price") is not None and spec.get("triggerPrice") is not None \
-                        and float(spec["price"]) != float(spec["triggerPrice"]):
-                    raise ccxt.InvalidOrder(f"{self.id} {dict_key} with a limit price is not supported; "
-                                            "Capital closes at the trigger level (stopLevel/profitLevel)")
-                level = spec.get("triggerPrice", spec.get("price"))
-            elif spec is not None:
-                level = spec
-            if level is not None:
-                out[field] = self._check_price(market, level, dict_key)
+            if spec is None:
+                continue
+            for name in own:
+                if params.get(name) is not None:
+                    raise ccxt.InvalidOrder(f"{self.id} params['{dict_key}'] and params['{name}'] contradict each "
+                                            "other: both set the same level; give one")
+            if spec.get("price") is not None and not math.isclose(spec["price"], spec["triggerPrice"]):
+                raise ccxt.InvalidOrder(f"{self.id} {dict_key} with a limit price is not supported; "
+                                        "Capital closes at the trigger level (stopLevel/profitLevel)")
+            amount = spec.get("amount")
+            if amount is not None and size is not None and not math.isclose(amount, size, rel_tol=1e-9):
+                raise ccxt.NotSupported(f"{self.id} {dict_key} amount {amount:g} differs from the order's {size:g}: "
+                                        f"Capital's {field} protects the whole deal")
+            out[field] = self._check_price(market, spec["triggerPrice"], dict_key)
         return out
 
     async def _hedging_mode(self) -> bool:
@@ -807,34 +838,19 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
         """market -> POST /positions; limit / stop -> POST /workingorders (LIMIT / STOP); waits for the
         confirm (bounded) and returns the ccxt order, id = dealReference. A rejected deal raises the
         mapped exception with the broker's reason."""
+        symbol, kind, side, amount, price, params = check_create_order(symbol, type, side, amount, price, params,
+                                                                       CAPITAL_ORDER_RULES)
         market = self.market(symbol) if self.markets else await self._market(symbol)
         # Most orders carry no params: everything read from them has its default then, and none of the
         # look-ups below run (a dozen pops and a loop or two, on every order before the send).
         params = dict(params) if params else {}
-        kind = (type or "").lower()
-        if side not in ("buy", "sell"):
-            raise ccxt.InvalidOrder(f"{self.id} side must be 'buy' or 'sell', not {side!r}")
-        trigger = None
-        if params:
-            trigger = params.pop("triggerPrice", None)
-            legacy = params.pop("stopPrice", None)
-            trigger = trigger if trigger is not None else legacy
-        if kind in ("stop", "stop_market", "stopmarket", "stop-market"):
-            if trigger is None:
-                raise ccxt.InvalidOrder(f"{self.id} a stop order needs params['triggerPrice']")
-            kind = "stop"
-        elif kind == "market" and trigger is not None:
-            kind = "stop"  # a market order with a trigger is a stop-market order
-        elif kind == "limit" and trigger is not None:
+        trigger = params.pop("triggerPrice", None) if params else None
+        if kind == "stop_limit":
             raise ccxt.NotSupported(
                 f"{self.id} stop-limit orders are not supported (Capital STOP orders fill at market)")
-        elif kind not in ("market", "limit"):
-            raise ccxt.InvalidOrder(f"{self.id} order type {type!r} is not supported; use market, limit or stop")
         size = self._check_amount(market, amount)
         level: float | None = None
         if kind == "limit":
-            if price is None:
-                raise ccxt.InvalidOrder(f"{self.id} a limit order needs a price")
             level = self._check_price(market, price, "price")
         elif kind == "stop":
             level = self._check_price(market, trigger, "triggerPrice")
@@ -843,7 +859,7 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
         reduce_only = guaranteed = False
         prefix = self.safe_string(self.options, "clientOrderPrefix", client_ids.DEFAULT_PREFIX)
         if params:
-            if params.pop("postOnly", False):
+            if params.pop("postOnly", None):
                 raise ccxt.InvalidOrder(f"{self.id} post-only orders are not supported")
             tif = params.pop("timeInForce", None)
             tif = tif.upper() if isinstance(tif, str) else tif
@@ -866,9 +882,9 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
                 raise ccxt.InvalidOrder(f"{self.id} timeInForce GTD needs params['goodTillDate']")
             good_till = self._good_till(good_till_raw)
         if params:
-            protection = self._protection(market, params)
-            reduce_only = bool(params.pop("reduceOnly", False))
-            guaranteed = bool(params.pop("guaranteedStop", False))
+            protection = self._protection(market, params, size)
+            reduce_only = bool(params.pop("reduceOnly", None))
+            guaranteed = bool(params.pop("guaranteedStop", None))
             client_order_id = client_ids.take_or_generate(params, prefix)
             for key in ("clientOrderId", "clientOid", "newClientOrderId"):
                 params.pop(key, None)
@@ -913,6 +929,9 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
         )
         retry = False
         if not created:
+            check_repeat(row, {"symbol": market["symbol"], "side": side, "type": kind, "amount": size,
+                               "price": level, "trigger_price": level if kind == "stop" else None},
+                         client_order_id, self.id)
             if self._deferred:  # an order this object returned may not show its outcome yet
                 self._flush_deferred()
                 row = journal.get(client_order_id) or row
@@ -1266,6 +1285,7 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
 
     async def fetch_order(self, id: str, symbol: str | None = None, params: dict[str, Any] = {}) -> dict[str, Any]:
         """By dealReference (what create_order returns), dealId or clientOrderId."""
+        id, symbol, params = check_order_ref(self.id, "fetch_order", id, symbol, params)  # type: ignore[assignment]
         await self.load_markets()
         row, reference, deal_id = await self._lookup(id)
         if row is not None and reference is None:
@@ -1319,6 +1339,7 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
 
     async def cancel_order(self, id: str, symbol: str | None = None, params: dict[str, Any] = {}) -> dict[str, Any]:
         """DELETE /workingorders/{dealId}; the canceled order keeps the id it was created with."""
+        id, symbol, params = check_order_ref(self.id, "cancel_order", id, symbol, params)  # type: ignore[assignment]
         await self.load_markets()
         row, reference, deal_id = await self._lookup(id)
         if deal_id is None and reference is None and id.startswith(("o_", "p_")):
@@ -1367,6 +1388,8 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
         """A working order: new level / goodTillDate / stopLoss / takeProfit (PUT /workingorders/{dealId}).
         A filled market order (its position): new stopLoss / takeProfit (PUT /positions/{dealId}).
         Capital cannot change a working order's size: cancel and create instead."""
+        id, symbol, type, side, amount, price, params = check_edit_order(  # type: ignore[assignment]
+            id, symbol, type, side, amount, price, params, CAPITAL_ORDER_RULES)
         market = await self._market(symbol)
         params = dict(params)
         row, reference, deal_id = await self._lookup(id)
@@ -1376,7 +1399,7 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
             confirm = await self._confirm(reference, wait=False)
             deal_id = self.safe_string(confirm, "dealId") if confirm else None
         deal_id = deal_id or id
-        protection = self._protection(market, params)
+        protection = self._protection(market, params, amount)
         working = next((w for w in await self._working_orders()
                         if (w.get("workingOrderData") or {}).get("dealId") == deal_id), None)
         if working is not None:
@@ -1426,6 +1449,7 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
     async def fetch_open_orders(self, symbol: str | None = None, since: int | None = None, limit: int | None = None,
                                 params: dict[str, Any] = {}) -> list[dict[str, Any]]:
         """Working orders (GET /workingorders), with our ids and clientOrderIds where the journal knows them."""
+        symbol, since, limit, params = check_fetch(self.id, "fetch_open_orders", symbol, since, limit, params)
         await self.load_markets()
         market = self.market(symbol) if symbol is not None else None
         journal = await self._journal_ready()
@@ -1467,6 +1491,7 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
                                   params: dict[str, Any] = {}) -> list[dict[str, Any]]:
         """Filled market deals and filled / cancelled working orders, from the activity history (the last
         24 h unless ``since``) merged with the journal (which also keeps our rejected orders)."""
+        symbol, since, limit, params = check_fetch(self.id, "fetch_closed_orders", symbol, since, limit, params)
         await self.load_markets()
         market = self.market(symbol) if symbol is not None else None
         journal = await self._journal_ready()
@@ -1496,6 +1521,7 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
 
     async def fetch_orders(self, symbol: str | None = None, since: int | None = None, limit: int | None = None,
                            params: dict[str, Any] = {}) -> list[dict[str, Any]]:
+        symbol, since, limit, params = check_fetch(self.id, "fetch_orders", symbol, since, limit, params)
         open_orders = await self.fetch_open_orders(symbol, since, None, params)
         closed = await self.fetch_closed_orders(symbol, since, None, params)
         merged = {o["id"]: o for o in closed}
@@ -1518,6 +1544,7 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
         """Account currency: total = balance (equity), free = available, used = the margin in use.
         Holdings: each open position's base currency with its net size (long +, short -), so a spot
         bot that bought 10 AAPL/USD sees ``balance['AAPL']['total'] == 10``."""
+        check_fetch(self.id, "fetch_balance", params=params)
         await self.load_markets()
         wire = self._wire()
         body = await self._call("GET", "/accounts")
@@ -1546,6 +1573,7 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
     async def close_position(self, symbol: str, side: str | None = None, params: dict[str, Any] = {}) -> dict[str, Any]:
         """DELETE /positions/{dealId} for every position in ``symbol`` (of ``side`` if given: long/short);
         returns the closing deal as a market order."""
+        symbol, side, params = check_close_position(self.id, symbol, side, params)
         market = await self._market(symbol)
         wanted = {"long": "BUY", "short": "SELL", "buy": "BUY", "sell": "SELL"}.get(side or "", None)
         targets = [p["position"] for p in await self._positions_raw()
@@ -1573,6 +1601,7 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
                               params: dict[str, Any] = {}) -> list[dict[str, Any]]:
         """Fills from the activity history (each accepted position open / close once); the fee is the
         account's TRADE_COMMISSION for that deal when there is one, otherwise 0."""
+        symbol, since, limit, params = check_fetch(self.id, "fetch_my_trades", symbol, since, limit, params)
         await self.load_markets()
         market = self.market(symbol) if symbol is not None else None
         entries = await self._activity_window(since)

@@ -34,8 +34,17 @@ import ccxt.async_support
 from ccxt.base.decimal_to_precision import TICK_SIZE
 
 from normalization import client_ids
+from normalization.arguments import (
+    OrderRules,
+    check_close_position,
+    check_create_order,
+    check_edit_order,
+    check_fetch,
+    check_order_ref,
+    check_repeat,
+)
 from normalization.errors import IB_BROAD, IB_EXACT, ib_exception
-from normalization.orders import positive_number, require_on_step, require_within, truncate_to_step
+from normalization.orders import amount_on_grid, positive_number, price_on_grid, require_within
 from normalization.runtime.journal import (
     SENT_UNKNOWN,
     USE_DEFAULT,
@@ -75,7 +84,38 @@ TIME_IN_FORCE = ("GTC", "IOC", "FOK", "DAY")
 WHAT_TO_SHOW = {"bid": "BID", "ask": "ASK", "mid": "MIDPOINT", "midpoint": "MIDPOINT", "trades": "TRADES"}
 MARKET_ATTRIBUTES = ("markets", "markets_by_id", "symbols", "ids", "currencies", "currencies_by_id", "codes")
 JSON_SCALARS = (str, int, float, bool, type(None))
+IB_ORDER_TYPES = {"market": "MKT", "limit": "LMT", "stop": "STP", "stop_limit": "STP LMT"}
 MAX_OHLCV_REQUESTS = 60  # one full IB pacing window; longer downloads belong to the OHLCV cache
+#: Most bars one fetch_ohlcv call returns (README): more is a download, for the OHLCV cache's ranges.
+MAX_OHLCV_LIMIT = 10_000
+#: ``Order`` attributes create_order's own arguments set: a param may not override them.
+RESERVED_ORDER_FIELDS = frozenset({
+    "orderId", "clientId", "permId", "action", "totalQuantity", "orderType", "lmtPrice", "auxPrice", "tif",
+    "orderRef", "transmit", "parentId", "parentPermId", "ocaGroup", "ocaType", "account", "whatIf",
+    "filledQuantity", "outsideRth", "triggerPrice",
+})
+
+
+def _order_fields() -> dict[str, tuple[type, ...]]:
+    """IB ``Order`` attributes with a scalar value, by type: params of these names are set on the order."""
+    sample = Order()
+    fields: dict[str, tuple[type, ...]] = {}
+    for name, value in vars(sample).items():
+        if isinstance(value, bool):
+            fields[name] = (bool,)
+        elif isinstance(value, (int, float, str)):
+            fields[name] = (type(value),)
+    return fields
+
+
+IB_ORDER_RULES = OrderRules(
+    exchange_id="ibkr",
+    extra_params={"goodTillDate": (str,), "outsideRth": (bool,)},
+    broker_fields=_order_fields(),
+    reserved=RESERVED_ORDER_FIELDS,
+    broker_name="IB Order",
+)
+IB_PASSTHROUGH = frozenset(IB_ORDER_RULES.broker_fields) - RESERVED_ORDER_FIELDS
 
 
 def _done(trade: Trade) -> bool:
@@ -688,6 +728,8 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
         inclusive, as in ccxt. The on-disk cache (``options['ohlcvCache']``) and resampled timeframes
         are layered on top by ``normalization.runtime.ohlcv_service`` (see ``async_support.py``).
         """
+        symbol, since, limit, params = check_fetch(self.id, "fetch_ohlcv", symbol, since, limit, params,
+                                                   symbol_required=True)
         market = await self._market(symbol)
         bar_size = ib_bar_size(timeframe)
         step_ms = self.parse_timeframe(timeframe) * 1000
@@ -778,43 +820,25 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
 
     # ------------------------------------------------------------------ orders: argument checks
 
-    def _check_amount(self, market: dict[str, Any], amount: Any) -> float:
-        """Truncated to the size increment (IB's rule), then held to the minimum size."""
-        number = positive_number(amount, "amount", self.id)
-        step = market["precision"]["amount"]
-        quantity = truncate_to_step(number, step)
-        if quantity <= 0:
-            raise ccxt.InvalidOrder(f"{self.id} amount {number:g} is less than one size increment ({step:g}) "
-                                    f"of {market['symbol']}")
-        require_within(quantity, market["limits"]["amount"]["min"], None, "amount", market["symbol"], self.id)
+    def _check_amount(self, market: dict[str, Any], amount: Any, what: str = "amount") -> float:
+        """Truncated to the size increment (IB's rule, ccxt's amount_to_precision), then held to the minimum
+        size; ``options['strictPrecision']`` refuses an amount off the increment instead."""
+        number = positive_number(amount, what, self.id)
+        quantity = amount_on_grid(number, market["precision"]["amount"], market["symbol"], self.id,
+                                  bool(self.options.get("strictPrecision")), what)
+        require_within(quantity, market["limits"]["amount"]["min"], None, what, market["symbol"], self.id)
         return quantity
 
     def _check_price(self, market: dict[str, Any], price: Any, what: str = "price") -> float:
-        """Off-tick prices are refused, not rounded: TWS would reject them with error 110."""
+        """Rounded to the tick as ccxt's price_to_precision does (TWS would reject an off-tick price with
+        error 110); ``options['strictPrecision']`` refuses an off-tick price instead."""
         number = positive_number(price, what, self.id)
-        tick = market["precision"]["price"]
-        require_on_step(number, tick, what, market["symbol"], self.id, "use price_to_precision() to round it")
-        return number  # on the tick in decimal terms, so already the shortest float for that price
-
-    def _order_type(self, type: Any, trigger: Any) -> str:
-        """ccxt type (+ trigger) -> IB orderType."""
-        if trigger is None and (type == "limit" or type == "market"):  # the usual spellings, at once
-            return "LMT" if type == "limit" else "MKT"
-        kind = str(type or "").lower().replace("-", "_")
-        kind = {"stoplimit": "stop_limit", "stop_market": "stop"}.get(kind, kind)
-        if kind not in ("market", "limit", "stop", "stop_limit"):
-            raise ccxt.InvalidOrder(
-                f"{self.id} order type {type!r} is not supported; use market, limit, stop or stop_limit"
-            )
-        if kind in ("stop", "stop_limit") and trigger is None:
-            raise ccxt.InvalidOrder(f"{self.id} a {kind} order needs params['triggerPrice']")
-        if trigger is not None:
-            return "STP" if kind in ("market", "stop") else "STP LMT"
-        return "MKT" if kind == "market" else "LMT"
+        return price_on_grid(number, market["precision"]["price"], market["symbol"], self.id,
+                             bool(self.options.get("strictPrecision")), what)
 
     def _time_in_force(self, params: dict[str, Any], ib_type: str) -> str:
-        tif = self.safe_string_upper(params, "timeInForce") if params else None
-        if params and (tif == "PO" or self.safe_bool(params, "postOnly", False)):
+        tif = params.get("timeInForce") if params else None
+        if params and (tif == "PO" or params.get("postOnly")):
             raise ccxt.InvalidOrder(f"{self.id} post-only orders are not supported at IB")
         if tif is None:
             return str(self.options.get("defaultTimeInForce", "GTC")).upper() if "LMT" in ib_type else "DAY"
@@ -830,31 +854,13 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
         This runs before every send, on the latency a bot measures, so a plain order (no params, the
         common case) skips every optional look-up instead of asking an empty dict for each.
         """
-        if side != "buy" and side != "sell":
-            raise ccxt.InvalidOrder(f"{self.id} side must be 'buy' or 'sell', got {side!r}")
         quantity = self._check_amount(market, amount)
-        trigger = sl_price = tp_price = stop_loss = take_profit = None
-        if params:
-            trigger = self.safe_value_2(params, "triggerPrice", "stopPrice")
-            sl_price = self.safe_value(params, "stopLossPrice")
-            tp_price = self.safe_value(params, "takeProfitPrice")
-            stop_loss, take_profit = self.safe_dict(params, "stopLoss"), self.safe_dict(params, "takeProfit")
-            if sl_price is not None and tp_price is not None:
-                raise ccxt.InvalidOrder(
-                    f"{self.id} give either stopLossPrice or takeProfitPrice for a standalone closing order, or "
-                    "stopLoss / takeProfit dicts to attach a bracket"
-                )
-        lmt_price: float | None = None
-        if tp_price is not None and trigger is None:
-            ib_type, lmt_price = "LMT", self._check_price(market, tp_price, "takeProfitPrice")
-        else:
-            if sl_price is not None and trigger is None:
-                trigger = sl_price
-            ib_type = self._order_type(type, trigger)
-            if ib_type == "LMT" or ib_type == "STP LMT":
-                if price is None:
-                    raise ccxt.ArgumentsRequired(f"{self.id} a {type} order needs a price")
-                lmt_price = self._check_price(market, price)
+        trigger = stop_loss = take_profit = None
+        if params:  # checked and given one meaning by check_create_order
+            trigger = params.get("triggerPrice")
+            stop_loss, take_profit = params.get("stopLoss"), params.get("takeProfit")
+        ib_type = IB_ORDER_TYPES[type]
+        lmt_price = self._check_price(market, price) if price is not None else None
         aux = self._check_price(market, trigger, "triggerPrice") if trigger is not None else None
         tif = self._time_in_force(params, ib_type)
         prefix = str(self.options.get("clientOrderPrefix", client_ids.DEFAULT_PREFIX))
@@ -871,16 +877,20 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
         account = self.transport.account
         if account:
             parent.account = account
-        outside_rth = self.safe_bool(params, "outsideRth") if params else None
+        outside_rth = params.get("outsideRth") if params else None
         if outside_rth or (outside_rth is None and self.options.get("outsideRth")):
             parent.outsideRth = True
+        if params:
+            for name in IB_PASSTHROUGH & params.keys():  # IB's own Order fields (README)
+                if params[name] is not None:
+                    setattr(parent, name, params[name])
         children: list[Order] = []
         if take_profit is not None or stop_loss is not None:
             children = self._bracket(market, cid, action, quantity, parent.account, take_profit, stop_loss)
         meta = {
             "clientOrderId": cid,
             "generatedId": own is None,
-            "reduceOnly": bool(self.safe_bool(params, "reduceOnly", False)) if params else False,
+            "reduceOnly": bool(params.get("reduceOnly")) if params else False,
             "price": lmt_price,
             "triggerPrice": aux,
             "amount": quantity,
@@ -901,12 +911,12 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
         oca = f"{cid}-oca"
         if take_profit is not None:
             tp = self._check_price(market, self.safe_value_2(take_profit, "price", "triggerPrice"), "takeProfit price")
-            size = self._check_amount(market, take_profit.get("amount", quantity))
+            size = self._check_amount(market, take_profit.get("amount", quantity), "takeProfit amount")
             children.append(Order(action=closing, totalQuantity=size, orderType="LMT", lmtPrice=tp, tif="GTC",
                                   orderRef=f"{cid}-tp", ocaGroup=oca, ocaType=1, account=account))
         if stop_loss is not None:
             sl_trigger = self._check_price(market, self.safe_value(stop_loss, "triggerPrice"), "stopLoss triggerPrice")
-            size = self._check_amount(market, stop_loss.get("amount", quantity))
+            size = self._check_amount(market, stop_loss.get("amount", quantity), "stopLoss amount")
             child = Order(action=closing, totalQuantity=size, orderType="STP", auxPrice=sl_trigger, tif="GTC",
                           orderRef=f"{cid}-sl", ocaGroup=oca, ocaType=1, account=account)
             if stop_loss.get("price") is not None:
@@ -950,6 +960,8 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
         reaches IB twice (a repeat returns the first order, also after a restart), and a timeout after
         the send returns the order as ``open`` instead of sending it again.
         """
+        symbol, type, side, amount, price, params = check_create_order(symbol, type, side, amount, price, params,
+                                                                       IB_ORDER_RULES)
         market = await self._market(symbol)
         parent, children, meta = self._build_order(market, type, side, amount, price, params)
         cid = meta["clientOrderId"]
@@ -959,6 +971,7 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
         known = self._journal.get(cid) if journaled else None  # type: ignore[union-attr]
         if known is not None:
             # The same clientOrderId again: the first order, never a second one (even while disconnected).
+            check_repeat(known, self._intent(market, type, side, meta), cid, self.id)
             return await self._journaled_order(known, market)
         if meta["reduceOnly"]:
             await self._check_reduce_only(market, side, meta["amount"])
@@ -969,8 +982,8 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
                 child.account = self.transport.account
         journal = self.journal
         params_kept = {k: v for k, v in params.items() if isinstance(v, JSON_SCALARS)} if params else None
-        intent = {"symbol": market["symbol"], "side": side, "type": str(type), "amount": meta["amount"],
-                  "price": meta["price"], "trigger_price": meta["triggerPrice"], "params": params_kept}
+        intent = self._intent(market, type, side, meta)
+        intent["params"] = params_kept
         if meta["generatedId"] and journal.defers_new_intents:
             # An id generated just now: nobody can repeat it before this call returns, and IB keeps it as
             # orderRef. The order is journaled once, with IB's answer, after the call returns (see
@@ -990,6 +1003,7 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
             with journal.sending(cid, **intent, broker_keeps_id=True) as (row, created):
                 trade = self._send(ib, market, parent, children) if created else None
             if trade is None:
+                check_repeat(row, intent, cid, self.id)
                 return await self._journaled_order(row, market)
             deferred_intent = None
         if meta["reduceOnly"]:
@@ -999,6 +1013,12 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
             return await self._settle(trade, market, meta, journal, deferred_intent)
         finally:
             self._placing.discard(cid)
+
+    @staticmethod
+    def _intent(market: dict[str, Any], kind: str, side: str, meta: dict[str, Any]) -> dict[str, Any]:
+        """The order as the journal keeps it (and a repeated clientOrderId is compared with)."""
+        return {"symbol": market["symbol"], "side": side, "type": kind, "amount": meta["amount"],
+                "price": meta["price"], "trigger_price": meta["triggerPrice"]}
 
     def _send(self, ib: Any, market: dict[str, Any], parent: Order, children: list[Order]) -> Trade:
         """Hand the order (and its bracket children, transmitted with the last one) to IB."""
@@ -1191,6 +1211,7 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
     async def cancel_order(self, id: str, symbol: str | None = None, params: dict[str, Any] = {}) -> dict[str, Any]:
         """Cancel and wait (bounded) for IB's confirmation. A filled order raises InvalidOrder; an already
         cancelled one is returned as is; an unknown id raises OrderNotFound."""
+        id, symbol, params = check_order_ref(self.id, "cancel_order", id, symbol, params)  # type: ignore[assignment]
         if symbol is not None:
             await self._market(symbol)
         trade = await self._find_trade(id, params)
@@ -1219,6 +1240,8 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
         params: dict[str, Any] = {},
     ) -> dict[str, Any]:
         """Modify in place: the same orderId re-placed with the new amount / price / triggerPrice."""
+        id, symbol, type, side, amount, price, params = check_edit_order(  # type: ignore[assignment]
+            id, symbol, type, side, amount, price, params, IB_ORDER_RULES)
         market = await self._market(symbol)
         trade = await self._find_trade(id, params)
         if _done(trade):
@@ -1267,6 +1290,7 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
         An order IB does not know but the journal does (say, lost before it reached IB and resolved
         as rejected by reconciliation) is reported from the journal.
         """
+        id, symbol, params = check_order_ref(self.id, "fetch_order", id, symbol, params)  # type: ignore[assignment]
         if symbol is not None:
             await self._market(symbol)
         try:
@@ -1293,6 +1317,7 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
 
     async def _orders(self, symbol: str | None, since: int | None, limit: int | None,
                       params: dict[str, Any], open_only: bool = False) -> list[dict[str, Any]]:
+        symbol, since, limit, params = check_fetch(self.id, "fetch_orders", symbol, since, limit, params)
         ib = await self._ib()
         market = await self._market(symbol) if symbol is not None else None
         trades = ib.openTrades() if open_only else ib.trades()
@@ -1333,6 +1358,7 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
         IB reports commissions separately, shortly after a fill: fills younger than a few seconds
         without one are waited for (at most ``options['commissionWait']``); later calls fill it in.
         """
+        symbol, since, limit, params = check_fetch(self.id, "fetch_my_trades", symbol, since, limit, params)
         ib = await self._ib(ACCOUNT)
         market = await self._market(symbol) if symbol is not None else None
 
@@ -1391,6 +1417,7 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
     async def fetch_balance(self, params: dict[str, Any] = {}) -> dict[str, Any]:
         """Cash per currency (CashBalance; the base currency's free part from AvailableFunds) plus
         holdings of spot instruments as base currencies, so ``balance['AAPL']['total']`` is the shares held."""
+        check_fetch(self.id, "fetch_balance", params=params)
         ib = await self._ib(ACCOUNT)
         positions = await self._positions()
         values = ib.accountValues(self.transport.account)
@@ -1428,6 +1455,7 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
 
     async def close_position(self, symbol: str, side: str | None = None, params: dict[str, Any] = {}) -> dict:
         """A reduceOnly market order for the whole position, in the opposite direction."""
+        symbol, side, params = check_close_position(self.id, symbol, side, params)
         market = await self._market(symbol)
         positions = [p for p in await self._positions() if p.contract.conId == int(market["id"])]
         held = sum(p.position for p in positions)

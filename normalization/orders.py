@@ -8,7 +8,7 @@ market's step sizes and limits.
 from __future__ import annotations
 
 import math
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from functools import lru_cache
 
 from ccxt.base.errors import InvalidOrder
@@ -99,3 +99,39 @@ def require_within(
         raise InvalidOrder(f"{exchange_id} {what} {value:g} is below the minimum {minimum:g} for {symbol}")
     if maximum is not None and value > maximum and not math.isclose(value, maximum, rel_tol=1e-9):
         raise InvalidOrder(f"{exchange_id} {what} {value:g} is above the maximum {maximum:g} for {symbol}")
+
+
+def round_to_step(value: float, step: float | None) -> float:
+    """``value`` rounded to the nearest whole number of ``step`` (halves away from zero), in decimal terms:
+    ccxt's ``price_to_precision`` (ROUND, TICK_SIZE). A price already on the tick comes back as it is."""
+    if not step or is_on_step(value, step):
+        return value
+    unit = Decimal(repr(step))
+    steps = (Decimal(repr(value)) / unit).quantize(Decimal(1), rounding=ROUND_HALF_UP)
+    return float(steps * unit)
+
+
+def amount_on_grid(value: float, step: float | None, symbol: str, exchange_id: str, strict: bool,
+                   what: str = "amount") -> float:
+    """An amount on the market's size increment, as ccxt exchanges send it: truncated (ccxt's
+    ``amount_to_precision``), or refused when ``strict`` (``options['strictPrecision']``)."""
+    if strict:
+        require_on_step(value, step, what, symbol, exchange_id, "use amount_to_precision() to truncate it")
+        return value
+    quantity = truncate_to_step(value, step)
+    if quantity <= 0:
+        raise InvalidOrder(f"{exchange_id} {what} {value:g} is less than one size increment ({step:g}) of {symbol}")
+    return quantity
+
+
+def price_on_grid(value: float, tick: float | None, symbol: str, exchange_id: str, strict: bool,
+                  what: str = "price") -> float:
+    """A price on the market's tick, as ccxt exchanges send it: rounded to the nearest tick (ccxt's
+    ``price_to_precision``), or refused when ``strict`` (``options['strictPrecision']``)."""
+    if strict:
+        require_on_step(value, tick, what, symbol, exchange_id, "use price_to_precision() to round it")
+        return value
+    rounded = round_to_step(value, tick)
+    if rounded <= 0:
+        raise InvalidOrder(f"{exchange_id} {what} {value:g} rounds to 0 on the tick {tick:g} of {symbol}")
+    return rounded

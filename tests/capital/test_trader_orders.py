@@ -144,9 +144,9 @@ async def test_stop_loss_and_take_profit_attach_to_the_position(face: Face, capi
                     {"stopLossPrice": round(ask - 5, 2)})
     [position] = capital_sim.positions()
     assert (position.stop_level, position.profit_level) == (round(ask - 5, 2), round(ask + 10, 2))
-    # flat params on a working order become its stop / profit distances
+    # stopLoss / takeProfit on a working order become its stop / profit distances
     limit = await face.call("create_order", "GOLD/USD", "limit", "buy", 0.5, 2000.0,
-                            {"stopLossPrice": 1990.0, "takeProfitPrice": 2100.0})
+                            {"stopLoss": {"triggerPrice": 1990.0}, "takeProfit": {"triggerPrice": 2100.0}})
     [working] = capital_sim.working_orders()
     assert (working.stop_distance, working.profit_distance) == (10.0, 100.0)
     [listed] = await face.call("fetch_open_orders", "GOLD/USD")
@@ -257,9 +257,9 @@ BAD_INPUT = [
     ("NaN amount", ("AAPL/USD", "market", "buy", math.nan, None, {}), ccxt.InvalidOrder),
     ("infinite amount", ("AAPL/USD", "market", "buy", math.inf, None, {}), ccxt.InvalidOrder),
     ("text amount", ("AAPL/USD", "market", "buy", "ten", None, {}), ccxt.InvalidOrder),
-    ("off the size increment", ("AAPL/USD", "market", "buy", 1.5, None, {}), ccxt.InvalidOrder),
+    ("less than one size increment", ("AAPL/USD", "market", "buy", 0.5, None, {}), ccxt.InvalidOrder),
     ("below the minimum deal", ("EUR/USD", "market", "buy", 999, None, {}), ccxt.InvalidOrder),
-    ("limit without price", ("AAPL/USD", "limit", "buy", 1, None, {}), ccxt.InvalidOrder),
+    ("limit without price", ("AAPL/USD", "limit", "buy", 1, None, {}), ccxt.ArgumentsRequired),
     ("limit with NaN price", ("AAPL/USD", "limit", "buy", 1, math.nan, {}), ccxt.InvalidOrder),
     ("unsupported type", ("AAPL/USD", "trailing", "buy", 1, None, {}), ccxt.InvalidOrder),
     ("stop-limit", ("AAPL/USD", "limit", "buy", 1, 150.0, {"triggerPrice": 149.0}), ccxt.NotSupported),
@@ -289,7 +289,7 @@ async def test_broker_side_validation_is_mapped_and_journaled(face: Face, capita
     ask = capital_sim.quote("AAPL").offer
     with pytest.raises(ccxt.InvalidOrder, match="stoploss"):
         await face.call("create_order", "AAPL/USD", "market", "buy", 1, None,
-                        {"stopLossPrice": round(ask + 5, 2), "clientOrderId": "wrong-side"})
+                        {"stopLoss": {"triggerPrice": round(ask + 5, 2)}, "clientOrderId": "wrong-side"})
     assert booked(capital_sim)["positions"] == 0
     journal = await face.journal()
     assert journal.get("wrong-side").state == "rejected"

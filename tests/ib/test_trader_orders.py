@@ -145,8 +145,10 @@ async def test_edit_order_modifies_in_place(ex, sim: IBSimulator) -> None:
     assert edited["id"] == order["id"] and edited["amount"] == 3 and edited["price"] == round(price + 0.5, 2)
     booked = next(o for o in sim.orders() if o.perm_id == order["info"]["permId"])
     assert booked.req.total_qty == 3 and booked.req.lmt_price == round(price + 0.5, 2)
-    with pytest.raises(ccxt.InvalidOrder):
+    with pytest.raises(ccxt.InvalidOrder):  # the strict option refuses an off-tick price instead of rounding it
+        ex.options["strictPrecision"] = True
         await run(ex.edit_order(order["id"], "AAPL/USD", "limit", "buy", 3, price + 0.001))
+    ex.options["strictPrecision"] = False
     await run(ex.cancel_order(order["id"]))
     with pytest.raises(ccxt.InvalidOrder):
         await run(ex.edit_order(order["id"], "AAPL/USD", "limit", "buy", 3, price))
@@ -306,21 +308,21 @@ async def test_close_position(ex) -> None:
         (("AAPL/USD", "market", "buy", -5), ccxt.InvalidOrder),
         (("AAPL/USD", "market", "buy", math.nan), ccxt.InvalidOrder),
         (("AAPL/USD", "market", "buy", "ten"), ccxt.InvalidOrder),
-        (("AAPL/USD", "limit", "buy", 1, 150.003), ccxt.InvalidOrder),
+        (("AAPL/USD", "limit", "buy", 1, 0.003), ccxt.InvalidOrder),
         (("AAPL/USD", "limit", "buy", 1), (ccxt.InvalidOrder, ccxt.ArgumentsRequired)),
         (("AAPL/USD", "trailing", "buy", 1, 150.0), ccxt.InvalidOrder),
         (("AAPL/USD", "limit", "buy", 1, 150.0, {"timeInForce": "GTD"}), ccxt.InvalidOrder),
         (("AAPL/USD", "limit", "buy", 1, 150.0, {"postOnly": True}), ccxt.InvalidOrder),
         (("AAPL/USD", "stop", "buy", 1), ccxt.InvalidOrder),
         (("AAPL/USD", "limit", "hold", 1, 150.0), ccxt.InvalidOrder),
-        (("AAPL/USD", "market", "buy", 1, None, {"triggerPrice": 200.001}), ccxt.InvalidOrder),
-        (("AAPL/USD", "market", "buy", 1, None, {"stopLoss": {"triggerPrice": 1.234}}), ccxt.InvalidOrder),
+        (("AAPL/USD", "market", "buy", 1, None, {"triggerPrice": 200.0, "stopPrice": 201.0}), ccxt.InvalidOrder),
+        (("AAPL/USD", "market", "buy", 1, None, {"stopLoss": {"price": 1.23}}), ccxt.InvalidOrder),
         (("AAPL/USD", "market", "buy", 1, None, {"clientOrderId": "bad id with spaces"}), ccxt.InvalidOrder),
         (("BTC/USD", "market", "buy", 0.00001), ccxt.InvalidOrder),
     ],
-    ids=["unknown-symbol", "zero", "negative", "nan", "not-a-number", "off-tick", "limit-no-price",
-         "bad-type", "bad-tif", "post-only", "stop-no-trigger", "bad-side", "trigger-off-tick",
-         "sl-off-tick", "bad-client-id", "below-min-size"],
+    ids=["unknown-symbol", "zero", "negative", "nan", "not-a-number", "rounds-to-zero", "limit-no-price",
+         "bad-type", "bad-tif", "post-only", "stop-no-trigger", "bad-side", "two-triggers",
+         "sl-no-trigger", "bad-client-id", "below-min-size"],
 )
 async def test_bad_input_never_reaches_the_broker(ex, order_messages, args, error) -> None:
     with pytest.raises(error):
