@@ -48,10 +48,12 @@ from ccxt.base.precise import Precise
 
 from normalization import client_ids
 from normalization.arguments import (
+    OHLCV_MAX_LIMIT,
     OrderRules,
     check_close_position,
     check_create_order,
     check_edit_order,
+    check_edit_target,
     check_fetch,
     check_order_ref,
     check_repeat,
@@ -299,6 +301,7 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
         self._journal: OrderJournal | None = None
         self._journal_owned = False
         self._inflight: set[str] = set()
+        self._first_bars: dict[str, int | None] = {}  # price path -> the broker's first bar (ms): _earliest_bar
         #: Journal writes that follow a settled deal, run after create_order returns (see _defer).
         self._deferred: list[Callable[[], None]] = []
         self._fallback_due = False
@@ -663,6 +666,7 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
         """
         symbol, since, limit, params = check_fetch(self.id, "fetch_ohlcv", symbol, since, limit, params,
                                                    symbol_required=True)
+        limit = min(limit, OHLCV_MAX_LIMIT) if limit is not None else None
         market = await self._market(symbol)
         params = dict(params)
         price = str(params.pop("price", self.safe_string(self.options, "ohlcvPrice", "mid"))).lower()
@@ -718,12 +722,22 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
                 return after + (offset - after) % step
 
             cursor = next_open(-(-int(since) // 1000))
+            probed = False
             while cursor <= end and (limit is None or len(rows) < limit):
-                count = CAPITAL_MAX_BARS if limit is None else min(CAPITAL_MAX_BARS, limit - len(rows))
-                # A window of (count - 1) steps holds at most ``count`` bars: never over the maximum.
-                window_end = min(cursor + (count - 1) * step, end)
-                bars = await page({"max": count, "from": _capital_time(cursor * 1000),
+                # Every window spans the broker's maximum (1000 bars, 999 steps), whatever the limit: a
+                # small limit over a closed market (a weekend, the years before the data) must not walk
+                # it a few bars per request. So requests <= ceil(range / 1000 bars).
+                window_end = min(cursor + (CAPITAL_MAX_BARS - 1) * step, end)
+                bars = await page({"max": CAPITAL_MAX_BARS, "from": _capital_time(cursor * 1000),
                                    "to": _capital_time(window_end * 1000)})
+                if not bars and not rows and not probed:
+                    probed = True  # nothing yet: maybe ``since`` is before the broker's first bar
+                    first = await self._earliest_bar(path, end)
+                    if first is None:
+                        break  # the broker has no bars of this market up to ``end``
+                    if first // 1000 > window_end:
+                        cursor = next_open(first // 1000)
+                        continue
                 if bars:
                     if rows and bars[0][0] <= rows[-1][0]:
                         bars = [bar for bar in bars if bar[0] > rows[-1][0]]
@@ -754,6 +768,28 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
                         break
                     to_ms = (to_ms if to_ms is not None else self._now_ms()) - count * step * 1000
         return [by_time[t] for t in sorted(by_time)]
+
+    async def _earliest_bar(self, path: str, end: int) -> int | None:
+        """The open (ms) of the broker's first bar of a market, or None if it has none before ``end`` (s).
+
+        Capital has no "first available" call; weekly bars walked back from ``end`` find it in
+        ceil(history / 1000 weeks) requests (one or two), and the result is kept per market."""
+        if path in self._first_bars:
+            return self._first_bars[path]
+        first: int | None = None
+        to_ms = end * 1000
+        for _ in range(10):
+            body = await self._call("GET", path, params={"resolution": "WEEK", "max": CAPITAL_MAX_BARS,
+                                                          "to": _capital_time(to_ms)})
+            bars = self.parse_ohlcvs_page(self.safe_list(body, "prices", []) or [], "mid")
+            if not bars:
+                break
+            first = min(bar[0] for bar in bars)
+            if len(bars) < CAPITAL_MAX_BARS:
+                break
+            to_ms = first - 1000
+        self._first_bars[path] = first
+        return first
 
     # ================================================================== orders: argument checks
 
@@ -1404,7 +1440,9 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
                         if (w.get("workingOrderData") or {}).get("dealId") == deal_id), None)
         if working is not None:
             data = working["workingOrderData"]
-            if amount is not None and abs(float(amount) - float(data.get("orderSize") or 0)) > EPS:
+            self._check_edit_target(id, market, side, type, data.get("epic"), data.get("direction"),
+                                    {"LIMIT": "limit", "STOP": "stop"}.get(str(data.get("orderType"))))
+            if amount is not None and abs(self._check_amount(market, amount) - float(data.get("orderSize") or 0)) > EPS:
                 raise ccxt.NotSupported(f"{self.id} cannot change the size of a working order; cancel and re-create it")
             body: dict[str, Any] = {}
             trigger = params.pop("triggerPrice", params.pop("stopPrice", None))
@@ -1415,6 +1453,7 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
             if good_till is not None:
                 body["goodTillDate"] = self._good_till(good_till)
             body.update(protection)
+            body.update({k: v for k, v in params.items() if k in CAPITAL_DEAL_FIELDS and v is not None})
             if not body:
                 raise ccxt.ArgumentsRequired(f"{self.id} edit_order needs a new price, triggerPrice, goodTillDate, "
                                              "stopLoss or takeProfit")
@@ -1426,6 +1465,8 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
                              or (reference and (p.get("position") or {}).get("dealReference") == reference)), None)
             if position is None:
                 raise ccxt.OrderNotFound(f"{self.id} order {id} is neither a working order nor an open position")
+            self._check_edit_target(id, market, side, type, (position.get("market") or {}).get("epic"),
+                                    (position.get("position") or {}).get("direction"), row.type if row else None)
             if amount is not None or price is not None:
                 raise ccxt.NotSupported(f"{self.id} a filled order's position only takes new stopLoss / takeProfit")
             if not protection:
@@ -1445,6 +1486,15 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
         if confirm is not None and self.safe_string(confirm, "dealStatus") == "REJECTED":
             raise capital_reject_exception(self.safe_string(confirm, "rejectReason"), exchange_id=self.id)
         return await self.fetch_order(reference or id, symbol)
+
+    def _check_edit_target(self, id: str, market: dict[str, Any], side: str | None, kind: str | None,
+                           epic: str | None, direction: str | None, held_kind: str | None) -> None:
+        """The order being edited must be the caller's symbol / side / type (see check_edit_target)."""
+        held = self.market_by_epic(epic) if epic else None
+        check_edit_target(self.id, id, {"symbol": market["symbol"], "side": side, "type": kind}, {
+            "symbol": held["symbol"] if held else (market["symbol"] if epic == market["id"] else epic),
+            "side": {"BUY": "buy", "SELL": "sell"}.get(str(direction)),
+            "type": held_kind})
 
     async def fetch_open_orders(self, symbol: str | None = None, since: int | None = None, limit: int | None = None,
                                 params: dict[str, Any] = {}) -> list[dict[str, Any]]:

@@ -35,10 +35,12 @@ from ccxt.base.decimal_to_precision import TICK_SIZE
 
 from normalization import client_ids
 from normalization.arguments import (
+    OHLCV_MAX_LIMIT,
     OrderRules,
     check_close_position,
     check_create_order,
     check_edit_order,
+    check_edit_target,
     check_fetch,
     check_order_ref,
     check_repeat,
@@ -86,8 +88,6 @@ MARKET_ATTRIBUTES = ("markets", "markets_by_id", "symbols", "ids", "currencies",
 JSON_SCALARS = (str, int, float, bool, type(None))
 IB_ORDER_TYPES = {"market": "MKT", "limit": "LMT", "stop": "STP", "stop_limit": "STP LMT"}
 MAX_OHLCV_REQUESTS = 60  # one full IB pacing window; longer downloads belong to the OHLCV cache
-#: Most bars one fetch_ohlcv call returns (README): more is a download, for the OHLCV cache's ranges.
-MAX_OHLCV_LIMIT = 10_000
 #: ``Order`` attributes create_order's own arguments set: a param may not override them.
 RESERVED_ORDER_FIELDS = frozenset({
     "orderId", "clientId", "permId", "action", "totalQuantity", "orderType", "lmtPrice", "auxPrice", "tif",
@@ -325,6 +325,7 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
         self._deferred: list[tuple[OrderJournal, str, Trade, dict[str, Any], dict[str, Any] | None]] = []
         self._spare_order: Order | None = None  # built off the send path: see _fresh_order
         self._completed: dict[int, Trade] = {}  # permId -> completed trade reported by reqCompletedOrders
+        self._heads: dict[tuple[int, str, bool], int] = {}  # (conId, whatToShow, useRTH) -> first bar, ms
 
     # ------------------------------------------------------------------ connection, sandbox
 
@@ -730,6 +731,7 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
         """
         symbol, since, limit, params = check_fetch(self.id, "fetch_ohlcv", symbol, since, limit, params,
                                                    symbol_required=True)
+        limit = min(limit, OHLCV_MAX_LIMIT) if limit is not None else None
         market = await self._market(symbol)
         bar_size = ib_bar_size(timeframe)
         step_ms = self.parse_timeframe(timeframe) * 1000
@@ -784,6 +786,9 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
         # limit, start with a window twice the limit's span and widen it while closed markets leave
         # the window short of bars.
         now_ms = await self.fetch_time()
+        if since < now_ms - max_ms:
+            # Before IB's first bar every window would come back empty: start at that bar instead.
+            since = max(since, await self._head_ms(contract, what, use_rth))
         stop = now_ms if until is None else min(until + 1, now_ms)  # ccxt's until is inclusive
         open_ended = until is None or until >= now_ms
 
@@ -805,6 +810,15 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
 
         result = await forward(since, stop if until is not None else stop + step_ms, limit)
         return result[:limit] if limit else result
+
+    async def _head_ms(self, contract: Contract, what: str, use_rth: bool) -> int:
+        """IB's first bar of a series (reqHeadTimeStamp, asked once per series and connection), in ms; 0 if
+        IB does not say."""
+        key = (contract.conId, what, use_rth)
+        if key not in self._heads:
+            when = await self.transport.head_timestamp(contract, what, use_rth)
+            self._heads[key] = (to_ms(when) or 0) if when is not None else 0
+        return self._heads[key]
 
     def _what_to_show(self, market: dict[str, Any], params: dict[str, Any]) -> str:
         price = self.safe_string_lower(params, "price")
@@ -1246,11 +1260,17 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
         trade = await self._find_trade(id, params)
         if _done(trade):
             raise ccxt.InvalidOrder(f"{self.id} order {id} is {trade.orderStatus.status}; it cannot be edited")
-        if trade.contract.conId != int(market["id"]):
-            raise ccxt.InvalidOrder(f"{self.id} order {id} is not a {symbol} order")
-        if side is not None and side.upper()[:1] != trade.order.action[:1]:
-            raise ccxt.InvalidOrder(f"{self.id} edit_order cannot change the side of order {id}")
+        held = market if trade.contract.conId == int(market["id"]) else self._market_by_con_id(trade.contract.conId)
+        check_edit_target(self.id, id, {"symbol": market["symbol"], "side": side, "type": type}, {
+            "symbol": held["symbol"] if held else f"conId {trade.contract.conId}",
+            "side": trade.order.action.lower(),
+            "type": {v: k for k, v in IB_ORDER_TYPES.items()}.get(trade.order.orderType)})
+        if params.get("stopLoss") is not None or params.get("takeProfit") is not None:
+            raise ccxt.NotSupported(f"{self.id} edit_order cannot change a bracket through its parent: edit the "
+                                    "stop-loss / take-profit child order by its own id")
         order = copy.copy(trade.order)
+        for name in IB_PASSTHROUGH & params.keys():  # IB's own Order fields (README)
+            setattr(order, name, params[name])
         if amount is not None:
             order.totalQuantity = self._check_amount(market, amount)
         trigger = self.safe_value_2(params, "triggerPrice", "stopPrice")

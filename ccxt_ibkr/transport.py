@@ -530,6 +530,15 @@ class IBTransport:
             "now", lambda: self._bounded(ib.reqCurrentTimeAsync(), "reqCurrentTime")
         )
 
+    async def head_timestamp(self, contract: Contract, what: str, use_rth: bool) -> Any:
+        """When IB's data for the series begins (``reqHeadTimeStamp``), or None when IB does not say."""
+        ib = await self.ensure(MARKET_DATA)
+        try:
+            return await self._bounded(ib.reqHeadTimeStampAsync(contract, what, use_rth, 2), "reqHeadTimeStamp",
+                                       breaker=self.breakers.market_data)
+        except ccxt.ExchangeError:
+            return None
+
     async def historical(
         self,
         contract: Contract,

@@ -38,11 +38,13 @@ from ccxt.base.errors import ArgumentsRequired, BadRequest, BadSymbol, Duplicate
 
 __all__ = [
     "FLAG_PARAMS",
+    "OHLCV_MAX_LIMIT",
     "MAX_SINCE_MS",
     "OrderRules",
     "check_create_order",
     "check_repeat",
     "check_edit_order",
+    "check_edit_target",
     "check_fetch",
     "check_close_position",
     "check_order_ref",
@@ -62,6 +64,9 @@ __all__ = [
 MAX_SINCE_MS = 7_258_118_400_000
 #: A bigger ``limit`` is a mistake rather than a request (the adapters cap what they fetch lower).
 MAX_LIMIT = 10**9
+#: Most bars one ``fetch_ohlcv`` call returns (README); a bigger ``limit`` is capped to it, as ccxt exchanges cap
+#: theirs. Longer histories are ranges (``since`` + ``params['until']``), which the OHLCV cache splits.
+OHLCV_MAX_LIMIT = 10_000
 
 #: Params that are booleans wherever they appear.
 FLAG_PARAMS = frozenset({"reduceOnly", "postOnly", "guaranteedStop", "outsideRth", "useRTH", "ownOrdersOnly",
@@ -484,3 +489,19 @@ def check_close_position(exchange_id: str, symbol: object, side: object, params:
         out = dict(out)
         _flags(out, exchange_id)
     return checked, side, out  # type: ignore[return-value]
+
+
+def check_edit_target(exchange_id: str, id: str, wanted: Mapping[str, str | None],
+                      actual: Mapping[str, str | None]) -> None:
+    """edit_order's ``symbol`` / ``side`` / ``type`` must be the order's own: an edit re-prices *that* order,
+    it never turns into an order on another market or side (``InvalidOrder`` naming the field). A field
+    the caller left ``None``, or that the broker does not report, is not compared."""
+    for name in ("symbol", "side", "type"):
+        want, have = wanted.get(name), actual.get(name)
+        if want is None or have is None or want == have:
+            continue
+        if name == "type" and {want, have} <= {"limit", "stop_limit"} and have == "stop_limit":
+            continue  # a stop-limit order's limit price is edited as a limit
+        raise InvalidOrder(f"{exchange_id} edit_order {name} {want!r} does not match order {id}, a {have} order "
+                           f"({actual.get('side') or '?'} {actual.get('symbol') or '?'}); cancel it and create "
+                           "a new order instead")

@@ -170,7 +170,10 @@ class MarketDataHandlers(SessionBase):
         if violation:
             self.error(req_id, 162, violation)
             return
-        bars = self.sim.market.bars(inst, what, end, span, seconds, use_rth, now)
+        try:
+            bars = self.sim.market.bars(inst, what, end, span, seconds, use_rth, now)
+        except Exception:  # noqa: BLE001 - a window the price path cannot serve (before its history): TWS
+            bars = []  # answers such requests with 162 and the request id, never a bare server error
         if not bars and not keep_up:
             # TWS answers an empty window (weekend, before listing) with 162, not an empty list.
             kind = "Trades" if what in {"TRADES", "ADJUSTED_LAST"} else what.title()
