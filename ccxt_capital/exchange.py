@@ -301,7 +301,6 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
         self._journal: OrderJournal | None = None
         self._journal_owned = False
         self._inflight: set[str] = set()
-        self._first_bars: dict[str, int | None] = {}  # price path -> the broker's first bar (ms): _earliest_bar
         #: Journal writes that follow a settled deal, run after create_order returns (see _defer).
         self._deferred: list[Callable[[], None]] = []
         self._fallback_due = False
@@ -665,7 +664,8 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
         ``params['until']`` (ms) ends the range.
         """
         symbol, since, limit, params = check_fetch(self.id, "fetch_ohlcv", symbol, since, limit, params,
-                                                   symbol_required=True)
+                                                   symbol_required=True, timeframe=timeframe,
+                                                   timeframes=self.timeframes)
         limit = min(limit, OHLCV_MAX_LIMIT) if limit is not None else None
         market = await self._market(symbol)
         params = dict(params)
@@ -730,9 +730,9 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
                 window_end = min(cursor + (CAPITAL_MAX_BARS - 1) * step, end)
                 bars = await page({"max": CAPITAL_MAX_BARS, "from": _capital_time(cursor * 1000),
                                    "to": _capital_time(window_end * 1000)})
-                if not bars and not rows and not probed:
+                if not bars and not rows and not probed and window_end < end:
                     probed = True  # nothing yet: maybe ``since`` is before the broker's first bar
-                    first = await self._earliest_bar(path, end)
+                    first = await self._earliest_bar(path, resolution, cursor, end, (CAPITAL_MAX_BARS - 1) * step)
                     if first is None:
                         break  # the broker has no bars of this market up to ``end``
                     if first // 1000 > window_end:
@@ -769,27 +769,32 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
                     to_ms = (to_ms if to_ms is not None else self._now_ms()) - count * step * 1000
         return [by_time[t] for t in sorted(by_time)]
 
-    async def _earliest_bar(self, path: str, end: int) -> int | None:
-        """The open (ms) of the broker's first bar of a market, or None if it has none before ``end`` (s).
+    async def _earliest_bar(self, path: str, resolution: str, start: int, end: int, span: int) -> int | None:
+        """Where the broker's bars of a market begin, between ``start`` and ``end`` (s), to within ``span``
+        seconds; None if it has none before ``end``.
 
-        Capital has no "first available" call; weekly bars walked back from ``end`` find it in
-        ceil(history / 1000 weeks) requests (one or two), and the result is kept per market."""
-        if path in self._first_bars:
-            return self._first_bars[path]
-        first: int | None = None
-        to_ms = end * 1000
-        for _ in range(10):
-            body = await self._call("GET", path, params={"resolution": "WEEK", "max": CAPITAL_MAX_BARS,
-                                                          "to": _capital_time(to_ms)})
-            bars = self.parse_ohlcvs_page(self.safe_list(body, "prices", []) or [], "mid")
-            if not bars:
-                break
-            first = min(bar[0] for bar in bars)
-            if len(bars) < CAPITAL_MAX_BARS:
-                break
-            to_ms = first - 1000
-        self._first_bars[path] = first
-        return first
+        Capital has no "first available" call. "Is there a bar at or before t" (one bar, walking back from
+        t) is false before the first bar and true after it, so a bisection finds the start in
+        log2(range / span) small requests -- about 15 for a minute series asked from 1970, where walking
+        the empty decades forward would take tens of thousands."""
+
+        async def any_before(t: int) -> bool:
+            body = await self._call("GET", path, params={"resolution": resolution, "max": 1,
+                                                          "to": _capital_time(t * 1000)})
+            return bool(self.safe_list(body, "prices", []))
+
+        if await any_before(start):
+            return start * 1000  # the series began earlier: the empty window was a closed market, walk on
+        if not await any_before(end):
+            return None
+        low, high = start, end
+        while high - low > span:
+            middle = (low + high) // 2
+            if await any_before(middle):
+                high = middle
+            else:
+                low = middle
+        return low * 1000
 
     # ================================================================== orders: argument checks
 

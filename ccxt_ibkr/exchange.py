@@ -730,7 +730,8 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
         are layered on top by ``normalization.runtime.ohlcv_service`` (see ``async_support.py``).
         """
         symbol, since, limit, params = check_fetch(self.id, "fetch_ohlcv", symbol, since, limit, params,
-                                                   symbol_required=True)
+                                                   symbol_required=True, timeframe=timeframe,
+                                                   timeframes=self.timeframes)
         limit = min(limit, OHLCV_MAX_LIMIT) if limit is not None else None
         market = await self._market(symbol)
         bar_size = ib_bar_size(timeframe)
@@ -1337,7 +1338,6 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
 
     async def _orders(self, symbol: str | None, since: int | None, limit: int | None,
                       params: dict[str, Any], open_only: bool = False) -> list[dict[str, Any]]:
-        symbol, since, limit, params = check_fetch(self.id, "fetch_orders", symbol, since, limit, params)
         ib = await self._ib()
         market = await self._market(symbol) if symbol is not None else None
         trades = ib.openTrades() if open_only else ib.trades()
@@ -1355,17 +1355,20 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
 
     async def fetch_orders(self, symbol: str | None = None, since: int | None = None, limit: int | None = None,
                            params: dict[str, Any] = {}) -> list[dict[str, Any]]:
+        symbol, since, limit, params = check_fetch(self.id, "fetch_orders", symbol, since, limit, params)
         return await self._orders(symbol, since, limit, params)
 
     async def fetch_open_orders(self, symbol: str | None = None, since: int | None = None, limit: int | None = None,
                                 params: dict[str, Any] = {}) -> list[dict[str, Any]]:
         """Open orders; ``options['ownOrdersOnly']`` (or the param) keeps only this bot's prefix."""
+        symbol, since, limit, params = check_fetch(self.id, "fetch_open_orders", symbol, since, limit, params)
         orders = await self._orders(symbol, since, None, params, open_only=True)
         return self.filter_by_since_limit([o for o in orders if o["status"] == "open"], since, limit)
 
     async def fetch_closed_orders(self, symbol: str | None = None, since: int | None = None,
                                   limit: int | None = None, params: dict[str, Any] = {}) -> list[dict[str, Any]]:
         """Filled orders (status ``closed``), like ccxt's emulation over fetch_orders."""
+        symbol, since, limit, params = check_fetch(self.id, "fetch_closed_orders", symbol, since, limit, params)
         orders = await self._orders(symbol, since, None, params)
         return self.filter_by_since_limit([o for o in orders if o["status"] == "closed"], since, limit)
 

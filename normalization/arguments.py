@@ -70,7 +70,7 @@ OHLCV_MAX_LIMIT = 10_000
 
 #: Params that are booleans wherever they appear.
 FLAG_PARAMS = frozenset({"reduceOnly", "postOnly", "guaranteedStop", "outsideRth", "useRTH", "ownOrdersOnly",
-                         "trailingStop", "hedged"})
+                         "trailingStop", "hedged", "equity"})
 
 #: ccxt's unified create_order params that both adapters understand.
 UNIFIED_ORDER_PARAMS = frozenset({
@@ -447,9 +447,14 @@ def check_repeat(first: Any, again: Mapping[str, Any], client_order_id: str, exc
 
 
 def check_fetch(exchange_id: str, method: str, symbol: object = None, since: object = None, limit: object = None,
-                params: object = None, *, symbol_required: bool = False,
+                params: object = None, *, symbol_required: bool = False, timeframe: object = None,
+                timeframes: Mapping[str, Any] | None = None,
                 ) -> tuple[str | None, int | None, int | None, dict[str, Any]]:
-    """The arguments of a fetch_* method: ``(symbol, since, limit, params)`` checked (flags parsed)."""
+    """The arguments of a fetch_* method: ``(symbol, since, limit, params)`` checked (flags parsed); with
+    ``timeframes``, ``timeframe`` must be one of them (``BadRequest`` naming it)."""
+    if timeframes is not None and (not isinstance(timeframe, str) or timeframe not in timeframes):
+        raise BadRequest(f"{exchange_id} {method}() timeframe {_show(timeframe)} is not supported; use one of "
+                         f"{', '.join(timeframes)}")
     if symbol_required:
         checked: str | None = check_symbol(symbol, exchange_id, method)
     else:

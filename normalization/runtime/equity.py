@@ -35,6 +35,7 @@ from typing import Any, Literal
 
 import ccxt
 
+from ..arguments import check_fetch
 from .fx import FxConverter
 
 __all__ = [
@@ -333,7 +334,8 @@ class BaseCurrencyMixin:
     """
 
     async def fetch_balance(self, params: dict[str, Any] = {}) -> dict[str, Any]:
-        params = dict(params or {})
+        _, _, _, params = check_fetch(getattr(self, "id", "exchange"), "fetch_balance", params=params)
+        params = dict(params)
         wanted = params.pop("equity", True) is not False
         balance = await super().fetch_balance(params)  # type: ignore[misc]
         if not wanted:

@@ -43,6 +43,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..arguments import check_fetch
 from ..timeframes import (
     CAPITAL_MAX_BARS,
     IB_BAR_SIZES,
@@ -333,6 +334,9 @@ class CachedOhlcvMixin:
         parent = super().fetch_ohlcv  # type: ignore[misc]
         if cache_for(self) is None:
             return await parent(symbol, timeframe, since, limit, params)
+        # The adapter checks its arguments too; here they are used first (market look-up, windows).
+        symbol, since, limit, params = check_fetch(  # type: ignore[assignment]
+            getattr(self, "id", "exchange"), "fetch_ohlcv", symbol, since, limit, params, symbol_required=True)
         from ..timeframes import resample_source
 
         exchange: Any = self
