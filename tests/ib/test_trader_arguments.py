@@ -4,6 +4,9 @@ rounding of off-grid prices and amounts (issue #16). Sync and async faces, again
 # ruff: noqa: F811 - the fixtures imported from trader_fixtures are re-bound as test parameters
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
+
 import ccxt
 import pytest
 
@@ -132,3 +135,16 @@ async def test_ohlcv_huge_limit_is_capped(ex, sim: IBSimulator) -> None:
     bars = await run(ex.fetch_ohlcv("AAPL/USD", "1d", None, 10**8))
     assert 0 < len(bars) <= 10_000
     assert sim.pacer_requests() - before <= 60
+
+
+async def test_simulator_answers_a_window_before_history_with_162_and_the_request_id(ib_client) -> None:
+    # It answered with a server error and no request id, so the client waited out its timeout.
+    from ccxt_ibkr._ib import Stock
+
+    errors: list[tuple[int, int]] = []
+    ib_client.errorEvent += lambda req, code, text, *rest: errors.append((req, code))
+    long_ago = dt.datetime(1975, 6, 2, 18, 0, tzinfo=dt.timezone.utc)
+    bars = await asyncio.wait_for(ib_client.reqHistoricalDataAsync(
+        Stock("AAPL", "SMART", "USD"), long_ago, "1 D", "1 hour", "TRADES", False, 2), 5)
+    assert list(bars) == []
+    assert errors and errors[-1][1] == 162 and errors[-1][0] > 0
