@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from zoneinfo import ZoneInfo
 
 from normalization.runtime.pricepath import Bar
 
@@ -181,7 +182,8 @@ class MarketDataHandlers(SessionBase):
             self.error(req_id, 162, f"{HMDS}HMDS query returned no data: {where} {kind}")
             return
         daily = seconds >= 86400
-        out: list[object] = [17, req_id, self._stamp(end - span, inst), self._stamp(end, inst), len(bars)]
+        window = (self._stamp(end - span, inst, format_date), self._stamp(end, inst, format_date))
+        out: list[object] = [17, req_id, *window, len(bars)]
         for bar in bars:
             out += self._bar(bar, what, daily, format_date, inst)
         self.sim.stats_bars_served += len(bars)
@@ -189,7 +191,11 @@ class MarketDataHandlers(SessionBase):
         if keep_up:
             self.hist[req_id] = HistSub(inst, what, seconds, format_date, use_rth)
 
-    def _stamp(self, ts: float, inst: Instrument) -> str:
+    def _stamp(self, ts: float, inst: Instrument, format_date: int) -> str:
+        """Start/end of the window: in the exchange's zone for formatDate 1 (as bar times are), else UTC."""
+        if format_date == 1:
+            local = dt.datetime.fromtimestamp(ts, ZoneInfo(inst.hours.tz))
+            return f"{local:%Y%m%d %H:%M:%S} {inst.hours.tz}"
         return dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%Y%m%d %H:%M:%S") + " UTC"
 
     def _bar(self, bar: Bar, what: str, daily: bool, format_date: int, inst: Instrument) -> list[object]:

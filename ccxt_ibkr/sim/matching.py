@@ -219,6 +219,8 @@ class OrderEngine:
             if (member.req.tif or "DAY") not in {"IOC", "FOK"}:
                 # IOC/FOK are decided at once: the first status the client sees is final.
                 self.emit(Event("status", member.client_id, member))
+            if member.status == "PreSubmitted" and not self._market_open(member, now):
+                self._warn_held(member, now)
         for member in family:
             self._match(member, now, placement=True)
         return order
@@ -341,6 +343,19 @@ class OrderEngine:
         if not self._market_open(order, now):
             return "PreSubmitted"
         return "Submitted"
+
+    def _warn_held(self, order: SimOrder, now: float) -> None:
+        """TWS's warning 399 for an order that waits for its session to open."""
+        inst = order.inst
+        opens = inst.hours.current_or_next(now, liquid=not order.req.outside_rth)[0]
+        when = dt.datetime.fromtimestamp(opens, ZoneInfo(inst.hours.tz))
+        venue = inst.primary_exchange or inst.exchange
+        qty = f"{order.req.total_qty:g}"
+        text = (
+            f"Order Message:\n{order.req.action} {qty} {inst.local_symbol} {venue}\n"
+            f"Warning: your order will not be placed at the exchange until {when:%Y-%m-%d %H:%M:%S} {inst.hours.tz}"
+        )
+        self.emit(Event("error", order.client_id, order, code=399, text=text, req_id=order.order_id))
 
     def _market_open(self, order: SimOrder, now: float) -> bool:
         return order.inst.hours.is_open(now, liquid=not order.req.outside_rth)

@@ -83,6 +83,8 @@ class IBSimulator:
         self.faults = FaultState()
         self.sessions: list[Session] = []
         self.tick_interval = tick_interval
+        #: Wall-clock seconds a new connection has to greet and send startApi before it is dropped.
+        self.handshake_timeout = 10.0
         #: Concurrent streaming reqMktData lines per client (TWS default 100; error 101 beyond).
         self.max_market_data_lines = 100
         self.stats_messages_in = 0

@@ -20,7 +20,16 @@ from .handlers_market import MarketDataHandlers
 from .handlers_orders import OrderHandlers
 from .handlers_reference import ReferenceHandlers
 from .handlers_streams import StreamHandlers
-from .wire import Fields, ProtocolError, encode_fields, negotiate, read_frame, read_greeting, split_payload
+from .wire import (
+    HANDSHAKE_MAX_FRAME,
+    Fields,
+    ProtocolError,
+    encode_fields,
+    negotiate,
+    read_frame,
+    read_greeting,
+    split_payload,
+)
 
 if TYPE_CHECKING:
     from .server import IBSimulator
@@ -73,8 +82,10 @@ class Session(MarketDataHandlers, OrderHandlers, AccountHandlers, StreamHandlers
 
     # -- lifecycle -------------------------------------------------------------------------
     async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.sim.handshake_timeout
         try:
-            lo, hi, _options = await read_greeting(self.reader)
+            lo, hi, _options = await asyncio.wait_for(read_greeting(self.reader), self.sim.handshake_timeout)
             version = negotiate(lo, hi)
             if version is None:
                 log.warning("%s: no common version with client range %s..%s", self.peer, lo, hi)
@@ -83,7 +94,11 @@ class Session(MarketDataHandlers, OrderHandlers, AccountHandlers, StreamHandlers
             when = dt.datetime.fromtimestamp(self.sim.clock.now(), dt.timezone.utc)
             self.writer.write(encode_fields([version, f"{when:%Y%m%d %H:%M:%S} UTC"]))
             while not self.closed:
-                payload = await read_frame(self.reader)
+                if self.ready:
+                    payload = await read_frame(self.reader)
+                else:
+                    left = max(0.0, deadline - loop.time())
+                    payload = await asyncio.wait_for(read_frame(self.reader, HANDSHAKE_MAX_FRAME), left)
                 fields = split_payload(payload)
                 if not fields:
                     raise ProtocolError("empty message")
@@ -92,6 +107,8 @@ class Session(MarketDataHandlers, OrderHandlers, AccountHandlers, StreamHandlers
                 await self.writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
             log.info("%s (client %s) disconnected", self.peer, self.client_id)
+        except asyncio.TimeoutError:
+            log.warning("%s: no startApi within %.1f s, closing", self.peer, self.sim.handshake_timeout)
         except ProtocolError as exc:
             log.warning("%s (client %s) sent garbage, closing: %s", self.peer, self.client_id, exc)
         except Exception:  # noqa: BLE001 - one bad session must not take the server down

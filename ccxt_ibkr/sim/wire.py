@@ -19,6 +19,9 @@ UNSET_INTEGER = 2**31 - 1
 UNSET_DOUBLE_TEXT = "1.7976931348623157E308"
 #: A frame longer than this is treated as garbage rather than buffered forever.
 MAX_FRAME = 16 * 1024 * 1024
+#: Until startApi has been accepted a peer may send only small frames (the greeting and startApi
+#: are a few dozen bytes), so a connection that never authenticates cannot make us buffer much.
+HANDSHAKE_MAX_FRAME = 4096
 
 SERVER_MAX_VERSION = 178
 SERVER_MIN_VERSION = 157
@@ -80,11 +83,11 @@ def split_payload(payload: bytes) -> list[str]:
         raise ProtocolError(f"non-UTF-8 field: {exc}") from exc
 
 
-async def read_frame(reader: asyncio.StreamReader) -> bytes:
+async def read_frame(reader: asyncio.StreamReader, limit: int = MAX_FRAME) -> bytes:
     """Read one length-prefixed frame; raises ``IncompleteReadError`` on EOF."""
     header = await reader.readexactly(4)
     (length,) = struct.unpack(">I", header)
-    if length > MAX_FRAME:
+    if length > limit:
         raise ProtocolError(f"frame of {length} bytes")
     return await reader.readexactly(length)
 
@@ -94,7 +97,7 @@ async def read_greeting(reader: asyncio.StreamReader) -> tuple[int, int, str]:
     prefix = await reader.readexactly(4)
     if prefix != b"API\0":
         raise ProtocolError(f"bad greeting {prefix!r}")
-    text = (await read_frame(reader)).decode("ascii", "replace")
+    text = (await read_frame(reader, HANDSHAKE_MAX_FRAME)).decode("ascii", "replace")
     versions, _, options = text.partition(" ")
     if not versions.startswith("v"):
         raise ProtocolError(f"bad version string {text!r}")
