@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
+from .calendars import CALENDAR_UNKNOWN, calendar_session
+
 DAY = 86_400
 _FUT_MONTH_CODES = {3: "H", 6: "M", 9: "U", 12: "Z"}
 
@@ -38,6 +40,9 @@ class Hours:
     trading: Session
     liquid: Session
     weekdays: frozenset[int] = frozenset({1, 2, 3, 4, 5})
+    #: exchange_calendars name (XNYS, XASX, ...): its sessions decide which days trade (holidays)
+    #: and clip the local times above (early closes); "" = every weekday in ``weekdays`` trades.
+    calendar: str = ""
 
     def _windows(self, day: dt.date, session: Session) -> tuple[dt.datetime, dt.datetime]:
         zone = ZoneInfo(self.tz)
@@ -96,14 +101,31 @@ def _session_on(hours: Hours, day: dt.date, liquid: bool) -> tuple[float, float]
     if day.isoweekday() not in hours.weekdays:
         return None
     start, end = hours._windows(day, hours.liquid if liquid else hours.trading)
-    return start.timestamp(), end.timestamp()
+    if not hours.calendar:
+        return start.timestamp(), end.timestamp()
+    regular = calendar_session(hours.calendar, day)
+    if regular is None:
+        return None  # a holiday
+    if regular is CALENDAR_UNKNOWN:
+        return start.timestamp(), end.timestamp()
+    cal_open, cal_close = regular
+    open_ts = max(start.timestamp(), cal_open) if liquid else start.timestamp()
+    if liquid:
+        close_ts = min(end.timestamp(), cal_close)
+    else:
+        # Extended hours end as long after the regular close as usual (half days: 13:00 -> 17:00).
+        after = (hours.trading.close_minute - hours.liquid.close_minute) * 60
+        close_ts = min(end.timestamp(), cal_close + max(after, 0))
+    return open_ts, close_ts
 
 
-US_STOCK_HOURS = Hours("US/Eastern", Session(4 * 60, 20 * 60), Session(9 * 60 + 30, 16 * 60))
-ASX_HOURS = Hours("Australia/Sydney", Session(10 * 60, 16 * 60), Session(10 * 60, 16 * 60))
-IBIS_HOURS = Hours("MET", Session(8 * 60, 22 * 60), Session(9 * 60, 17 * 60 + 30))
+US_STOCK_HOURS = Hours("US/Eastern", Session(4 * 60, 20 * 60), Session(9 * 60 + 30, 16 * 60), calendar="XNYS")
+ASX_HOURS = Hours("Australia/Sydney", Session(10 * 60, 16 * 60), Session(10 * 60, 16 * 60), calendar="XASX")
+IBIS_HOURS = Hours("MET", Session(8 * 60, 22 * 60), Session(9 * 60, 17 * 60 + 30), calendar="XETR")
 FX_HOURS = Hours("US/Eastern", Session(17 * 60 + 15, 17 * 60, True), Session(17 * 60 + 15, 17 * 60, True))
-CME_HOURS = Hours("US/Central", Session(17 * 60, 16 * 60, True), Session(8 * 60 + 30, 15 * 60))
+CME_HOURS = Hours(
+    "US/Central", Session(17 * 60, 16 * 60, True), Session(8 * 60 + 30, 15 * 60), calendar="CMES"
+)
 CRYPTO_HOURS = Hours(
     "US/Eastern", Session(0, 24 * 60), Session(0, 24 * 60), frozenset({1, 2, 3, 4, 5, 6, 7})
 )

@@ -208,10 +208,16 @@ class MarketDataHandlers(SessionBase):
 
     def send_hist_update(self, req_id: int, sub: HistSub) -> None:
         now = self.sim.clock.now()
-        start = int(now) - int(now) % sub.seconds if sub.seconds < 604800 else int(now) - 86400
-        bars = self.sim.market.bars(sub.inst, sub.what, start + 1, 1, sub.seconds, False, now)
-        if sub.seconds >= 86400:
-            bars = self.sim.market.bars(sub.inst, sub.what, now, sub.seconds, sub.seconds, False, now)
+        # The latest bar, forming or just completed. Intraday: only the tail of the last session
+        # that has opened (cheap at every clock step); longer bars: a few sessions back.
+        lookback = 10 * 86400 if sub.seconds >= 86400 else 2 * sub.seconds
+        if sub.seconds < 86400 and sub.inst.sec_type != "CRYPTO":
+            opened = [w for w in self.sim.market.windows(sub.inst, now - 5 * 86400, now, sub.use_rth) if w[0] <= now]
+            if opened:
+                lookback = int(now + 1 - max(opened[-1][0], min(now, opened[-1][1]) - 2 * sub.seconds))
+        if sub.seconds >= 604800:
+            lookback = 62 * 86400
+        bars = self.sim.market.bars(sub.inst, sub.what, now + 1, lookback, sub.seconds, sub.use_rth, now)
         if not bars:
             return
         bar = bars[-1]

@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 
 from normalization.runtime.pricepath import Bar, CsvPricePath, PricePath
 
+from . import sessionbars
 from .catalogue import Instrument
 
 BAR_SIZES: dict[str, int] = {
@@ -268,21 +269,15 @@ class MarketData:
         path = self.path(inst)
         start = int(end - span)
         stop = int(end)
+        if inst.sec_type != "CRYPTO" and seconds >= 60:
+            return self._shift(inst, self._session_bars(inst, path, start, stop, seconds, use_rth, now), what)
         if seconds >= 86400:
+            # Crypto trades around the clock: days are UTC days.
             daily = path.bars(start - start % 86400, stop, 86400) if seconds == 86400 else []
             if seconds == 604800:
                 daily = path.bars(start, stop, 604800)
             elif seconds > 604800:
                 daily = self._monthly(path, start, stop)
-            elif inst.sec_type != "CRYPTO":
-                open_days = {
-                    dt.datetime.fromtimestamp(w[1], ZoneInfo(inst.hours.tz)).date()
-                    for w in self._windows(inst, start - 86400, stop, False)
-                }
-                daily = [
-                    b for b in daily
-                    if dt.datetime.fromtimestamp(b.time, dt.timezone.utc).date() in open_days
-                ]
             out = [self._finish(path, b, seconds, now) for b in daily if b.time <= now]
         elif seconds < 60:
             first = start - start % seconds
@@ -296,7 +291,7 @@ class MarketData:
                 t += seconds
         else:
             out = [self._finish(path, b, seconds, now) for b in path.bars(start, stop, seconds) if b.time <= now]
-        if seconds < 86400 and inst.sec_type != "CRYPTO":
+        if seconds < 60 and inst.sec_type != "CRYPTO":
             windows = self._windows(inst, start, stop, liquid=use_rth)
             opens = [w[0] for w in windows]
 
@@ -306,6 +301,23 @@ class MarketData:
 
             out = [b for b in out if inside(b.time) or inside(b.time + seconds - 1)]
         return self._shift(inst, out, what)
+
+    def _session_bars(
+        self, inst: Instrument, path: PricePath, start: int, stop: int, seconds: int, use_rth: bool, now: float
+    ) -> list[Bar]:
+        """Minute-and-longer bars of a venue with sessions (see ``sessionbars``)."""
+        tz = inst.hours.tz
+        if seconds < 86400:
+            windows = self._windows(inst, start, stop, liquid=use_rth)
+            return sessionbars.intraday(path, windows, tz, start, stop, seconds, now)
+        # Stocks' daily bars are the regular session whatever useRTH says; others follow useRTH.
+        liquid = use_rth or inst.sec_type == "STK"
+        days = sessionbars.daily(path, self._windows(inst, start, stop, liquid), tz, start, stop, now)
+        if seconds == 86400:
+            return days
+        if seconds == 604800:
+            return [b for b in sessionbars.group(days, monthly=False) if b.time >= start - 86400]
+        return sessionbars.group(days, monthly=True)
 
     def _finish(self, path: PricePath, bar: Bar, seconds: int, now: float) -> Bar:
         """Recompute a bar that is still forming from the minutes that have started."""

@@ -22,6 +22,7 @@ from normalization.runtime.simclock import SimClock
 
 from . import messages as M
 from .account_views import account_values, portfolio_rows, summary_values
+from .calendars import preload as preload_calendars
 from .catalogue import Catalogue, Instrument, default_instruments
 from .faults import FaultState, MessageDrop, OrderDrop
 from .ledger import Ledger
@@ -72,6 +73,7 @@ class IBSimulator:
                              real_time=real_time)
         self.clock = clock
         self.catalogue = Catalogue(instruments if instruments is not None else default_instruments(clock.now()))
+        preload_calendars({inst.hours.calendar for inst in self.catalogue})
         self.market = MarketData(seed=seed, csv_paths=csv_paths)
         if cash is None:
             cash = {base_currency: 1_000_000.0}
