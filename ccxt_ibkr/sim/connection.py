@@ -128,6 +128,12 @@ class SessionBase:
             pass
 
 
+    def streamed_instruments(self) -> list[Instrument]:
+        """Instruments this client receives live pushes for (quotes, depth, bars, tick by tick)."""
+        subs: list = [*self.mkt.values(), *self.depth.values(), *self.hist.values(), *self.realtime.values(),
+                      *self.tick_by_tick.values()]
+        return [sub.inst for sub in subs]
+
     # -- helpers ---------------------------------------------------------------------------
     def read_contract(self, f: Fields, primary: bool = True) -> ContractQuery:
         q = ContractQuery()

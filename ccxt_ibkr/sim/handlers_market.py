@@ -258,11 +258,10 @@ class MarketDataHandlers(SessionBase):
         now = int(self.sim.clock.now())
         last_complete = now - now % 5 - 5
         first = max(sub.next_bar, last_complete - 59 * 5)
-        path = self.sim.market.path(sub.inst)
         half = self.sim.market.half_spread(sub.inst) if sub.what in {"BID", "ASK"} else 0.0
         shift = -half if sub.what == "BID" else half
         for t in range(first, last_complete + 1, 5):
-            price = round_to_tick(path.price_at(t) + shift, sub.inst.min_tick)
+            price = round_to_tick(self.sim.market.mid(sub.inst, t) + shift, sub.inst.min_tick)
             volume = 0 if sub.what != "TRADES" else 1 + t % 7
             self.send([50, 3, req_id, t, price, price, price, price, fmt_size(volume, self.version), price,
                        1 if volume else 0])

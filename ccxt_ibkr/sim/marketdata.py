@@ -43,6 +43,9 @@ MAX_DURATION: dict[int, int] = {
 DURATION_UNITS = {"S": 1, "D": 86400, "W": 7 * 86400, "M": 30 * 86400, "Y": 365 * 86400}
 WHAT_TO_SHOW = {"TRADES", "MIDPOINT", "BID", "ASK", "BID_ASK", "ADJUSTED_LAST"}
 HMDS = "Historical Market Data Service error message:"
+#: Quote cadence (seconds between changes) per secType: IB aggregates stock quotes every 250 ms
+#: and FX every 5 ms; futures and crypto like stocks.
+DEFAULT_CADENCE = {"STK": 0.25, "FUT": 0.25, "CRYPTO": 0.25, "CASH": 0.005}
 
 
 class HistoricalError(Exception):
@@ -126,8 +129,13 @@ def format_bar_time(ts: int, daily: bool, format_date: int, tz: str) -> str:
 class MarketData:
     """Price paths per instrument and the views built on them; safe to call from any thread."""
 
-    def __init__(self, seed: int = 0, csv_paths: Mapping[str, str | Path] | None = None) -> None:
+    def __init__(
+        self, seed: int = 0, csv_paths: Mapping[str, str | Path] | None = None,
+        cadence: Mapping[str, float] | None = None,
+    ) -> None:
         self.seed = seed
+        #: Seconds between quote changes per secType (0 = once a minute, the path's resolution).
+        self.cadence: dict[str, float] = {**DEFAULT_CADENCE, **(cadence or {})}
         self.csv_paths = {k.upper(): v for k, v in (csv_paths or {}).items()}
         self._paths: dict[int, PricePath] = {}
         self._lock = threading.Lock()
@@ -152,8 +160,30 @@ class MarketData:
             self._paths[inst.con_id] = path
 
     def mid(self, inst: Instrument, ts: float) -> float:
-        """Mid price; outside trading hours it stays at the last session's final minute, as at TWS."""
-        return self.path(inst).price_at(inst.hours.last_trade_time(ts))
+        """Mid price at ``ts``; outside trading hours the last session's final price, as at TWS.
+
+        The path has one price per minute (the price at a minute's start); between two minutes
+        the quote walks from one to the next in steps of the venue's cadence (IB aggregates
+        stock quotes every 250 ms, FX every 5 ms), never leaving their range. Prices at whole
+        minutes, where matching steps and bars are cut, are the path's own.
+        """
+        path = self.path(inst)
+        t = inst.hours.last_trade_time(ts)
+        minute = int(t) // 60 * 60
+        here = path.price_at(minute)
+        step = self.cadence.get(inst.sec_type, 0.0)
+        if t != ts or step <= 0 or step >= 60:
+            return here
+        k = int((t - minute) / step)
+        if k <= 0 or inst.hours.last_trade_time(minute + 60) != minute + 60:
+            return here  # a minute's start, or the session's last minute: no next price to walk to
+        there = path.price_at(minute + 60)
+        if there == here:
+            return here
+        base = here + (there - here) * k * step / 60
+        jitter = (_noise(inst.con_id, minute, k) % 5 - 2) * inst.min_tick
+        low, high = min(here, there), max(here, there)
+        return round_to_tick(min(max(base + jitter, low), high), inst.min_tick)
 
     def half_spread(self, inst: Instrument) -> float:
         return inst.spread_ticks * inst.min_tick
@@ -190,7 +220,8 @@ class MarketData:
 
     def quote(self, inst: Instrument, ts: float) -> Quote:
         bid, ask, mid = self.touch(inst, ts)
-        n = _noise(inst.con_id, int(ts) // 60)
+        step = self.cadence.get(inst.sec_type, 0.0)
+        n = _noise(inst.con_id, int(ts // step) if 0 < step < 60 else int(ts) // 60)
         if inst.sec_type == "CASH":
             unit = 1_000_000.0
         elif inst.sec_type == "CRYPTO":
@@ -212,7 +243,7 @@ class MarketData:
             volume=volume,
             high=high,
             low=low,
-            close=self.mid(inst, day_start - 60),
+            close=self.path(inst).price_at(inst.hours.last_trade_time(day_start - 60)),
             time=int(ts),
         )
 

@@ -38,6 +38,8 @@ T = TypeVar("T")
 DEFAULT_START = 1_749_564_000.0
 #: Longest run of one-minute matching steps per clock move; longer jumps use coarser steps.
 MAX_STEPS = 2_000
+#: Fastest real-time push loop (seconds): FX quotes change every 5 ms, Python need not wake that often.
+MIN_TICK_PERIOD = 0.02
 #: Seconds between unsolicited account/portfolio refreshes (TWS: about three minutes).
 ACCOUNT_PUSH_INTERVAL = 180
 
@@ -63,6 +65,7 @@ class IBSimulator:
         csv_paths: Mapping[str, str | Path] | None = None,
         instruments: Iterable[Instrument] | None = None,
         tick_interval: float = 1.0,
+        cadence: Mapping[str, float] | None = None,
     ) -> None:
         if host not in {"127.0.0.1", "localhost", "::1"}:
             raise ValueError("the simulator only listens on loopback")
@@ -74,7 +77,7 @@ class IBSimulator:
         self.clock = clock
         self.catalogue = Catalogue(instruments if instruments is not None else default_instruments(clock.now()))
         preload_calendars({inst.hours.calendar for inst in self.catalogue})
-        self.market = MarketData(seed=seed, csv_paths=csv_paths)
+        self.market = MarketData(seed=seed, csv_paths=csv_paths, cadence=cadence)
         if cash is None:
             cash = {base_currency: 1_000_000.0}
         self.ledger = Ledger(account=account, base_currency=base_currency, cash=dict(cash), rate=self.fx_rate)
@@ -229,9 +232,22 @@ class IBSimulator:
     def _on_clock(self, when: float) -> None:
         self._call(self._advance_to, when)
 
+    def _tick_period(self) -> float:
+        """Real-time mode: push as often as the fastest subscribed quote changes (at least every
+        ``tick_interval``); with nothing subscribed and no order working, idle at ``tick_interval``."""
+        period = self.tick_interval
+        for session in self.sessions:
+            if not session.ready or session.closed:
+                continue
+            for inst in session.streamed_instruments():
+                step = self.market.cadence.get(inst.sec_type, 0.0)
+                if step > 0:
+                    period = min(period, step)
+        return max(period, MIN_TICK_PERIOD)
+
     async def _tick_forever(self) -> None:
         while True:
-            await asyncio.sleep(self.tick_interval)
+            await asyncio.sleep(self._tick_period())
             try:
                 self._advance_to(self.clock.now())
             except Exception:  # noqa: BLE001 - the ticker must survive a bad step
