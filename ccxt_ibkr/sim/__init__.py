@@ -20,10 +20,12 @@ told otherwise; the CLI follows real time. Pytest fixtures ``ib_sim`` / ``ib_cli
 ``ccxt_ibkr.sim.testing`` (re-exported by ``tests/ib/conftest.py``).
 
 Modules: ``wire`` (framing, codec, version negotiation), ``session`` (one connection's
-requests), ``server`` (shared state, threads, control API), ``messages`` (outgoing layouts per
-version), ``catalogue`` (contracts, sessions, matching rules), ``marketdata`` (quotes, bars,
-HMDS rules and pacing), ``matching`` (orders), ``ledger`` (cash, positions, commissions),
-``faults`` (armed faults).
+requests), ``handlers_*`` (requests by theme), ``server`` (shared state, threads, control API),
+``messages`` (outgoing layouts per version), ``catalogue`` (contracts, sessions, matching rules,
+market rules), ``calendars`` (exchange_calendars sessions), ``marketdata`` (quotes at the venue's
+cadence, HMDS rules and pacing), ``sessionbars`` (bars cut along sessions), ``ticks`` (tick
+history, histograms), ``pnl`` (reqPnL figures), ``scanner``, ``matching`` (orders), ``ledger``
+(cash, positions, commissions), ``faults`` (armed faults).
 """
 
 from .catalogue import Catalogue, ContractQuery, Instrument, default_instruments
