@@ -58,6 +58,7 @@ from normalization.arguments import (
     check_order_ref,
     check_repeat,
 )
+from normalization.balances import add_zero_rows
 from normalization.errors import capital_reject_exception
 from normalization.orders import amount_on_grid, positive_number, price_on_grid, require_within
 from normalization.runtime.breaker import Breakers
@@ -311,6 +312,10 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
         sync_option(self.id, self.options)  # a bad option fails at construction, before anything is sent
         self._live = resolve_live(self.id, self.safe_value(self.options, "live"))
         self._placing: set[str] = set()
+        # ``has`` claims only the market types that load: CFDs are spot markets, or linear swaps with
+        # defaultType "swap", never both at once.
+        swap = self.safe_string(self.options, "defaultType", "spot") == "swap"
+        self.has = {**self.has, "spot": not swap, "swap": swap}
         # "Can I talk to the broker now?": fail fast while a lost connection is re-established, and
         # reconcile the journal after every reconnect (normalization.runtime.supervisor).
         self.supervisor = ConnectionSupervisor(
@@ -1616,7 +1621,8 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
             size = str(data.get("size") or "0")
             signed = size if data.get("direction") == "BUY" else "-" + size
             holdings[market["base"]] = Precise.string_add(holdings.get(market["base"], "0"), signed)
-        return self.parse_balance(account, {k: v for k, v in holdings.items() if v not in ("0", "-0")})
+        balance = self.parse_balance(account, {k: v for k, v in holdings.items() if v not in ("0", "-0")})
+        return add_zero_rows(balance, (self.markets or {}).values())
 
     async def fetch_positions(self, symbols: list[str] | None = None,
                               params: dict[str, Any] = {}) -> list[dict[str, Any]]:
@@ -1711,7 +1717,34 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
         if code is not None:
             items = [i for i in items if i["currency"] == code]
         items.sort(key=lambda i: i["timestamp"] or 0)
+        await self._complete_ledger(items)
         return self.filter_by_since_limit(items, since, limit)
+
+    async def _complete_ledger(self, items: list[dict[str, Any]]) -> None:
+        """Fill ``account``, ``before``, ``after`` and ``fee`` of entries sorted oldest first.
+
+        Capital's history carries no running balance, but the account's cash (``deposit``: what the cash
+        movements add up to) is known now, and every movement since the oldest entry is in the list:
+        walking back from the newest entry, each one's ``after`` is the later one's ``before``.
+        """
+        body = await self._call("GET", "/accounts")
+        accounts = [a for a in self.safe_list(body, "accounts", []) or [] if isinstance(a, dict)]
+        wire = self._wire()
+        current = wire.session.account_id if wire.session else None
+        account = next((a for a in accounts if str(a.get("accountId")) == current), None) \
+            or next((a for a in accounts if a.get("preferred")), None) or (accounts[0] if accounts else {})
+        account_id = self.safe_string(account, "accountId")
+        account_currency = self.safe_currency_code(self.safe_string(account, "currency"))
+        cash = self.safe_string(self.safe_dict(account, "balance", {}) or {}, "deposit")
+        for item in reversed(items):
+            item["account"] = account_id
+            item["fee"] = {"cost": 0.0, "currency": item["currency"]}
+            if cash is None or item["currency"] != account_currency or item["amount"] is None:
+                continue
+            signed = Precise.string_neg(str(item["amount"])) if item["direction"] == "out" else str(item["amount"])
+            before = Precise.string_sub(cash, signed)
+            item["after"], item["before"] = self.parse_number(cash), self.parse_number(before)
+            cash = before
 
     # ================================================================== session, reconciliation
 

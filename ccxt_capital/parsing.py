@@ -328,10 +328,16 @@ class CapitalParsing(_Base):
             market = self.market_by_epic(epic)
         bid = self.safe_string(ticker, "bid")
         ask = self.safe_string(ticker, "offer")
+        high, low = self.safe_string(ticker, "high"), self.safe_string(ticker, "low")
         last = None
         if bid is not None and ask is not None:
-            # No last trade at a CFD broker: the mid is what the bot can compare against.
+            # No last trade at a CFD broker: the mid is what the bot can compare against. Capital's day
+            # high and low are bid prices; shifted by half the spread they are mids too, so every price of
+            # the ticker is on one side and low <= close <= high holds at a day high.
             last = Precise.string_div(Precise.string_add(bid, ask), "2")
+            half = Precise.string_div(Precise.string_sub(ask, bid), "2")
+            high = Precise.string_add(high, half) if high is not None else None
+            low = Precise.string_add(low, half) if low is not None else None
         timestamp = self.parse_capital_date(self.safe_string_2(ticker, "updateTimeUTC", "updateTime"))
         change = self.safe_string(ticker, "netChange")
         previous = Precise.string_sub(last, change) if last is not None and change is not None else None
@@ -340,8 +346,8 @@ class CapitalParsing(_Base):
                 "symbol": self.capital_symbol(epic, market),
                 "timestamp": timestamp,
                 "datetime": self.iso8601(timestamp),
-                "high": self.safe_string(ticker, "high"),
-                "low": self.safe_string(ticker, "low"),
+                "high": high,
+                "low": low,
                 "bid": bid,
                 "bidVolume": None,
                 "ask": ask,
@@ -363,12 +369,14 @@ class CapitalParsing(_Base):
         # Capital's change is against the previous close (ccxt's ``open`` of the window), its high and
         # low are today's: after a gap the previous close lies outside them. ccxt's window runs from
         # that open to now, so its range includes the open.
-        opened = result.get("open")
-        if opened is not None:
-            if result.get("high") is not None and opened > result["high"]:
-                result["high"] = opened
-            if result.get("low") is not None and opened < result["low"]:
-                result["low"] = opened
+        # The quote can run ahead of the day range by a tick (they are stamped apart): the range holds it.
+        for price in (result.get("open"), result.get("close")):
+            if price is None:
+                continue
+            if result.get("high") is not None and price > result["high"]:
+                result["high"] = price
+            if result.get("low") is not None and price < result["low"]:
+                result["low"] = price
         return result
 
     # ------------------------------------------------------------------ OHLCV

@@ -8,11 +8,14 @@ around ``fetch_ohlcv``, and base-currency equity figures in ``fetch_balance()['i
 
 from __future__ import annotations
 
+from normalization.runtime.home import hop_to_home
 from normalization.runtime.ohlcv_service import with_runner_mixins
 
 from .exchange import IBTrader as _IBTraderImplementation
 
 #: IB cash equities are bought with cash: holdings count at market value in the equity figure.
-IBTrader = with_runner_mixins(_IBTraderImplementation, equity_holdings="market")
+#: Every public coroutine runs on the loop of the process-wide connection it shares with other instances
+#: of the same clientId (``hop_to_home``): a sync and an async face, or two bots, use one IB connection.
+IBTrader = hop_to_home(with_runner_mixins(_IBTraderImplementation, equity_holdings="market"))
 
 __all__ = ["IBTrader"]

@@ -45,8 +45,10 @@ from normalization.arguments import (
     check_order_ref,
     check_repeat,
 )
+from normalization.balances import add_zero_rows
 from normalization.errors import IB_BROAD, IB_EXACT, ib_exception
 from normalization.orders import amount_on_grid, positive_number, price_on_grid, require_within
+from normalization.runtime.home import SharedConnection, after_last_close, leave_connection, shared_connection
 from normalization.runtime.journal import (
     SENT_UNKNOWN,
     USE_DEFAULT,
@@ -74,6 +76,7 @@ from normalization.timeframes import IB_BAR_SIZES, ib_bar_size, ib_duration_for,
 from ._ib import IB_LIBRARY_NAME, Contract, Order, OrderStatus, Trade
 from .parsing import IBParsing, effective_status, finite, parse_ib_bars, to_ms
 from .transport import IBTransport
+from .universe import default_markets
 
 log = logging.getLogger("ccxt_ibkr")
 
@@ -268,7 +271,8 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
                 "port": None,  # None: 7497 (paper), or 7496 when live trading is enabled
                 "clientId": 1,
                 "account": None,
-                "symbols": [],
+                "symbols": [],  # empty: the default universe (ccxt_ibkr/universe.py) + positions + open orders
+                "defaultUniverse": True,
                 "defaultExchange": None,
                 "contracts": {},
                 "clientOrderPrefix": client_ids.DEFAULT_PREFIX,
@@ -314,6 +318,8 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
             )
         sync_option(self.id, self.options)  # a bad option fails at construction, before anything is sent
         self._transport: IBTransport | None = None
+        self._shared: SharedConnection | None = None  # the process-wide connection record (normalization.runtime.home)
+        self._attached = False  # this object's on-connect work (journal, events, order sync) has run
         self._journal: OrderJournal | None = None
         self._contracts: dict[str, Contract] = {}
         self._extra_symbols: list[str] = []
@@ -337,12 +343,35 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
         self.isSandboxModeEnabled = bool(enabled)
         self.live = not enabled
 
+    def _home_key(self) -> tuple[Any, ...]:
+        """What IB knows a client by: one connection per (host, port, clientId) per process."""
+        options = self.options
+        port = options.get("port") or (LIVE_PORT if self.live else PAPER_PORT)
+        return ("ibkr", options.get("host") or "127.0.0.1", int(port), int(options.get("clientId", 1)))
+
+    def _home_loop(self, create: bool = True) -> asyncio.AbstractEventLoop | None:
+        """The loop the shared connection lives on (every public coroutine runs there: ``hop_to_home``)."""
+        shared = self._shared
+        if shared is None:
+            if not create:
+                return None
+            shared = self._shared = shared_connection(self._home_key(), self)
+        return shared.loop
+
     @property
     def transport(self) -> IBTransport:
         if self._transport is None:
-            options = self.options
-            port = options.get("port") or (LIVE_PORT if self.live else PAPER_PORT)
-            self._transport = IBTransport(
+            self._home_loop()
+            self._transport = self._shared.get(self._new_transport)  # type: ignore[union-attr]
+            self._transport.on_connected(self._after_connect)
+            self._transport.supervisor.on_reconnected(self._heal)
+        return self._transport
+
+    def _new_transport(self) -> IBTransport:
+        """The connection the first user opens; later users of the same clientId share it."""
+        options = self.options
+        port = options.get("port") or (LIVE_PORT if self.live else PAPER_PORT)
+        return IBTransport(
                 host=options.get("host") or "127.0.0.1",
                 port=int(port),
                 client_id=int(options.get("clientId", 1)),
@@ -357,9 +386,6 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
                 maintenance_windows=options.get("maintenanceWindows"),
                 breaker=options.get("breaker"),
             )
-            self._transport.on_connected(self._after_connect)
-            self._transport.supervisor.on_reconnected(self._heal)
-        return self._transport
 
     def ib_client_id(self) -> int | None:
         return self._transport.client_id if self._transport is not None else None
@@ -367,10 +393,16 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
     async def connect(self) -> None:
         """Connect now instead of on first use (inside the exchange's event loop)."""
         await self.transport.connect()
+        if not self._attached:
+            await self._after_connect()
 
     async def _ib(self, kind: str = EXECUTION) -> Any:
         """The connected IB, after the supervisor's fail-fast gate for ``kind`` traffic."""
-        return await self.transport.ensure(kind)
+        ib = await self.transport.ensure(kind)
+        if not self._attached:
+            # Another exchange object opened the shared connection: this one's on-connect work is still due.
+            await self._after_connect()
+        return ib
 
     @property
     def supervisor(self) -> ConnectionSupervisor:
@@ -378,6 +410,7 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
         return self.transport.supervisor
 
     async def _after_connect(self) -> None:
+        self._attached = True
         transport = self.transport
         ib = transport.ib
         if self._journal is None:
@@ -402,8 +435,8 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
             try:
                 # The startup sync lists only this clientId's open orders; orders a bot placed under another
                 # clientId before a restart must not look "absent at the broker" to reconciliation.
-                await transport._bounded(ib.reqAllOpenOrdersAsync(), "reqAllOpenOrders")
-                completed = await transport._bounded(ib.reqCompletedOrdersAsync(False), "reqCompletedOrders")
+                await transport.once("reqAllOpenOrders", ib.reqAllOpenOrdersAsync)
+                completed = await transport.once("reqCompletedOrders", lambda: ib.reqCompletedOrdersAsync(False))
                 if executions:
                     await transport._bounded(ib.reqExecutionsAsync(), "reqExecutions")
             except ccxt.BaseError as exc:
@@ -430,9 +463,22 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
         return self._journal
 
     async def close(self) -> None:
+        """Close this exchange object; the shared connection closes with its last user."""
         self._flush_deferred()
-        if self._transport is not None:
-            await self._transport.close()
+        transport, shared = self._transport, self._shared
+        self._transport, self._shared, self._attached = None, None, False
+        if transport is not None:
+            transport.forget(self._after_connect, self._heal)
+            if getattr(self, "_events_wired", False):
+                ib = transport.ib
+                ib.orderStatusEvent -= self._on_order_status
+                ib.execDetailsEvent -= self._on_exec
+                ib.commissionReportEvent -= self._on_commission
+                self._events_wired = False
+        if shared is not None and leave_connection(shared, self):
+            if transport is not None:
+                await transport.close()
+            after_last_close(shared)
         if self._journal is not None:
             self._journal.close()
             self._journal = None
@@ -566,9 +612,14 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
     # ------------------------------------------------------------------ markets
 
     async def fetch_markets(self, params: dict[str, Any] = {}) -> list[dict[str, Any]]:
-        """The configured universe (``options['symbols']``) resolved through reqContractDetails."""
-        symbols = list(dict.fromkeys(list(self.options.get("symbols") or []) + self._extra_symbols))
-        return list(await asyncio.gather(*(self._resolve_symbol(symbol) for symbol in symbols)))
+        """The configured universe (``options['symbols']``) resolved through reqContractDetails; without
+        one, the default universe plus the account's positions and open orders (``universe.py``)."""
+        configured = list(self.options.get("symbols") or [])
+        symbols = list(dict.fromkeys(configured + self._extra_symbols))
+        markets = list(await asyncio.gather(*(self._resolve_symbol(symbol) for symbol in symbols)))
+        if not configured and self.options.get("defaultUniverse", True):
+            markets += await default_markets(self, {m["symbol"] for m in markets})
+        return markets
 
     async def _resolve_symbol(self, symbol: str) -> dict[str, Any]:
         spec = symbol_to_ib_contract(
@@ -943,7 +994,7 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
     async def _check_reduce_only(self, market: dict[str, Any], side: str, quantity: float) -> None:
         """IB has no reduceOnly flag: refuse an order that would open, increase or flip the position."""
         ib = await self._ib()
-        await self.transport._bounded(ib.reqPositionsAsync(), "reqPositions")
+        await self.transport.once("reqPositions", ib.reqPositionsAsync)
         con_id = int(market["id"])
         held = sum(p.position for p in ib.positions(self.transport.account) if p.contract.conId == con_id)
         reduces = (held > 0 and side == "sell") or (held < 0 and side == "buy")
@@ -1195,8 +1246,8 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
         trade = trade or self._find_trade_local(key)
         if trade is None:
             # Orders of earlier sessions or other clients: ask IB once, then give up.
-            await self.transport._bounded(ib.reqAllOpenOrdersAsync(), "reqAllOpenOrders")
-            completed = await self.transport._bounded(ib.reqCompletedOrdersAsync(False), "reqCompletedOrders")
+            await self.transport.once("reqAllOpenOrders", ib.reqAllOpenOrdersAsync)
+            completed = await self.transport.once("reqCompletedOrders", lambda: ib.reqCompletedOrdersAsync(False))
             for done in completed:
                 perm = done.order.permId or done.orderStatus.permId
                 if perm:
@@ -1408,7 +1459,7 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
 
     async def _positions(self) -> list[Any]:
         ib = await self._ib(ACCOUNT)
-        await self.transport._bounded(ib.reqPositionsAsync(), "reqPositions")
+        await self.transport.once("reqPositions", ib.reqPositionsAsync)
         return [p for p in ib.positions(self.transport.account) if p.position]
 
     async def fetch_positions(self, symbols: list[str] | None = None, params: dict[str, Any] = {}) -> list[dict]:
@@ -1466,7 +1517,8 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
                 total + position.position,
                 used + reserved.get(position.contract.conId, 0.0),
             )
-        return self.parse_ib_balance(values, holdings, self.milliseconds())
+        balance = self.parse_ib_balance(values, holdings, self.milliseconds())
+        return add_zero_rows(balance, (self.markets or {}).values())
 
     async def account_base_currency(self) -> str | None:
         """The account's base currency as TWS reports it (account value ``Currency``), for equity figures."""

@@ -108,8 +108,12 @@ class IBTransport:
             RecentAnswers(IDENTICAL_WINDOW) if pacer is not None
             else process_wide(("ib-recent-bars", gateway), lambda: RecentAnswers(IDENTICAL_WINDOW, size=64))
         )
-        # ib_async keeps one reqCurrentTime in flight; concurrent callers join it.
-        self._current_time: RecentAnswers[Any] = RecentAnswers(0.0)
+        self.pacing_retries = 0  # historical requests sent again after a pacing violation (diagnostics)
+        # ib_async keys some requests by name, not by request id (reqCurrentTime, reqPositions,
+        # reqAllOpenOrders, reqCompletedOrders): a second one in flight takes the first one's reply and
+        # the other caller waits out its timeout. Concurrent callers (several exchange objects on this
+        # connection, or gather() in one bot) join the request under way instead (``once``).
+        self._singletons: RecentAnswers[Any] = RecentAnswers(0.0)
         self.ib: IB = IB()
         # Request errors raise RequestError instead of silently returning empty results.
         self.ib.RaiseRequestErrors = True
@@ -156,6 +160,11 @@ class IBTransport:
     def on_connected(self, callback: Callable[[], Any]) -> None:
         """Run ``callback`` (sync or async) after every successful (re)connect: reconciliation."""
         self._listeners.append(callback)
+
+    def forget(self, *callbacks: Callable[..., Any]) -> None:
+        """Stop calling ``callbacks`` on (re)connect: an exchange object sharing this connection left."""
+        self._listeners = [c for c in self._listeners if c not in callbacks]
+        self.supervisor.forget(*callbacks)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -526,9 +535,11 @@ class IBTransport:
         """TWS's clock. ib_async keeps one ``reqCurrentTime`` in flight (a second one's reply is lost and
         its caller times out), so concurrent callers share the request under way."""
         ib = await self.ensure()
-        return await self._current_time.get(
-            "now", lambda: self._bounded(ib.reqCurrentTimeAsync(), "reqCurrentTime")
-        )
+        return await self.once("reqCurrentTime", ib.reqCurrentTimeAsync)
+
+    async def once(self, what: str, make: Callable[[], Any], timeout: float | None = None) -> Any:
+        """``_bounded(make(), what)``, joined by concurrent callers of the same ``what`` (see __init__)."""
+        return await self._singletons.get(what, lambda: self._bounded(make(), what, timeout))
 
     async def head_timestamp(self, contract: Contract, what: str, use_rth: bool) -> Any:
         """When IB's data for the series begins (``reqHeadTimeStamp``), or None when IB does not say."""
@@ -565,29 +576,44 @@ class IBTransport:
     async def _historical(self, ib: IB, contract: Contract, end: str, duration: str, bar_size: str, what: str,
                           use_rth: bool, identical: tuple[Any, ...]) -> list[BarData]:
         weight = 2 if what == "BID_ASK" else 1
-        await self.pacer.acquire(
-            weight,
-            contract=(contract.conId, contract.exchange, what),
-            identical=identical,
-        )
-        breaker = self.breakers.market_data
-        breaker.before_call()
-        started = time.monotonic()
-        try:
-            bars = await ib.reqHistoricalDataAsync(
-                contract, end, duration, bar_size, what, use_rth, formatDate=2, timeout=self.request_timeout
-            )
-        except RequestError as exc:
-            breaker.after_call(None)  # IB answered
-            if exc.code in (162, 165) and "pacing" not in exc.message.lower():
-                return []  # "HMDS query returned no data"
-            raise to_ccxt_error(exc, self.exchange_id, "reqHistoricalData") from exc
-        except BaseException as exc:
-            error = to_ccxt_error(exc, self.exchange_id, "reqHistoricalData") if isinstance(exc, Exception) else exc
-            breaker.after_call(error)
-            if error is exc:
-                raise
-            raise error from exc
+        keys = {"contract": (contract.conId, contract.exchange, what), "identical": identical}
+        # The pacer keeps every rule with a margin, but IB counts on its clock when the request arrives: on a
+        # busy machine a request can still land inside a window. A pacing violation books nothing, so the
+        # request is sent again in its next slot while that is within ``requestTimeout`` of the first try.
+        # On the pacer's clock and on the monotonic one, whichever runs out first (tests drive a simulated one).
+        deadline, real_deadline = self.pacer.now() + self.request_timeout, time.monotonic() + self.request_timeout
+        while True:
+            slot = await self.pacer.acquire_slot(weight, **keys)
+            breaker = self.breakers.market_data
+            breaker.before_call()
+            started = time.monotonic()
+            try:
+                bars = await ib.reqHistoricalDataAsync(
+                    contract, end, duration, bar_size, what, use_rth, formatDate=2, timeout=self.request_timeout
+                )
+            except RequestError as exc:
+                breaker.after_call(None)  # IB answered
+                pacing = "pacing" in exc.message.lower()
+                if exc.code in (162, 165) and not pacing:
+                    return []  # "HMDS query returned no data"
+                if exc.code == 162:
+                    # Refused, so not counted: its slot under the 10-minute and identical-request rules is
+                    # given back (the per-contract one stays taken, which spaces the retry out).
+                    self.pacer.release(slot, weight, identical=identical)
+                retry_at = self.pacer.now() + self.pacer.plan_delay(weight, **keys)
+                if exc.code == 162 and retry_at < deadline and time.monotonic() < real_deadline:
+                    self.pacing_retries += 1
+                    log.info("%s: IB pacing violation on %s; sending it again in its next slot", self.exchange_id,
+                             contract.localSymbol or contract.symbol)
+                    continue
+                raise to_ccxt_error(exc, self.exchange_id, "reqHistoricalData") from exc
+            except BaseException as exc:
+                error = to_ccxt_error(exc, self.exchange_id, "reqHistoricalData") if isinstance(exc, Exception) else exc
+                breaker.after_call(error)
+                if error is exc:
+                    raise
+                raise error from exc
+            break
         if not bars and time.monotonic() - started >= self.request_timeout * 0.98:
             timeout = ccxt.RequestTimeout(
                 f"{self.exchange_id} reqHistoricalData timed out after {self.request_timeout:g} s"

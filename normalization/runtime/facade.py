@@ -1,11 +1,14 @@
 """One implementation, two faces: the sync ccxt class over the async one.
 
 Every adapter is written once, as a ``ccxt.async_support.Exchange`` subclass. The sync class a
-plain ccxt bot uses is generated from it: it owns a private event loop on a daemon thread and
-runs the async twin's coroutines there (``run_coroutine_threadsafe``) with a bounded wait.
-Because the loop is ours and lives on its own thread, the sync API also works inside Jupyter or
-any caller that already runs a loop, where ib_async's own blocking calls fail with "This event
-loop is already running".
+plain ccxt bot uses is generated from it: it runs the async twin's coroutines on an event loop of
+ours on a daemon thread (``run_coroutine_threadsafe``) with a bounded wait. Because the loop is ours
+and lives on its own thread, the sync API also works inside Jupyter or any caller that already runs
+a loop, where ib_async's own blocking calls fail with "This event loop is already running".
+
+That loop is one per process (``normalization.runtime.home.process_loop``), shared by every sync
+exchange: broker connections shared between exchange objects (one IB connection per clientId) live
+on it, so sync instances share them without crossing threads. It stops when the last user closes.
 
 Rules the facade keeps:
 - the sync and async instances share ``options`` and the market tables, so a bot that edits
@@ -13,7 +16,7 @@ Rules the facade keeps:
 - a sync call that times out raises ``RequestTimeout`` but never cancels the coroutine: an
   order placement in flight completes (or fails) on the loop and lands in the journal, instead
   of being torn in half;
-- ``close()`` closes the async twin on its loop, then stops and joins the thread.
+- ``close()`` closes the async twin on its loop, then releases the thread (the last user stops it).
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ from typing import Any, ClassVar, TypeVar
 
 import ccxt
 import ccxt.async_support
+
+from .home import announce_sync, process_loop, release_process_loop
 
 T = TypeVar("T")
 
@@ -151,13 +156,27 @@ class SyncFacade:
         config = dict(config or {})
         self._loop_thread: LoopThread | None = None
         self._impl: ccxt.async_support.Exchange | None = None
+        self._home_key: Any = None
         super().__init__(config)  # type: ignore[call-arg]
-        self._loop_thread = LoopThread(name=f"{self.id}-loop")  # type: ignore[attr-defined]
+        self._loop_thread = process_loop()
         impl_config = dict(config)
         impl_config["options"] = self.options  # type: ignore[attr-defined]
-        self._impl = self._loop_thread.run(_construct(self.async_class, impl_config), 30.0, "construct")
-        # One options dict for both faces; the async twin may have normalised it.
+        try:
+            self._impl = self._loop_thread.run(_construct(self.async_class, impl_config), 30.0, "construct")
+        except BaseException:
+            release_process_loop(self._loop_thread)
+            self._loop_thread = None
+            raise
+        home_key = getattr(self._impl, "_home_key", None)
+        if callable(home_key):
+            # A connection this face will share must live on the process loop, even if an async face
+            # opens it first (see normalization.runtime.home).
+            self._home_key = home_key()
+            announce_sync(self._home_key, +1)
+        # One options dict for both faces; the async twin may have normalised it. Likewise ``has``, which an
+        # adapter may narrow to what its options load (e.g. spot or swap markets).
         self.options = self._impl.options  # type: ignore[attr-defined]
+        self.has = self._impl.has  # type: ignore[attr-defined]
 
     # ccxt's describe() is shared: the async class provides ``description()`` overrides.
     def describe(self) -> Any:
@@ -216,7 +235,10 @@ class SyncFacade:
             thread.run(_await(impl.close()), 30.0, f"{impl.id}.close")
         finally:
             self._impl = None
-            thread.stop()
+            if self._home_key is not None:
+                announce_sync(self._home_key, -1)
+                self._home_key = None
+            release_process_loop(thread)
 
     def __enter__(self) -> SyncFacade:
         return self
@@ -227,6 +249,8 @@ class SyncFacade:
     def __del__(self) -> None:
         thread = getattr(self, "_loop_thread", None)
         if thread is not None and thread.alive and getattr(self, "_impl", None) is not None:
+            if threading.current_thread() is thread._thread:
+                return  # collected on the loop thread itself: it cannot wait on itself
             try:
                 self.close()
             except Exception:  # noqa: BLE001 - never raise from a finaliser

@@ -132,6 +132,10 @@ class Pacer:
         self._lock = threading.Lock()
         self._horizon = max((r.seconds for r in self.rules), default=0.0) + margin
 
+    def now(self) -> float:
+        """The pacer's clock (a simulated one in tests): deadlines of paced retries are kept on it."""
+        return self._clock()
+
     # ------------------------------------------------------------------ planning (no sleeping)
 
     def _applicable(self, keys: Mapping[str, Hashable]) -> list[tuple[Window, _Bucket]]:
@@ -227,6 +231,18 @@ class Pacer:
 
     # ------------------------------------------------------------------ the async API
 
+    async def acquire_slot(self, weight: int = 1, **keys: Hashable) -> float:
+        """``acquire``, returning the reserved slot's time (for a later ``release``) instead of the wait."""
+        now = self._clock()
+        t = self.reserve(weight, **keys)
+        if t > now:
+            try:
+                await self._sleep(t - now)
+            except BaseException:
+                self.release(t, weight, **keys)
+                raise
+        return t
+
     async def acquire(self, weight: int = 1, **keys: Hashable) -> float:
         """Wait until every applicable rule allows one more request, then return the seconds waited.
 
@@ -254,7 +270,7 @@ def ib_historical_pacer(
     *,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
-    margin: float = 0.1,
+    margin: float = 0.25,
     per_contract: int = 5,
 ) -> Pacer:
     """IB historical-data pacing (ib-protocol.md §4).

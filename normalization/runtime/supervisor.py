@@ -423,6 +423,10 @@ class ConnectionSupervisor:
         """Run ``hook(event)`` (sync or async) after each reconnect and each 1101/1102, in order."""
         self._hooks.append(hook)
 
+    def forget(self, *hooks: Hook) -> None:
+        """Stop running ``hooks`` (an exchange object sharing this connection closed)."""
+        self._hooks = [h for h in self._hooks if h not in hooks]
+
     def connected(self, reason: str = "connected") -> None:
         """The adapter connected (first connect or a lazy re-connect); clears outage state."""
         if self._state == CLOSED:

@@ -50,7 +50,7 @@ def test_sync_call_runs_on_the_private_loop_thread() -> None:
     with Echo() as ex:
         assert ex.fetch_time() == 1_700_000_000_000
         assert ex.fetchTime() == 1_700_000_000_000  # ccxt's camelCase alias
-        assert ex.options["seen_thread"] == "echo-loop"
+        assert ex.options["seen_thread"] == "ccxt-brokers-loop"  # one loop thread per process
         assert ex.id == "echo" and ex.has["fetchTime"] is True
 
 
