@@ -76,12 +76,13 @@ from normalization.runtime.resample import resample_ohlcv
 from normalization.runtime.retry import RequestNotSent, retry_if_never_sent
 from normalization.runtime.safety import check_sandbox_switch, resolve_live
 from normalization.runtime.shared import fingerprint as _fingerprint
+from normalization.runtime.shared import process_wide
 from normalization.runtime.supervisor import Backoff, ConnectionSupervisor, ReconnectEvent
 from normalization.symbols import symbol_to_capital_epic
 from normalization.timeframes import CAPITAL_MAX_BARS, CAPITAL_RESOLUTIONS, resample_source
 
 from .parsing import DIRECTIONS, FILL_ACTIONS, CapitalParsing
-from .transport import DEMO_HOST, LIVE_HOST, CapitalTransport, SentButUnknown
+from .transport import DEMO_HOST, LIVE_HOST, CapitalTransport, SentButUnknown, SharedSession
 
 __all__ = ["CapitalTrader"]
 
@@ -387,10 +388,19 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
                 on_lost=self._on_lost,
                 on_login=self._logged_in,
                 pacer=self._shared_pacer(),
+                shared_session=self._shared_session(),
                 rate_limit_wait=float(self.safe_number(self.options, "rateLimitWait", 10.0)),
                 deal_wait=float(self.safe_number(self.options, "orderTimeout", 10.0)),
             )
         return self._transport
+
+    def _shared_session(self) -> SharedSession | None:
+        """The process-wide session of this host, API key, login and account (see _shared_pacer for when)."""
+        if callable(self.safe_value(self.options, "sleep")) or not self.apiKey:
+            return None
+        key = ("capitalcom-session", self._host(),
+               _fingerprint(self.apiKey, self.login, self.safe_string(self.options, "accountId")))
+        return process_wide(key, SharedSession)
 
     def _shared_pacer(self) -> Pacer | None:
         """The process-wide pacer of this host and API key: Capital counts requests per key, so every

@@ -40,7 +40,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import ccxt
@@ -50,6 +50,7 @@ from normalization.errors import capital_exception
 from normalization.runtime.pacing import Pacer, capital_pacer
 from normalization.runtime.redaction import register_secret_headers, register_secrets
 from normalization.runtime.retry import RequestNotSent
+from normalization.runtime.singleflight import RecentAnswers
 
 __all__ = [
     "API_PREFIX",
@@ -158,6 +159,20 @@ def _routes_to(client: httpx.AsyncClient, url: str) -> httpx.AsyncBaseTransport 
         return None
 
 
+@dataclass(eq=False)
+class SharedSession:
+    """One Capital.com session (tokens, idle time, account) per host, API key and login in the process.
+
+    A sync and an async exchange from one config, or two bots, then log in once and use one session,
+    as Capital sees them: one client. Logins are single-flighted across them (``logins``).
+    """
+
+    tokens: tuple[str, str] | None = None
+    last_used: float | None = None
+    info: SessionInfo | None = None
+    logins: RecentAnswers[None] = field(default_factory=lambda: RecentAnswers(0.0))
+
+
 class CapitalTransport:
     """Authenticated, paced JSON requests to ``<host>/api/v1``.
 
@@ -187,7 +202,10 @@ class CapitalTransport:
         pacer: Pacer | None = None,
         rate_limit_wait: float = 10.0,
         deal_wait: float = 10.0,
+        shared_session: SharedSession | None = None,
     ) -> None:
+        self._state = shared_session or SharedSession()
+        self._state_shared = shared_session is not None
         self.host = host.rstrip("/")
         if self.host.endswith(API_PREFIX):
             self.host = self.host[: -len(API_PREFIX)]
@@ -220,8 +238,6 @@ class CapitalTransport:
         self._timeouts: dict[str, float | None] = {}
         #: The last header sets built for requests with and without a body, with what each was built from.
         self._headers: dict[bool, tuple[tuple[tuple[str, str], ...], httpx.Headers]] = {}
-        self._tokens: tuple[str, str] | None = None
-        self._last_used: float | None = None
         self._login_lock: asyncio.Lock | None = None
         #: Work to run as soon as a request is on the wire (see ``_send``); taken once, then cleared.
         self.on_wire: Callable[[], None] | None = None
@@ -229,9 +245,33 @@ class CapitalTransport:
         self.on_idle: Callable[[], None] | None = None
         #: Requests sent and not answered (or failed) yet.
         self.in_flight = 0
-        self.session: SessionInfo | None = None
         #: Counters for tests and diagnostics (no secrets).
         self.stats = {"requests": 0, "logins": 0, "relogins_on_401": 0, "proactive_relogins": 0}
+
+    # The session lives in ``_state``, shared with the other transports of the same login when sharing.
+    @property
+    def _tokens(self) -> tuple[str, str] | None:
+        return self._state.tokens
+
+    @_tokens.setter
+    def _tokens(self, value: tuple[str, str] | None) -> None:
+        self._state.tokens = value
+
+    @property
+    def _last_used(self) -> float | None:
+        return self._state.last_used
+
+    @_last_used.setter
+    def _last_used(self, value: float | None) -> None:
+        self._state.last_used = value
+
+    @property
+    def session(self) -> SessionInfo | None:
+        return self._state.info
+
+    @session.setter
+    def session(self, value: SessionInfo | None) -> None:
+        self._state.info = value
 
     def __repr__(self) -> str:
         state = "logged in" if self._tokens else "logged out"
@@ -269,7 +309,8 @@ class CapitalTransport:
 
     async def close(self) -> None:
         client, self._client = self._client, None
-        self._tokens = None
+        if not self._state_shared:  # a shared session stays with the other users of this login
+            self._tokens = None
         if client is not None and not client.is_closed:
             await client.aclose()
 
@@ -297,7 +338,11 @@ class CapitalTransport:
             if self._tokens is not None:
                 self.stats["proactive_relogins"] += 1
                 log.debug("%s: session idle %.0fs, logging in again before it expires", self.exchange_id, self._idle())
-            await self._login()
+            await self._login_once()
+
+    async def _login_once(self) -> None:
+        """Log in, or join the login another exchange object sharing this session has under way."""
+        await self._state.logins.get("login", self._login)
 
     async def _login(self) -> None:
         api_key, identifier, password = self._credentials()
@@ -496,7 +541,7 @@ class CapitalTransport:
         """Log in afresh (the connection supervisor's ``connect`` after a lost connection)."""
         async with self._lock():
             self._tokens = None
-            await self._login()
+            await self._login_once()
 
     def _lost(self, error: BaseException) -> None:
         if self._on_lost is not None:
@@ -549,6 +594,7 @@ class CapitalTransport:
         busy: tuple[float, float] | None = None  # deadlines of waiting out 429s: injected clock, monotonic
         pause = 0.1
         while True:
+            sent_with = self._tokens
             try:
                 response = await self._send(method, path, params=params, json_body=body, kind=kind)
             except RequestNotSent:
@@ -568,8 +614,8 @@ class CapitalTransport:
                 log.info("%s %s %s: session rejected (%s); logging in again", self.exchange_id, method, path,
                          _error_code(response))
                 async with self._lock():
-                    self._tokens = None
-                    await self._login()
+                    if self._tokens in (sent_with, None):  # else another user of the session logged in
+                        await self._login_once()
                 if read or (verify is not None and await verify()):
                     continue
                 raise self._error(response, method, path)

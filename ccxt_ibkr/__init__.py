@@ -13,12 +13,16 @@ from typing import Any
 import ccxt
 
 from normalization.runtime.facade import SyncFacade
+from normalization.runtime.home import hop_to_home
 from normalization.runtime.registry import register_exchange
 from normalization.runtime.resample import ohlcv_to_dataframe
 
 from ._ib import IB_LIBRARY_NAME
 from .async_support import IBTrader as AsyncIBTrader
 from .pro import IBTraderPro
+
+# The watch_* coroutines too run on the loop of the connection they share (normalization.runtime.home).
+hop_to_home(IBTraderPro)
 
 
 class IBTrader(SyncFacade, ccxt.Exchange):

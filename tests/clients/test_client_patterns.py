@@ -88,6 +88,10 @@ def test_a_sync_and_an_async_instance_from_one_config_both_trade(broker: str, ib
         sync_round_trip(sync, symbol, amount)
         loop.run_until_complete(async_round_trip(aio, symbol, amount))
         sync_round_trip(sync, symbol, amount)  # and the sync one still works after the async one ran
+        if broker == "ibkr":
+            assert sync.impl.transport is aio.transport  # one connection (IB would refuse a second: 326)
+        else:
+            assert sync.impl._wire().session is aio._wire().session  # one login, one session
     finally:
         loop.run_until_complete(aio.close())
         sync.close()
