@@ -88,8 +88,11 @@ class RecentAnswers(Generic[T]):
         return value
 
     def forget(self) -> None:
+        """Drop the remembered answers (requests in flight are still joined)."""
         with self._lock:
             self._answers.clear()
+
+    clear = forget
 
     def __len__(self) -> int:
         return len(self._answers)
