@@ -10,6 +10,7 @@ import ccxt
 import ccxt.async_support
 import pytest
 
+from normalization.runtime import home
 from normalization.runtime.facade import SyncFacade
 
 
@@ -82,13 +83,31 @@ def test_timeout_raises_request_timeout_without_cancelling() -> None:
     ex.close()
 
 
-def test_close_closes_the_twin_and_stops_the_thread() -> None:
+def test_close_closes_the_twin_and_releases_the_thread() -> None:
+    """The loop thread is shared by every sync exchange in the process: close() releases it, and the
+    last user's close() stops it."""
     ex = Echo()
     impl = ex.impl
     thread = ex._loop_thread
+    users = home._PROCESS_USERS
     ex.close()
     assert impl.options["closed"] is True
-    assert not thread.alive
+    if users == 1:
+        assert not thread.alive
+    else:
+        assert thread.alive and home._PROCESS_USERS == users - 1
     with pytest.raises(ccxt.ExchangeClosedByUser):
         ex.fetch_time()
     ex.close()  # idempotent
+    assert home._PROCESS_USERS == users - 1
+
+
+def test_the_last_close_stops_the_shared_thread() -> None:
+    first, second = Echo(), Echo()
+    assert first._loop_thread is second._loop_thread
+    thread = first._loop_thread
+    first.close()
+    assert thread.alive and second.fetch_time() == 1_700_000_000_000
+    others = home._PROCESS_USERS
+    second.close()
+    assert thread.alive is (others > 1)
