@@ -33,8 +33,12 @@ ACCEPTED: dict[tuple[str, str], str] = {
     ("capitalcom", "createOrder"): "scenario 2 buys with a limit 4.5% through the market and expects it filled at "
                                    "once; a Capital.com working order is triggered by the broker's next price "
                                    "update, not at placement, so the test's immediate cancel finds it unfilled",
-    ("ibkr", "createOrder"): "until the create_order rounding of issue 16 lands (another helper's part), a raw "
-                             "float price off the tick is refused with InvalidOrder instead of rounded",
+    ("ibkr", "createOrder"): "scenario 2 closes with a market order, which IB books with timeInForce DAY (the "
+                             "validator knows only GTC/GTK/IOC/FOK/PO; DAY is a stock broker's default); and "
+                             "outside the stock's trading hours its marketable limit rests until the open",
+    ("ibkr", "fetchOrders"): "lists the market orders above: timeInForce DAY, unknown to ccxt's validator",
+    ("ibkr", "fetchClosedOrders"): "as fetchOrders: IB market orders carry timeInForce DAY",
+    ("ibkr", "fetchOpenOrders"): "as fetchOrders: an IB order may carry timeInForce DAY",
 }
 
 
