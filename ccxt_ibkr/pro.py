@@ -101,6 +101,7 @@ class IBTraderPro(StreamingExchange, AsyncIBTrader):
         self._fill_trades: dict[str, dict[str, Any]] = {}  # execId -> the trade dict delivered (late fees)
         self._account_dirty = False
         self._trade_seq = 0
+        self._last_prints: dict[str, tuple[float, str]] = {}
 
     # ------------------------------------------------------------------ wiring
 
@@ -245,7 +246,9 @@ class IBTraderPro(StreamingExchange, AsyncIBTrader):
 
     async def watch_trades(self, symbol: str, since: int | None = None, limit: int | None = None,
                            params: dict[str, Any] = {}) -> list[dict[str, Any]]:
-        """Prints as they happen (tick-by-tick AllLast); IB gives no trade id, so ids are local sequence numbers."""
+        """Prints as they happen (tick-by-tick AllLast). IB gives neither a trade id (ids are local sequence
+        numbers) nor the aggressor: ``side`` is inferred from the quote (at or above the mid: buy) when
+        the ticker is also watched, else by the tick rule (``info['sideInferred']``)."""
         market = await self._market(symbol)
         contract = self._contract(market)
         symbol = market["symbol"]
@@ -279,16 +282,23 @@ class IBTraderPro(StreamingExchange, AsyncIBTrader):
             if price is None:
                 continue
             self._trade_seq += 1
+            side = _aggressor(price, finite(ticker.bid), finite(ticker.ask), self._last_prints.get(symbol))
+            self._last_prints[symbol] = (price, side)
             timestamp = to_ms(tick.time) or self.milliseconds()
             cache.append(self.safe_trade({
                 "id": f"{timestamp}-{self._trade_seq}",
                 "timestamp": timestamp,
                 "datetime": self.iso8601(timestamp),
                 "symbol": symbol,
+                "order": None,
+                "type": None,
+                "takerOrMaker": None,
                 "price": price,
                 "amount": finite(tick.size),
-                "side": None,
-                "info": {"exchange": getattr(tick, "exchange", None),
+                "cost": None,
+                "side": side,
+                "fee": None,
+                "info": {"exchange": getattr(tick, "exchange", None), "sideInferred": True,
                          "specialConditions": getattr(tick, "specialConditions", None)},
             }, market))
         self.hub.resolve(cache, "trades:" + symbol)
@@ -538,3 +548,16 @@ class IBTraderPro(StreamingExchange, AsyncIBTrader):
 def _order_fingerprint(order: dict[str, Any]) -> tuple[Any, ...]:
     return (order["status"], order["filled"], order["remaining"], order["price"], order["amount"],
             order["average"], order["triggerPrice"], len(order.get("trades") or ()))
+
+
+def _aggressor(price: float, bid: float | None, ask: float | None, last: tuple[float, str] | None) -> str:
+    """The likely aggressor of a print IB reports without one: quote rule, then tick rule."""
+    if bid is not None and ask is not None and bid > 0 and ask > 0:
+        mid = (bid + ask) / 2
+        if price != mid:
+            return "buy" if price > mid else "sell"
+    if last is not None:
+        if price != last[0]:
+            return "buy" if price > last[0] else "sell"
+        return last[1]
+    return "buy"

@@ -149,3 +149,11 @@ async def test_watch_balance_and_positions_follow_a_fill(pro, sim: IBSimulator) 
     assert positions and positions[-1]["symbol"] == "MSFT/USD" and positions[-1]["contracts"] >= 3
     balance = await asyncio.wait_for(balance_task, WAIT)
     assert balance["USD"]["total"] > 0 and balance["MSFT"]["total"] >= 3
+
+
+async def test_watch_trades_tick_by_tick(pro, sim: IBSimulator) -> None:
+    trades = await next_update(lambda: pro.watch_trades("AAPL/USD"), sim)
+    assert trades and all(t["symbol"] == "AAPL/USD" and t["price"] > 0 for t in trades)
+    for trade in trades:
+        check_trade(pro, trade, "AAPL/USD", method="watchTrades")
+    assert await pro.un_watch_trades("AAPL/USD") is True
