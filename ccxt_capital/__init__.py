@@ -1,7 +1,7 @@
 """Capital.com for unmodified ccxt bots: ``ccxt_capital.CapitalTrader`` (ccxt id ``capitalcom``).
 
 ``import ccxt_capital`` registers ``ccxt.capitalcom`` (sync), ``ccxt.async_support.capitalcom`` and
-``ccxt.pro.capitalcom`` (async) and lists the id in their ``exchanges``, so
+``ccxt.pro.capitalcom`` (async with the ``watch_*`` streams of :mod:`ccxt_capital.pro`) and lists the id in their ``exchanges``, so
 ``getattr(ccxt, 'capitalcom')(config)`` works. The sync class is generated from the async
 implementation by the shared facade: one implementation, two faces. The simulator lives in
 ``ccxt_capital.sim``.
@@ -18,6 +18,7 @@ from normalization.runtime.registry import register_exchange
 from normalization.runtime.resample import ohlcv_to_dataframe
 
 from .async_support import CapitalTrader as AsyncCapitalTrader
+from .pro import CapitalTraderPro
 from .transport import DEMO_HOST, LIVE_HOST
 
 
@@ -27,8 +28,8 @@ class CapitalTrader(SyncFacade, ccxt.Exchange):
     async_class = AsyncCapitalTrader
 
 
-register_exchange("capitalcom", CapitalTrader, AsyncCapitalTrader)
+register_exchange("capitalcom", CapitalTrader, AsyncCapitalTrader, CapitalTraderPro)
 
 from normalization.runtime.factory import create_exchange  # noqa: E402  (shared with ccxt_ibkr)
 
-__all__ = ["DEMO_HOST", "LIVE_HOST", "AsyncCapitalTrader", "CapitalTrader", "create_exchange", "ohlcv_to_dataframe"]
+__all__ = ["DEMO_HOST", "LIVE_HOST", "AsyncCapitalTrader", "CapitalTrader", "CapitalTraderPro", "create_exchange", "ohlcv_to_dataframe"]

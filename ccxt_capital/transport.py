@@ -645,3 +645,13 @@ class CapitalTransport:
     async def ping(self) -> Any:
         """``GET /ping``: keeps the session alive without logging in again."""
         return await self.request("GET", "/ping")
+
+    async def stream_tokens(self) -> tuple[str, str]:
+        """The session's ``(cst, securityToken)`` for the streaming WebSocket (logging in if needed).
+
+        Never logged or put in an error: they are the session's secrets like the API key.
+        """
+        await self.ensure_session()
+        if self._tokens is None:
+            raise ccxt.AuthenticationError(f"{self.exchange_id}: no session for streaming")
+        return self._tokens
