@@ -1,7 +1,8 @@
 """Capital.com for unmodified ccxt bots: ``ccxt_capital.CapitalTrader`` (ccxt id ``capitalcom``).
 
 ``import ccxt_capital`` registers ``ccxt.capitalcom`` (sync), ``ccxt.async_support.capitalcom`` and
-``ccxt.pro.capitalcom`` (async with the ``watch_*`` streams of :mod:`ccxt_capital.pro`) and lists the id in their ``exchanges``, so
+``ccxt.pro.capitalcom`` (async with the ``watch_*`` streams of :mod:`ccxt_capital.pro`) and lists the
+id in their ``exchanges``, so
 ``getattr(ccxt, 'capitalcom')(config)`` works. The sync class is generated from the async
 implementation by the shared facade: one implementation, two faces. The simulator lives in
 ``ccxt_capital.sim``.
@@ -32,4 +33,7 @@ register_exchange("capitalcom", CapitalTrader, AsyncCapitalTrader, CapitalTrader
 
 from normalization.runtime.factory import create_exchange  # noqa: E402  (shared with ccxt_ibkr)
 
-__all__ = ["DEMO_HOST", "LIVE_HOST", "AsyncCapitalTrader", "CapitalTrader", "CapitalTraderPro", "create_exchange", "ohlcv_to_dataframe"]
+__all__ = [
+    "DEMO_HOST", "LIVE_HOST", "AsyncCapitalTrader", "CapitalTrader", "CapitalTraderPro", "create_exchange",
+    "ohlcv_to_dataframe",
+]
