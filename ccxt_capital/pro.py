@@ -277,7 +277,7 @@ class CapitalTraderPro(StreamingExchange, AsyncCapitalTrader):
             if poller is not None:
                 await poller.stop()
 
-        return await self._watch(message_hash, name, start, stop)
+        return await self._watch(message_hash, name, start, stop, sticky=name != "balance")
 
     async def watch_orders(self, symbol: str | None = None, since: int | None = None, limit: int | None = None,
                            params: dict[str, Any] = {}) -> list[dict[str, Any]]:

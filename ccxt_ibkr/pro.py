@@ -365,7 +365,7 @@ class IBTraderPro(StreamingExchange, AsyncIBTrader):
         if symbol is not None:
             symbol = (await self._market(symbol))["symbol"]
         message_hash = "orders" if symbol is None else "orders:" + symbol
-        orders = await self._watch(message_hash, "orders", self._start_account_stream("orders"))
+        orders = await self._watch(message_hash, "orders", self._start_account_stream("orders"), sticky=True)
         return self._since_limit(orders, symbol, since, limit)
 
     async def un_watch_orders(self, symbol: str | None = None, params: dict[str, Any] = {}) -> Any:
@@ -412,7 +412,7 @@ class IBTraderPro(StreamingExchange, AsyncIBTrader):
         if symbol is not None:
             symbol = (await self._market(symbol))["symbol"]
         message_hash = "myTrades" if symbol is None else "myTrades:" + symbol
-        trades = await self._watch(message_hash, "myTrades", self._start_account_stream("myTrades"))
+        trades = await self._watch(message_hash, "myTrades", self._start_account_stream("myTrades"), sticky=True)
         return self._since_limit(trades, symbol, since, limit)
 
     async def un_watch_my_trades(self, symbol: str | None = None, params: dict[str, Any] = {}) -> Any:
@@ -502,7 +502,7 @@ class IBTraderPro(StreamingExchange, AsyncIBTrader):
         """Positions as IB reports their changes (reqPositions, subscribed at connect)."""
         if symbols:
             symbols = [(await self._market(s))["symbol"] for s in symbols]
-        positions = await self._watch("positions", "positions", self._start_account_stream("positions"))
+        positions = await self._watch("positions", "positions", self._start_account_stream("positions"), sticky=True)
         return self.filter_by_symbols_since_limit(positions, symbols, since, limit, True)
 
     async def un_watch_positions(self, symbols: list[str] | None = None, params: dict[str, Any] = {}) -> Any:

@@ -78,6 +78,10 @@ class StreamHub:
         self.futures: dict[str, Future] = {}
         self.subscriptions: dict[str, Subscription] = {}
         self.closed = False
+        #: Hashes whose updates must not wait for a later one (orders, fills): an update that found no
+        #: watcher is kept in ``unread`` and returned at once by the next watch.
+        self.sticky: set[str] = set()
+        self.unread: dict[str, Any] = {}
         self._starting: dict[str, asyncio.Future[Any]] = {}
 
     # ------------------------------------------------------------------ futures
@@ -101,6 +105,9 @@ class StreamHub:
         future = self.futures.pop(message_hash, None)
         if future is not None and not future.done():
             future.set_result(result)
+            self.unread.pop(message_hash, None)
+        elif message_hash in self.sticky:
+            self.unread[message_hash] = result
 
     def reject(self, error: BaseException, message_hashes: Iterable[str] | None = None) -> None:
         """Fail the watchers of these hashes (all hashes when None)."""
@@ -147,6 +154,8 @@ class StreamHub:
         sub = self.subscriptions.pop(key, None)
         if sub is None:
             return False
+        for message_hash in sub.hashes:
+            self.unread.pop(message_hash, None)
         self.reject(ccxt.UnsubscribeError(f"{self.exchange_id}: unsubscribed from {key}"), sub.hashes)
         try:
             await _run(sub.stop)
@@ -221,14 +230,23 @@ class StreamingExchange:
     def stream_limit(self, name: str, default: int = 1000) -> int:
         return int(self.options.get(name) or default)  # type: ignore[attr-defined]
 
-    async def _watch(self, message_hash: str, key: str, start: Starter, stop: Starter | None = None) -> Any:
+    async def _watch(self, message_hash: str, key: str, start: Starter, stop: Starter | None = None,
+                     sticky: bool = False) -> Any:
         """Make sure ``key`` is subscribed, then wait for the next update on ``message_hash``.
 
         The future is taken before the subscription starts: the first update may arrive while the
         start is still being awaited (IB answers a subscription with its current state at once).
+        ``sticky`` (order and fill streams): updates that arrived while no call was waiting -- a fill
+        caught up during a reconnect, say -- are returned at once instead of after the next update
+        (ccxt.pro would wait for the next message; a bot's last fill would then sit unseen).
         """
-        future = self.hub.future(message_hash)
-        await self.hub.subscribe(key, start, stop, (message_hash,))
+        hub = self.hub
+        if sticky:
+            hub.sticky.add(message_hash)
+            if message_hash in hub.unread and key in hub.subscriptions:
+                return hub.unread.pop(message_hash)
+        future = hub.future(message_hash)
+        await hub.subscribe(key, start, stop, (message_hash,))
         return await future
 
     async def _watch_any(self, message_hashes: list[str], subscriptions: list[tuple[str, Starter, Starter | None]]
