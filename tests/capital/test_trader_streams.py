@@ -19,7 +19,7 @@ import pytest
 import ccxt_capital
 from ccxt_capital.sim import CapitalSimulator
 from tests.capital.trader_fixtures import trader_config
-from tests.conformance import check_order, check_trade
+from tests.conformance import check_order, check_ticker, check_trade
 
 pytestmark = pytest.mark.capital_sim(rate_limits="off")
 WAIT = 5.0
@@ -62,6 +62,7 @@ async def test_watch_ticker_over_the_websocket(pro, capital_sim: CapitalSimulato
     first = await asyncio.wait_for(pro.watch_ticker("AAPL/USD"), WAIT)  # the subscription's first quote
     quote = capital_sim.quote("AAPL")
     assert first["symbol"] == "AAPL/USD" and (first["bid"], first["ask"]) == (quote.bid, quote.offer)
+    check_ticker(pro, first, "AAPL/USD", method="watchTicker")
     capital_sim.pin_price("AAPL", 150.0, at=capital_sim.clock.now() + 60)
     update = await next_update(lambda: pro.watch_ticker("AAPL/USD"), capital_sim)
     assert update["bid"] == capital_sim.quote("AAPL").bid and update["timestamp"] == capital_sim.clock.now_ms()
