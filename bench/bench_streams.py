@@ -36,6 +36,12 @@ from ccxt_ibkr._ib import IB_LIBRARY_NAME, ib_lib
 from ccxt_ibkr.sim import IBSimulator
 
 IDLE = 0.003  # seconds between rounds: the rest of a round's messages land before the next one
+t0s = [0.0]
+
+
+def stamp_and(action: Any) -> None:
+    t0s[0] = time.perf_counter()
+    action()
 
 
 def summary(name: str, raw: list[float], watch: list[float], chunks: int, goal: str) -> None:
@@ -81,17 +87,17 @@ async def bench_ib(rounds: int, chunks: int) -> None:
             await ex.watch_ticker("AAPL/USD")  # subscribed
             for i in range(per_chunk + 5):
                 await asyncio.sleep(IDLE)
-                task = asyncio.ensure_future(ex.watch_ticker("AAPL/USD"))
-                await asyncio.sleep(0)
-                t0 = time.perf_counter()
-                sim.advance(7)
+                # The clock moves once the watch is waiting (call_soon runs after it suspends): the bot's
+                # own coroutine awaits watch_ticker, no task in between, as a bot's loop would.
+                asyncio.get_running_loop().call_soon(stamp_and, lambda: sim.advance(7))
                 try:
-                    await asyncio.wait_for(task, 2)
-                except asyncio.TimeoutError:
+                    async with asyncio.timeout(2):
+                        await ex.watch_ticker("AAPL/USD")
+                except TimeoutError:
                     continue
                 t1 = time.perf_counter()
                 if i >= 5:
-                    watch.append(t1 - t0)
+                    watch.append(t1 - t0s[0])
             await ex.un_watch_ticker("AAPL/USD")
         summary(f"IB ({IB_LIBRARY_NAME}) tick -> watch_ticker", raw, watch, chunks, "<= 1.2x + 50 us")
         ib.disconnect()
@@ -144,17 +150,15 @@ async def bench_capital(rounds: int, chunks: int) -> None:
                     await ex.watch_ticker("AAPL/USD")  # subscribed
                     for i in range(per_chunk + 5):
                         await asyncio.sleep(IDLE)
-                        task = asyncio.ensure_future(ex.watch_ticker("AAPL/USD"))
-                        await asyncio.sleep(0)
-                        t0 = time.perf_counter()
-                        move()
+                        asyncio.get_running_loop().call_soon(stamp_and, move)
                         try:
-                            await asyncio.wait_for(task, 2)
-                        except asyncio.TimeoutError:
+                            async with asyncio.timeout(2):
+                                await ex.watch_ticker("AAPL/USD")
+                        except TimeoutError:
                             continue
                         t1 = time.perf_counter()
                         if i >= 5:
-                            watch.append(t1 - t0)
+                            watch.append(t1 - t0s[0])
                     await ex.un_watch_ticker("AAPL/USD")
             summary("Capital WS quote -> watch_ticker", raw, watch, chunks, "<= 1.2x")
             await ex.close()
