@@ -80,7 +80,7 @@ def build_config(args: argparse.Namespace, environ: dict[str, str] | None = None
 def build_exchange(args: argparse.Namespace) -> Any:
     """The async adapter, run on the CLI's own loop (no extra thread for a one-shot command)."""
     try:
-        from .async_support import CapitalTrader
+        from .pro import CapitalTraderPro as CapitalTrader  # the async adapter with ccxt.pro's watch_* (stream)
     except ImportError as exc:  # e.g. httpx not installed
         raise ConfigError(f"{PROG}: the Capital.com adapter cannot be loaded ({exc}); pip install httpx") from exc
     return CapitalTrader(build_config(args))

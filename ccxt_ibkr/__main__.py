@@ -116,7 +116,7 @@ def build_config(args: argparse.Namespace, environ: dict[str, str] | None = None
 def build_exchange(args: argparse.Namespace) -> Any:
     """The async adapter (run on the CLI's own loop: no extra thread for a one-shot command)."""
     try:
-        from .async_support import IBTrader
+        from .pro import IBTraderPro as IBTrader  # the async adapter with ccxt.pro's watch_* (stream)
     except ImportError as exc:  # e.g. ib_async not installed
         raise ConfigError(f"{PROG}: the IB adapter cannot be loaded ({exc}); pip install ib_async") from exc
     return IBTrader(build_config(args))

@@ -414,6 +414,17 @@ def build_parser(
         p.set_defaults(dry_run=name == "validate")
         if name == "place":
             p.add_argument("--dry-run", action="store_true", help="validate and price only, never send")
+    p = add("watch", _cmd_watch, "follow one order: a JSON line per change, exit 0 once it is done")
+    p.add_argument("--id", dest="order_id", required=True, help="order id or clientOrderId")
+    p.add_argument("--symbol")
+    p.add_argument("--interval", type=_positive_float, default=1.0, help="seconds between looks (1)")
+    p.add_argument("--max-wait", type=_positive_float, default=300.0,
+                   help="seconds before giving up with exit code 4 (300)")
+    p = add("stream", _cmd_stream, "stream ticker / ohlcv / orders / trades (fills) as JSON lines (ccxt.pro)")
+    p.add_argument("kind", choices=("ticker", "ohlcv", "orders", "trades"))
+    p.add_argument("symbols", nargs="*", metavar="SYMBOL")
+    p.add_argument("--timeframe", "-t", default="1m")
+    p.add_argument("--count", type=int, help="stop after this many lines (default: until interrupted)")
     p = add("cancel", _cmd_cancel, "cancel an order")
     p.add_argument("order_id", metavar="ID")
     p.add_argument("--symbol")
@@ -532,6 +543,7 @@ def run_cli(
     try:
         exchange = build_exchange(args)
         secrets |= _secret_values(exchange, args)
+        args.emit_line = lambda doc: _emit_line(out, doc, secrets, args)
         result = args.handler(exchange, args, runner)
         if isinstance(result, _Text):
             out.write(redact_text(result.text, secrets))
@@ -548,6 +560,14 @@ def run_cli(
         return exit_code_for(exc)
     finally:
         _close_quietly(exchange, runner)
+
+
+def _emit_line(out: IO[str], doc: Any, secrets: set[str], args: argparse.Namespace) -> None:
+    """One JSON line now (the streaming commands: ``watch``, ``stream``)."""
+    document = redact(doc, secrets, strip_info=not args.info)
+    out.write(json.dumps(document, default=json_default, allow_nan=False))
+    out.write("\n")
+    out.flush()
 
 
 def _close_quietly(exchange: Any, runner: _Runner) -> None:
@@ -669,6 +689,75 @@ def _cmd_orders(exchange: Any, args: argparse.Namespace, call: _Runner) -> Any:
 def _cmd_trades(exchange: Any, args: argparse.Namespace, call: _Runner) -> Any:
     call(exchange.load_markets)
     return call(exchange.fetch_my_trades, args.symbol, args.since, args.limit)
+
+
+TERMINAL_STATUSES = frozenset({"closed", "canceled", "rejected", "expired"})
+
+
+def _cmd_watch(exchange: Any, args: argparse.Namespace, call: _Runner) -> Any:
+    """Look at the order every ``--interval`` s; print it when it changed; done when it is terminal."""
+    deadline = time.monotonic() + args.max_wait
+    params = {"clientOrderId": args.order_id} if not str(args.order_id).isdigit() else {}
+    last: tuple[Any, ...] | None = None
+    while True:
+        order = call(exchange.fetch_order, args.order_id, args.symbol, params)
+        state = (order.get("status"), order.get("filled"), order.get("remaining"), order.get("average"),
+                 order.get("price"), order.get("amount"))
+        if state != last:
+            args.emit_line(order)
+            last = state
+        if order.get("status") in TERMINAL_STATUSES:
+            return _Text("")
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise ccxt.RequestTimeout(f"order {args.order_id} still {order.get('status')} after {args.max_wait:g} s")
+        time.sleep(min(args.interval, left))
+
+
+def _cmd_stream(exchange: Any, args: argparse.Namespace, call: _Runner) -> Any:
+    """JSON lines from the exchange's ccxt.pro ``watch_*`` until interrupted (or ``--count`` lines)."""
+    capability = {"ticker": "watchTicker", "ohlcv": "watchOHLCV", "orders": "watchOrders",
+                  "trades": "watchMyTrades"}[args.kind]
+    if not _has(exchange, capability):
+        raise ccxt.NotSupported(f"{getattr(exchange, 'id', 'exchange')} does not stream {args.kind}")
+    if args.kind in ("ticker", "ohlcv") and not args.symbols:
+        raise UsageError(f"stream {args.kind} needs at least one SYMBOL")
+    printed = [0]
+
+    def emit(doc: Any) -> bool:
+        args.emit_line(doc)
+        printed[0] += 1
+        return args.count is not None and printed[0] >= args.count
+
+    async def follow(symbol: str | None) -> None:
+        while True:
+            if args.kind == "ticker":
+                batch: Any = [await exchange.watch_ticker(symbol)]
+            elif args.kind == "ohlcv":
+                bars = await exchange.watch_ohlcv(symbol, args.timeframe)
+                batch = [{"symbol": symbol, "timeframe": args.timeframe, "ohlcv": bar} for bar in bars]
+            elif args.kind == "orders":
+                batch = await exchange.watch_orders(symbol)
+            else:
+                batch = await exchange.watch_my_trades(symbol)
+            for doc in batch:
+                if emit(doc):
+                    return
+
+    async def run() -> None:
+        targets = list(args.symbols) or [None]
+        tasks = [asyncio.ensure_future(follow(symbol)) for symbol in targets]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    call(run)
+    return _Text("")
 
 
 def _cmd_cancel(exchange: Any, args: argparse.Namespace, call: _Runner) -> Any:

@@ -221,3 +221,24 @@ def test_console_script_runs_as_a_process(tmp_path: Path) -> None:
     finally:
         sim.terminate()
         sim.wait(timeout=10)
+
+
+def test_watch_follows_an_order_to_its_end_and_times_out_on_one_that_rests(cli: Cli) -> None:
+    code, placed, _ = cli("place", "AAPL/USD", "buy", "1")
+    assert code == EXIT_OK and placed["status"] == "closed"
+    cli.capsys.readouterr()
+    code = main(["watch", "--id", placed["id"], "--interval", "0.05", "--max-wait", "5",
+                 "--port", str(cli.sim.port), "--client-id", str(cli.client_id)])
+    lines = [json.loads(line) for line in cli.capsys.readouterr().out.splitlines() if line.strip()]
+    assert code == EXIT_OK and lines and lines[-1]["status"] == "closed" and lines[-1]["id"] == placed["id"]
+    bid = cli.sim.quote("AAPL").bid
+    code, resting, _ = cli("place", "AAPL/USD", "buy", "1", "--type", "limit", "--price", str(round(bid - 20, 2)))
+    assert code == EXIT_OK and resting["status"] == "open"
+    code, lines, err = cli("watch", "--id", resting["id"], "--interval", "0.05", "--max-wait", "0.3")
+    assert code == EXIT_NETWORK and lines["status"] == "open" and "still open" in error(err)["message"]
+    assert cli("cancel", resting["id"])[0] == EXIT_OK
+
+
+def test_stream_prints_json_lines(cli: Cli) -> None:
+    code, lines, _ = cli("stream", "ticker", "AAPL/USD", "--count", "1")
+    assert code == EXIT_OK and lines["symbol"] == "AAPL/USD" and (lines["bid"] or lines["ask"])
