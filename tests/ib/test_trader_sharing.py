@@ -25,8 +25,10 @@ async def test_a_sync_and_an_async_face_share_one_connection(sim: IBSimulator, t
     client_id = options["clientId"]
     sync = ccxt_ibkr.IBTrader({"options": dict(options)})
     aio = AsyncIBTrader({"options": dict(options)})
+    transport = None
     try:
         await aio.load_markets()  # the async face connects first; the sync face was built first
+        transport = aio.transport
         await asyncio.to_thread(sync.load_markets)
         quote = await aio.fetch_ticker("EUR/USD")
         price = float(aio.price_to_precision("EUR/USD", quote["bid"] * 0.9))
@@ -42,21 +44,25 @@ async def test_a_sync_and_an_async_face_share_one_connection(sim: IBSimulator, t
     finally:
         await aio.close()
         await asyncio.to_thread(sync.close)
-    assert client_id not in sim.connected_client_ids()  # the last close() disconnected
+    assert transport is not None and not transport.connected  # the last close() disconnected
 
 
 async def test_two_async_bots_on_one_loop_share_one_connection(sim: IBSimulator) -> None:
     options = trader_options(sim, None)
     bots = [AsyncIBTrader({"options": dict(options)}) for _ in range(2)]
+    transport = None
     try:
         balances = await asyncio.gather(*(bot.fetch_balance() for bot in bots))
         assert all("USD" in b for b in balances)
         assert sim.connected_client_ids().count(options["clientId"]) == 1
         assert bots[0].transport is bots[1].transport
+        transport = bots[0].transport
+        await bots[0].close()
+        assert transport.connected  # the other bot still uses it
     finally:
         for bot in bots:
             await bot.close()
-    assert options["clientId"] not in sim.connected_client_ids()
+    assert transport is not None and not transport.connected  # the last close() disconnected
 
 
 async def test_an_async_face_alone_keeps_its_connection_on_its_own_loop(sim: IBSimulator) -> None:
