@@ -33,9 +33,10 @@ ACCEPTED: dict[tuple[str, str], str] = {
     ("capitalcom", "createOrder"): "scenario 2 buys with a limit 4.5% through the market and expects it filled at "
                                    "once; a Capital.com working order is triggered by the broker's next price "
                                    "update, not at placement, so the test's immediate cancel finds it unfilled",
-    ("ibkr", "createOrder"): "scenario 2 closes with a market order, which IB books with timeInForce DAY (the "
-                             "validator knows only GTC/GTK/IOC/FOK/PO; DAY is a stock broker's default); and "
-                             "outside the stock's trading hours its marketable limit rests until the open",
+    ("ibkr", "createOrder"): "scenario 2 wants its marketable limit returned already closed: create_order returns "
+                             "on IB's acknowledgement (Submitted), which can precede the fill, and outside the "
+                             "stock's trading hours the limit rests until the open; it closes with a market order, "
+                             "which IB books with timeInForce DAY (the validator knows only GTC/GTK/IOC/FOK/PO)",
     ("ibkr", "fetchOrders"): "lists the market orders above: timeInForce DAY, unknown to ccxt's validator",
     ("ibkr", "fetchClosedOrders"): "as fetchOrders: IB market orders carry timeInForce DAY",
     ("ibkr", "fetchOpenOrders"): "as fetchOrders: an IB order may carry timeInForce DAY",
