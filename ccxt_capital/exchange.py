@@ -1481,7 +1481,8 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
         else:
             positions = await self._call("GET", "/positions")
             position = next((p for p in self.safe_list(positions, "positions", []) or []
-                             if (p.get("position") or {}).get("dealId") == deal_id
+                             if deal_id in ((p.get("position") or {}).get("dealId"),
+                                            (p.get("position") or {}).get("workingOrderId"))
                              or (reference and (p.get("position") or {}).get("dealReference") == reference)), None)
             if position is None:
                 raise ccxt.OrderNotFound(f"{self.id} order {id} is neither a working order nor an open position")

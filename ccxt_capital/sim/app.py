@@ -38,6 +38,9 @@ def run_route(broker: Broker, route: Route, ctx: Ctx) -> tuple[int, Any, dict[st
                 session = broker.sessions.authenticate(ctx.headers.get("CST"),
                                                        ctx.headers.get("X-SECURITY-TOKEN"), ctx.now)
                 ctx.session = session
+                # Every documented authenticated answer, refusals included, carries the session's
+                # tokens (valid for ten minutes after their last use); some clients refresh from them.
+                ctx.out_headers.update({"CST": session.cst, "X-SECURITY-TOKEN": session.token})
                 checks = [("session", session.cst, SESSION_REQUESTS)]
                 if route in DEAL_ROUTES:
                     checks += [("deal", session.api_key, DEALS), ("deal-hour", session.api_key, DEALS_PER_HOUR)]
@@ -47,7 +50,7 @@ def run_route(broker: Broker, route: Route, ctx: Ctx) -> tuple[int, Any, dict[st
                 raise bad_request("error.malformed.request")
             return 200, route(ctx), ctx.out_headers
         except ApiError as error:
-            return error.status, error.body(), {}
+            return error.status, error.body(), ctx.out_headers
         except Exception:  # a bug, not a client error: say so without leaking internals
             log.exception("simulator route %s %s failed", ctx.method, ctx.path)
             return 500, {"errorCode": "error.internal"}, {}
@@ -81,6 +84,8 @@ def make_handler(route: Route) -> Callable[[web.Request], Any]:
     async def handler(request: web.Request) -> web.StreamResponse:
         broker = request.app[BROKER_KEY]
         path = request.path[len(PREFIX):]
+        if len(path) > 1:
+            path = path.rstrip("/")
         raw = await request.read() if request.body_exists else b""
         fired = broker.faults.take(request.method, path)
         kinds = {rule.kind: rule for rule in fired}
@@ -129,7 +134,12 @@ def build_app(broker: Broker, streamer: Streamer | None = None) -> web.Applicati
     app = web.Application(middlewares=[error_middleware], client_max_size=1024 * 1024)
     app[BROKER_KEY] = broker
     for method, path, route in ROUTES:
-        app.router.add_route(method, PREFIX + path, make_handler(route))
+        handler = make_handler(route)
+        app.router.add_route(method, PREFIX + path, handler)
+        # A trailing slash names the same resource: the official collection's own example asks
+        # ``/clientsentiment/?marketIds=...``, and public clients build ``/marketnavigation/`` and
+        # ``/watchlists/`` when no id is given.
+        app.router.add_route(method, PREFIX + path + "/", handler)
     if streamer is not None:
         app.router.add_get("/connect", streamer.handle)
     return app

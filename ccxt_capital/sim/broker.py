@@ -28,6 +28,7 @@ from .limits import RateLimiter
 from .models import Position, WorkingOrder
 from .pricing import SYNTHETIC_END, SYNTHETIC_START, PriceFeed, Quote
 from .session import Credentials, SessionStore
+from .watchlists import Watchlists
 
 
 @dataclass
@@ -47,12 +48,20 @@ class BrokerConfig:
     csv: dict[str, str | Path] | None = None
 
 
+#: The documented encryption key (the collection's example) is a 2048-bit RSA key.
+RSA_BITS = 2048
+#: How long an encrypted password stays good after the ``timeStamp`` it was made with: the timestamp
+#: is there so that a captured ciphertext cannot be replayed later. The broker does not publish its
+#: window; a minute covers a client that fetches the key and logs in straight away.
+ENCRYPTED_PASSWORD_TTL = 60.0
+
+
 @lru_cache(maxsize=1)
 def _rsa_key() -> Any:
-    """One RSA key per process for GET /session/encryptionKey (generation costs ~50 ms)."""
+    """One RSA key per process for GET /session/encryptionKey (generation costs ~0.1-0.5 s, once)."""
     from cryptography.hazmat.primitives.asymmetric import rsa
 
-    return rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    return rsa.generate_private_key(public_exponent=65537, key_size=RSA_BITS)
 
 
 class Broker:
@@ -85,8 +94,9 @@ class Broker:
                 self.dealer.fx_rate(account.currency, "USD", now)
             except (ValueError, KeyError):
                 raise ValueError(f"unsupported account currency {account.currency!r}") from None
-        self.sessions = SessionStore([Credentials(cfg.api_key, cfg.identifier, cfg.password)], self.rng)
+        self.sessions = SessionStore([Credentials(cfg.api_key, cfg.identifier, cfg.password)])
         self.limiter = RateLimiter(cfg.rate_limits, self.clock.now)
+        self.watchlists = Watchlists()
         self.faults = FaultPlan(self._arm_pending, self.expire_sessions)
         #: Rendered JSON of completed bars, keyed (epic, seconds, open time); pins clear an epic.
         self.rendered_bars: dict[tuple[str, int, int], dict[str, Any]] = {}
@@ -123,7 +133,10 @@ class Broker:
         return {"encryptionKey": base64.b64encode(public).decode(), "timeStamp": self.clock.now_ms()}
 
     def decrypt_password(self, ciphertext: str) -> str:
-        """Undo ``base64(RSA(base64(password|timestamp)))`` (or without the inner base64)."""
+        """Undo ``base64(RSA(base64(password|timestamp)))`` (or without the inner base64).
+
+        The timestamp must be a recent one of ours (within :data:`ENCRYPTED_PASSWORD_TTL` of the
+        simulated clock, not from the future): an old ciphertext is a replay and is refused."""
         from cryptography.hazmat.primitives.asymmetric import padding
 
         try:
@@ -138,7 +151,15 @@ class Broker:
             pass
         if "|" not in plain:
             raise unauthorized("error.invalid.details")
-        return plain.rsplit("|", 1)[0]
+        password, _, stamp = plain.rpartition("|")
+        try:
+            issued = int(stamp) / 1000
+        except ValueError:
+            raise unauthorized("error.invalid.details") from None
+        age = self.clock.now() - issued
+        if not -1.0 <= age <= ENCRYPTED_PASSWORD_TTL:
+            raise unauthorized("error.invalid.details")
+        return password
 
     # -- faults --------------------------------------------------------------------------------
     def _arm_pending(self, seconds: float, polls: int, deals: int) -> None:

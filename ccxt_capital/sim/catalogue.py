@@ -128,6 +128,27 @@ class Instrument:
         """Trading intervals (epoch seconds, merged) that overlap [start, end]."""
         return _open_intervals(self.hours, int(start) // 86400 - 1, int(end) // 86400 + 1)
 
+    def utc_hours(self, ts: float) -> dict[str, object]:
+        """The ``openingHours`` object for the UTC week (Monday..Sunday) around ``ts``.
+
+        Every documented example says ``"zone": "UTC"``, so the exchange-zone schedule is converted
+        to UTC days for the current week (so a daylight-saving change shows in the next week's
+        answer); an interval crossing midnight is cut there, ``"23:05 - 00:00"`` + ``"00:00 - ..."``."""
+        day0 = int(ts) // 86_400
+        monday = (day0 - (day0 + 3) % 7) * 86_400  # 1970-01-01 was a Thursday
+        intervals = self.open_intervals(monday, monday + 7 * 86_400)
+        out: dict[str, object] = {}
+        for index, name in enumerate(DAYS):
+            begin, end = monday + index * 86_400, monday + (index + 1) * 86_400
+            parts = []
+            for a, b in intervals:
+                a, b = max(a, begin), min(b, end)
+                if b - a >= 60:
+                    parts.append(f"{_hhmm(a - begin)} - {_hhmm(b - begin)}")
+            out[name] = parts
+        out["zone"] = "UTC"
+        return out
+
     def is_open(self, ts: float) -> bool:
         intervals = self.open_intervals(ts, ts)
         starts = [a for a, _ in intervals]
@@ -158,6 +179,12 @@ def _open_intervals(hours: Hours, first_day: int, last_day: int) -> list[tuple[f
         else:
             merged.append((begin, finish))
     return merged
+
+
+def _hhmm(seconds: float) -> str:
+    """Seconds into a day -> ``HH:MM``; the day's end is written ``00:00``, as the broker does."""
+    minutes = int(seconds) // 60 % 1440
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"
 
 
 def _local_epoch(midnight: datetime, minute: int, zone: ZoneInfo) -> float:

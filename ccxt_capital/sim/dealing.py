@@ -27,6 +27,8 @@ from .pricing import PriceFeed
 from .timefmt import fmt
 
 EPS = 1e-9
+#: A goodTillDate that is not in the future (the official example's code).
+NOT_IN_FUTURE = "error.not-in-future.goodTillDate"
 
 
 @dataclass
@@ -199,20 +201,28 @@ class Dealer:
 
     def _check_distance(self, inst: Instrument, name: str, ref: float, level: float, side: int,
                         min_pct: float) -> None:
-        """``level`` must lie on ``side`` of ``ref`` by at least the minimum, at most the maximum."""
-        low = ref * min_pct / 100
-        high = ref * inst.max_stop_pct / 100
-        distance = (level - ref) * side
-        if distance < low - EPS:
-            self._invalid(f"error.invalid.{name}.minvalue: {_num(round(ref + side * low, inst.decimals))}")
-        if distance > high + EPS:
-            self._invalid(f"error.invalid.{name}.maxvalue: {_num(round(ref + side * high, inst.decimals))}")
+        """``level`` must lie on ``side`` of ``ref`` by at least the minimum, at most the maximum.
+
+        The refusal names the bound of the *level* that was crossed, and gives that bound: a level
+        below the lowest allowed one is ``<name>.minvalue: <lowest level>``, above the highest one
+        ``<name>.maxvalue: <highest level>`` -- whichever side of the price the level belongs on (a
+        BUY's stop far below the price is ``stoploss.minvalue``), as in the official examples."""
+        near = ref + side * ref * min_pct / 100
+        far = ref + side * ref * inst.max_stop_pct / 100
+        lowest, highest = (round(min(near, far), inst.decimals), round(max(near, far), inst.decimals))
+        if level < min(near, far) - EPS:
+            self._invalid(f"error.invalid.{name}.minvalue: {_num(lowest)}")
+        if level > max(near, far) + EPS:
+            self._invalid(f"error.invalid.{name}.maxvalue: {_num(highest)}")
 
     # -- confirms and activity -----------------------------------------------------------
     def add_confirm(self, account: Account, reference: str, payload: dict[str, Any]) -> None:
         ts = self.now()
         payload = {"date": fmt(ts, self.tz_offset, millis=True), "dateUTC": fmt(ts, millis=True),
                    "dealReference": reference, **payload}
+        # Documented confirms carry a ``reason``: SUCCESS for an accepted deal, else why it was not.
+        payload.setdefault("reason", "SUCCESS" if payload.get("dealStatus") == "ACCEPTED"
+                           else payload.get("rejectReason") or "UNKNOWN")
         confirm = Confirm(reference, account.account_id, payload, ready_at=ts)
         if self.pending_plan:
             seconds, polls = self.pending_plan.pop(0)
@@ -327,8 +337,11 @@ class Dealer:
             "stopLevel": None, "profitLevel": None,
         }
         if remaining > EPS:
+            # A position's own dealReference is ``p_`` + its dealId (the official examples); the
+            # deal that opened it keeps its ``o_`` reference in the confirm and the activity.
+            deal_id = self.new_id()
             pos = Position(
-                deal_id=self.new_id(), deal_reference=reference, account_id=account.account_id,
+                deal_id=deal_id, deal_reference="p_" + deal_id, account_id=account.account_id,
                 epic=inst.epic, direction=req.direction, size=remaining, level=price, created=ts,
                 stop_level=stop, profit_level=profit, guaranteed=req.guaranteed, trailing=req.trailing,
                 trailing_distance=(abs(price - stop) if req.trailing and stop is not None else None),
@@ -448,7 +461,7 @@ class Dealer:
             self._reject(account, inst, req, reference, rejected.reason, "WORKING_ORDER")
             return reference
         if req.good_till is not None and req.good_till <= ts:
-            raise bad_request("error.invalid.goodtilldate")
+            raise bad_request(NOT_IN_FUTURE)
         order = WorkingOrder(
             deal_id=self.new_id(), deal_reference=reference, account_id=account.account_id,
             epic=inst.epic, direction=req.direction, size=req.size, level=level,
@@ -524,7 +537,7 @@ class Dealer:
             return reference
         if "goodTillDate" in fields:
             if req.good_till is not None and req.good_till <= ts:
-                raise bad_request("error.invalid.goodtilldate")
+                raise bad_request(NOT_IN_FUTURE)
             order.good_till = req.good_till
         self._publish_working_order(account, inst, order, reference, level, stop, profit, ts, amended=True)
         return reference

@@ -30,9 +30,16 @@ from .limits import LOGIN_PER_KEY
 from .pricing import RESOLUTIONS, align
 from .session import Session
 from .timefmt import fmt, parse
+from .watchlist_routes import ROUTES as WATCHLIST_ROUTES
 
 
 # -- session --------------------------------------------------------------------------------
+def tz_offset(broker: Broker) -> int | float:
+    """``timezoneOffset`` in hours: an integer, as documented (a half-hour zone keeps its fraction)."""
+    offset = broker.config.tz_offset
+    return int(offset) if float(offset).is_integer() else offset
+
+
 def session_body(ctx: Ctx, session: Session) -> dict[str, Any]:
     broker = ctx.broker
     account = broker.accounts[session.account_id]
@@ -53,7 +60,7 @@ def session_body(ctx: Ctx, session: Session) -> dict[str, Any]:
             for a in broker.accounts.values()
         ],
         "clientId": broker.client_id,
-        "timezoneOffset": broker.config.tz_offset,
+        "timezoneOffset": tz_offset(broker),
         "hasActiveDemoAccounts": True,
         "hasActiveLiveAccounts": False,
         "trailingStopsEnabled": True,
@@ -91,7 +98,7 @@ def encryption_key(ctx: Ctx) -> Any:
 def get_session(ctx: Ctx) -> Any:
     account = ctx.account
     return {"clientId": ctx.broker.client_id, "accountId": account.account_id,
-            "timezoneOffset": ctx.broker.config.tz_offset, "locale": "en", "currency": account.currency,
+            "timezoneOffset": tz_offset(ctx.broker), "locale": "en", "currency": account.currency,
             "streamEndpoint": f"ws://{ctx.headers.get('Host', '127.0.0.1')}/"}
 
 
@@ -130,10 +137,15 @@ def get_preferences(ctx: Ctx) -> Any:
 def put_preferences(ctx: Ctx) -> Any:
     body = body_object(ctx)
     account = ctx.account
+    # Both fields are optional; a client that sends one as null means "leave it as it is".
     hedging = body.get("hedgingMode", MISSING)
+    if hedging is None:
+        hedging = MISSING
     if hedging is not MISSING and not isinstance(hedging, bool):
         raise bad_request("error.invalid.hedgingMode")
-    leverages = body.get("leverages", {})
+    leverages = body.get("leverages")
+    if leverages is None:
+        leverages = {}
     if not isinstance(leverages, dict):
         raise bad_request("error.invalid.leverages")
     changes: dict[str, int] = {}
@@ -169,11 +181,19 @@ def top_up(ctx: Ctx) -> Any:
 
 
 def _period(ctx: Ctx, *, max_range: float | None) -> tuple[float, float]:
-    """The [from, to] window of a history query: explicit dates or ``lastPeriod`` seconds."""
+    """The [from, to] window of a history query: explicit dates or ``lastPeriod`` seconds.
+
+    With a maximum range (the activity history: one day), one date alone spans that range from
+    it (``from``) or up to it (``to``), as documented; otherwise ``from`` alone runs until now."""
     q = ctx.query
     if q.get("from") or q.get("to"):
-        end = parse(q["to"], "error.invalid.to") if q.get("to") else ctx.now
-        start = parse(q["from"], "error.invalid.from") if q.get("from") else end - 86_400
+        start = parse(q["from"], "error.invalid.from") if q.get("from") else None
+        end = parse(q["to"], "error.invalid.to") if q.get("to") else None
+        if end is None:
+            assert start is not None
+            end = start + max_range if max_range is not None else ctx.now
+        if start is None:
+            start = end - (max_range if max_range is not None else 86_400)
         if start > end or (max_range is not None and end - start > max_range):
             raise bad_request("error.invalid.daterange")
         return start, end
@@ -181,8 +201,9 @@ def _period(ctx: Ctx, *, max_range: float | None) -> tuple[float, float]:
     return ctx.now - last, ctx.now
 
 
-def _fiql(expression: str) -> list[tuple[str, bool, str]]:
-    """``source!=DEALER;type==POSITION`` -> [(field, equal?, value)]; only ``;`` (and) is supported."""
+def _fiql(expression: str) -> list[tuple[str, bool, set[str]]]:
+    """``source!=DEALER;epic==OIL_CRUDE,GOLD`` -> [(field, equal?, values)]: ``;`` joins conditions
+    (and), a comma lists the values one condition accepts (``==``: any of them; ``!=``: none)."""
     out = []
     for part in expression.split(";"):
         part = part.strip()
@@ -190,12 +211,16 @@ def _fiql(expression: str) -> list[tuple[str, bool, str]]:
             continue
         if "!=" in part:
             name, value = part.split("!=", 1)
-            out.append((name.strip(), False, value.strip()))
+            equal = False
         elif "==" in part:
             name, value = part.split("==", 1)
-            out.append((name.strip(), True, value.strip()))
+            equal = True
         else:
             raise bad_request("error.invalid.filter")
+        values = {v.strip() for v in value.split(",") if v.strip()}
+        if not values:
+            raise bad_request("error.invalid.filter")
+        out.append((name.strip(), equal, values))
     return out
 
 
@@ -215,7 +240,7 @@ def activity(ctx: Ctx) -> Any:
                   "dealId": entry.deal_id}
         if any(name not in fields for name, _, _ in rules):
             raise bad_request("error.invalid.filter")
-        if all((fields[name] == value) == equal for name, equal, value in rules):
+        if all((fields[name] in values) == equal for name, equal, values in rules):
             out.append(views.activity(ctx.broker.dealer, entry, detailed))
     return {"activities": out}
 
@@ -230,24 +255,29 @@ def transactions(ctx: Ctx) -> Any:
 
 # -- markets and prices -------------------------------------------------------------------------
 def markets(ctx: Ctx) -> Any:
+    """``?searchTerm=`` (summaries, takes precedence), ``?epics=A,B`` (full details, at most 50) or,
+    with neither, every market. A parameter sent empty is refused, as in the official examples."""
     dealer = ctx.broker.dealer
     catalogue = ctx.broker.catalogue
+    term = ctx.query.get("searchTerm")
     epics = ctx.query.get("epics")
-    if epics:
+    if term is not None:
+        if not term.strip():
+            raise bad_request("error.null.searchTerm")
+        chosen = catalogue.search(term)
+    elif epics is not None:
         wanted = [e.strip() for e in epics.split(",") if e.strip()]
+        if not wanted:
+            raise bad_request("error.null.epic")
         if len(wanted) > 50:
             raise bad_request("error.invalid.epics")
         found = [catalogue.get(e) for e in wanted]
-        chosen = [inst for inst in found if inst is not None]
-    elif ctx.query.get("searchTerm"):
-        chosen = catalogue.search(ctx.query["searchTerm"])
+        # The official example answers ?epics= with full objects under ``marketDetails`` only
+        # (capital-api.md said ``markets`` summaries; the collection wins).
+        return {"marketDetails": [views.market_details(dealer, inst, ctx.account, ctx.now)
+                                  for inst in found if inst is not None]}
     else:
         chosen = list(catalogue.instruments)
-    if epics:
-        # Real clients read ``marketDetails`` (full objects) here; ``markets`` (summaries) is
-        # what capital-api.md describes, so both are sent.
-        return {"marketDetails": [views.market_details(dealer, inst, ctx.account, ctx.now) for inst in chosen],
-                "markets": [views.market_summary(dealer, inst, ctx.now) for inst in chosen]}
     return {"markets": [views.market_summary(dealer, inst, ctx.now) for inst in chosen]}
 
 
@@ -362,13 +392,15 @@ def sentiments(ctx: Ctx) -> Any:
     ids = [m.strip() for m in ctx.query.get("marketIds", "").split(",") if m.strip()]
     if not ids:
         raise bad_request("error.invalid.marketIds")
-    return {"clientSentiments": [_sentiment(ctx, m) for m in ids if ctx.broker.catalogue.get(m)]}
+    if any(ctx.broker.catalogue.get(m) is None for m in ids):
+        raise not_found("error.not-found.epic")
+    return {"clientSentiments": [_sentiment(ctx, m) for m in ids]}
 
 
 def sentiment(ctx: Ctx) -> Any:
     epic = ctx.match["market"]
     if ctx.broker.catalogue.get(epic) is None:
-        raise not_found("error.not-found.marketId")
+        raise not_found("error.not-found.epic")
     return _sentiment(ctx, epic)
 
 
@@ -474,6 +506,7 @@ ROUTES: list[tuple[str, str, Route]] = [
     ("PUT", "/workingorders/{deal}", amend_order),
     ("DELETE", "/workingorders/{deal}", delete_order),
     ("GET", "/confirms/{ref}", confirm),
+    *WATCHLIST_ROUTES,
 ]
 
 

@@ -3,12 +3,15 @@
 A session is identified by its CST; the X-SECURITY-TOKEN must match it. Sessions die after ten
 minutes without a request, measured on the simulated clock so a test can cross the boundary by
 advancing time instead of sleeping.
+
+Tokens are bearer credentials: they come from the operating system's CSPRNG (:mod:`secrets`), never
+from the seeded generator that makes prices and deal ids reproducible -- whoever knows the seed must
+not be able to compute another client's session.
 """
 
 from __future__ import annotations
 
-import base64
-import random
+import secrets
 from dataclasses import dataclass, field
 
 from .errors import bad_request, unauthorized
@@ -43,12 +46,12 @@ class SessionStore:
     """All live sessions, with expiry on the simulated clock."""
 
     credentials: list[Credentials]
-    rng: random.Random
     timeout: float = INACTIVITY_TIMEOUT
     sessions: dict[str, Session] = field(default_factory=dict)
 
-    def _token(self, length: int = 24) -> str:
-        return base64.b32encode(self.rng.randbytes(length)).decode().rstrip("=").lower()
+    @staticmethod
+    def _token(length: int = 24) -> str:
+        return secrets.token_urlsafe(length)
 
     def check_api_key(self, api_key: str | None) -> None:
         if not api_key:

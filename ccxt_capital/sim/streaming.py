@@ -24,7 +24,12 @@ from .broker import Broker
 from .errors import ApiError
 from .pricing import RESOLUTIONS, align
 
+#: Documented: "The WebSocket API allows subscription to a maximum of 40 instruments" (per destination
+#: here: quotes and bars are counted apart). What the broker answers to a 41st is not documented; the
+#: whole request is refused (nothing of it subscribed) with a FAILED answer naming the limit.
 MAX_EPICS = 40
+TOO_MANY_EPICS = "error.invalid.epics.limit"
+BAR_TYPES = ("classic", "heikin-ashi")
 
 
 @dataclass(eq=False)
@@ -110,7 +115,7 @@ class Streamer:
             assert isinstance(epics, list)
             if destination == "marketData.subscribe":
                 if len(conn.quotes | set(epics)) > MAX_EPICS:
-                    return [{**base, "status": "FAILED", "payload": {"errorCode": "error.invalid.epics.limit"}}]
+                    return [{**base, "status": "FAILED", "payload": {"errorCode": TOO_MANY_EPICS}}]
                 result = {}
                 for epic in epics:
                     known = self.broker.catalogue.get(epic) is not None
@@ -124,21 +129,30 @@ class Streamer:
                 for epic in epics:
                     conn.last.pop(("quote", epic), None)
                 return [{**base, "status": "OK", "payload": {"subscriptions": {e: "PROCESSED" for e in epics}}}]
+            if destination == "OHLCMarketData.unsubscribe":
+                # Documented: what is not named is unsubscribed whole (all resolutions, all types).
+                resolutions = payload.get("resolutions") or list(RESOLUTIONS)
+                types = payload.get("types") or list(BAR_TYPES)
+                if not isinstance(resolutions, list) or any(r not in RESOLUTIONS for r in resolutions) \
+                        or not isinstance(types, list) or any(t not in BAR_TYPES for t in types):
+                    return [{**base, "status": "FAILED", "payload": {"errorCode": "error.invalid.resolutions"}}]
+                gone = {s for s in conn.ohlc if s[0] in epics and s[1] in resolutions and s[2] in types}
+                conn.ohlc -= gone
+                keys = {f"{e}:{r}:{t}": "PROCESSED" for e, r, t in sorted(gone)}
+                return [{**base, "status": "OK", "payload": {"subscriptions": keys}}]
             resolutions = payload.get("resolutions") or ["MINUTE"]
             bar_type = payload.get("type") or "classic"
             if not isinstance(resolutions, list) or any(r not in RESOLUTIONS for r in resolutions) \
-                    or bar_type not in ("classic", "heikin-ashi"):
+                    or bar_type not in BAR_TYPES:
                 return [{**base, "status": "FAILED", "payload": {"errorCode": "error.invalid.resolutions"}}]
-            if destination == "OHLCMarketData.unsubscribe":
-                conn.ohlc = {s for s in conn.ohlc if not (s[0] in epics and s[1] in resolutions)}
-                keys = {f"{e}:{r}": "PROCESSED" for e in epics for r in resolutions}
-                return [{**base, "status": "OK", "payload": {"subscriptions": keys}}]
+            if len({s[0] for s in conn.ohlc} | set(epics)) > MAX_EPICS:
+                return [{**base, "status": "FAILED", "payload": {"errorCode": TOO_MANY_EPICS}}]
             result = {}
             added = set()
             for epic in epics:
                 known = self.broker.catalogue.get(epic) is not None
                 for resolution in resolutions:
-                    result[f"{epic}:{resolution}"] = "PROCESSED" if known else "ERROR.NOT_FOUND"
+                    result[f"{epic}:{resolution}:{bar_type}"] = "PROCESSED" if known else "ERROR.NOT_FOUND"
                     if known:
                         conn.ohlc.add((epic, resolution, bar_type))
                         added.add(epic)

@@ -69,7 +69,7 @@ def market_details(dealer: Dealer, inst: Instrument, account: Account, ts: float
             "currency": inst.currency,
             "marginFactor": round(100.0 / leverage, 4),
             "marginFactorUnit": "PERCENTAGE",
-            "openingHours": inst.hours.as_api(),
+            "openingHours": inst.utc_hours(ts),
             "overnightFee": {
                 "longRate": inst.overnight_long,
                 "shortRate": inst.overnight_short,

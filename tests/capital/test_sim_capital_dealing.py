@@ -206,7 +206,8 @@ def test_amend_position_stop_and_profit(capital_sim, capital_client):
     assert "stopLevel" not in position and position["profitLevel"] == 125.0
     too_close = capital_client.put(f"/positions/{position_id(opened)}", {"stopLevel": 99.99})
     assert too_close.status_code == 400
-    assert too_close.json()["errorCode"].startswith("error.invalid.stoploss.minvalue: ")
+    # A BUY's stop just under the price is above the highest allowed level: maxvalue (official naming).
+    assert too_close.json()["errorCode"].startswith("error.invalid.stoploss.maxvalue: ")
     assert capital_client.put("/positions/nope", {"stopLevel": 90.0}).status_code == 404
     edits = [a for a in _activity(capital_client) if a["type"] == "EDIT_STOP_AND_LIMIT"]
     assert len(edits) == 2
@@ -218,11 +219,12 @@ def test_amend_position_stop_and_profit(capital_sim, capital_client):
         ({"size": 0.5}, "error.invalid.size.minvalue: 1"),
         ({"size": 1.5}, "error.invalid.size.increment: 1"),
         ({"size": 100000}, "error.invalid.size.maxvalue: 5000"),
-        ({"stopLevel": 99.9}, "error.invalid.stoploss.minvalue: 99.55"),
-        ({"stopLevel": 101.0}, "error.invalid.stoploss.minvalue: 99.55"),
+        ({"stopLevel": 99.9}, "error.invalid.stoploss.maxvalue: 99.55"),
+        ({"stopLevel": 101.0}, "error.invalid.stoploss.maxvalue: 99.55"),
+        ({"stopLevel": 1.0}, "error.invalid.stoploss.minvalue: 25.01"),
         ({"profitLevel": 100.1}, "error.invalid.takeprofit.minvalue: 100.55"),
         ({"profitLevel": 500.0}, "error.invalid.takeprofit.maxvalue: 175.09"),
-        ({"guaranteedStop": True, "stopLevel": 99.5}, "error.invalid.stoploss.minvalue: 99.05"),
+        ({"guaranteedStop": True, "stopLevel": 99.5}, "error.invalid.stoploss.maxvalue: 99.05"),
     ],
 )
 def test_invalid_deals_are_refused_before_booking(capital_sim, capital_client, body, code):
@@ -232,6 +234,22 @@ def test_invalid_deals_are_refused_before_booking(capital_sim, capital_client, b
     assert response.json() == {"errorCode": code}
     assert capital_sim.positions() == []
     capital_sim.check_books()
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [  # a SELL's stop belongs above the price and its take-profit below: the bound named is the level's
+        ({"stopLevel": 500.0}, "error.invalid.stoploss.maxvalue: 174.91"),
+        ({"stopLevel": 100.0}, "error.invalid.stoploss.minvalue: 100.45"),
+        ({"profitLevel": 1.0}, "error.invalid.takeprofit.minvalue: 24.99"),
+        ({"profitLevel": 99.9}, "error.invalid.takeprofit.maxvalue: 99.45"),
+    ],
+)
+def test_sell_protection_bounds_name_the_level_crossed(capital_sim, capital_client, body, code):
+    capital_sim.pin_price("AAPL", 100.0)
+    response = capital_client.post("/positions", {"epic": "AAPL", "direction": "SELL", "size": 10, **body})
+    assert (response.status_code, response.json()) == (400, {"errorCode": code})
+    assert capital_sim.positions() == []
 
 
 def test_fractional_sizes_where_allowed(capital_sim, capital_client):
@@ -383,7 +401,7 @@ def test_good_till_date_expiry(capital_sim, capital_client):
     assert last["details"]["actions"][0]["actionType"] == "WORKING_ORDER_DELETED"
     past = capital_client.post("/workingorders", {"epic": "AAPL", "direction": "BUY", "size": 1, "type": "LIMIT",
                                                   "level": 90.0, "goodTillDate": "2024-03-05T15:00:00"})
-    assert past.json() == {"errorCode": "error.invalid.goodtilldate"}
+    assert past.json() == {"errorCode": "error.not-in-future.goodTillDate"}
     zoned = capital_client.post("/workingorders", {"epic": "AAPL", "direction": "BUY", "size": 1, "type": "LIMIT",
                                                    "level": 90.0, "goodTillDate": "2024-03-06T15:00:00Z"})
     assert zoned.json() == {"errorCode": "error.invalid.goodtilldate"}
@@ -413,7 +431,7 @@ def test_amend_and_delete_working_order(capital_sim, capital_client):
         ({"level": None}, "error.invalid.level"),
         ({"level": -1}, "error.invalid.level"),
         ({"size": 0.5}, "error.invalid.size.minvalue: 1"),
-        ({"stopLevel": 89.9}, "error.invalid.stoploss.minvalue: 89.55"),
+        ({"stopLevel": 89.9}, "error.invalid.stoploss.maxvalue: 89.55"),
     ],
 )
 def test_invalid_working_orders(capital_sim, capital_client, body, code):

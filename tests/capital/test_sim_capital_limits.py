@@ -1,4 +1,4 @@
-"""Rate limits of the simulator, measured on the simulated clock so the tests are deterministic."""
+"""Rate limits of the simulator (token buckets), measured on the simulated clock so the tests are deterministic."""
 
 from __future__ import annotations
 
@@ -18,9 +18,11 @@ def test_ten_requests_per_second_per_session(capital_sim):
     statuses = [client.get("/ping").status_code for _ in range(12)]
     assert statuses == [200] * 10 + [429] * 2
     assert client.get("/accounts").json() == TOO_MANY
-    capital_sim.advance(0.999)
+    capital_sim.advance(0.099)
     assert client.get("/ping").status_code == 429
-    capital_sim.advance(0.001)
+    capital_sim.advance(0.001)  # a token comes back every tenth of a second
+    assert [client.get("/ping").status_code for _ in range(2)] == [200, 429]
+    capital_sim.advance(1)  # and the bucket is full again after a second
     assert [client.get("/ping").status_code for _ in range(11)] == [200] * 10 + [429]
 
 
@@ -34,16 +36,25 @@ def test_the_limit_is_per_session(capital_sim):
     assert second.get("/ping").status_code == 200
 
 
-def test_sliding_window(capital_sim):
+def test_token_bucket_not_sliding_window(capital_sim):
+    """10 per second is measured as a bucket of 10 refilled at 10/s: half a second after a burst of 5
+    the bucket is full again, so 10 more pass (a sliding window would refuse the 6th)."""
     client = SimClient(capital_sim)
     for _ in range(5):
         assert client.get("/ping").status_code == 200
     capital_sim.advance(0.5)
-    for _ in range(5):
-        assert client.get("/ping").status_code == 200
-    assert client.get("/ping").status_code == 429
-    capital_sim.advance(0.5)  # the first five leave the window
-    assert [client.get("/ping").status_code for _ in range(6)] == [200] * 5 + [429]
+    assert [client.get("/ping").status_code for _ in range(11)] == [200] * 10 + [429]
+
+
+def test_a_client_pacing_with_the_documented_bucket_is_never_refused(capital_sim):
+    """A client that paces itself with a token bucket of burst 10 at 10/s (on the same clock) sends
+    a burst of 10 and then one request every 0.1 s: 10 + 10 in its first second, never a 429."""
+    client = SimClient(capital_sim)
+    statuses = [client.get("/ping").status_code for _ in range(10)]
+    for _ in range(40):
+        capital_sim.advance(0.1)
+        statuses.append(client.get("/ping").status_code)
+    assert statuses == [200] * 50
 
 
 def test_login_once_per_second_per_api_key(capital_sim):

@@ -46,8 +46,14 @@ def test_search_and_epics(capital_client):
     assert [m["epic"] for m in found] == ["AAPL"]
     assert capital_client.get("/markets", params={"searchTerm": "zzzz"}).json()["markets"] == []
     body = capital_client.get("/markets", params={"epics": "GOLD,EURUSD,NOPE"}).json()
-    assert [m["epic"] for m in body["markets"]] == ["GOLD", "EURUSD"]
+    assert list(body) == ["marketDetails"]  # the official answer: full details only, unknown epics left out
     assert [d["instrument"]["epic"] for d in body["marketDetails"]] == ["GOLD", "EURUSD"]
+    # searchTerm wins over epics; either one sent empty is refused; neither lists everything.
+    both = capital_client.get("/markets", params={"searchTerm": "apple", "epics": "GOLD"}).json()
+    assert [m["epic"] for m in both["markets"]] == ["AAPL"]
+    assert capital_client.get("/markets", params={"searchTerm": ""}).json() == {"errorCode": "error.null.searchTerm"}
+    assert capital_client.get("/markets", params={"epics": ""}).json() == {"errorCode": "error.null.epic"}
+    assert len(capital_client.get("/markets").json()["markets"]) > 20
     too_many = ",".join(["AAPL"] * 51)
     response = capital_client.get("/markets", params={"epics": too_many})
     assert response.status_code == 400
@@ -59,8 +65,9 @@ def test_single_market_details(capital_client, capital_sim):
     assert instrument["currency"] == "EUR"
     assert instrument["type"] == "SHARES"
     assert instrument["marginFactor"] == 20.0 and instrument["marginFactorUnit"] == "PERCENTAGE"
-    assert instrument["openingHours"]["zone"] == "Europe/Berlin"
-    assert instrument["openingHours"]["mon"] == ["09:00 - 17:30"]
+    # Every documented example gives the hours in UTC: Xetra's 09:00-17:30 Berlin is 08:00-16:30 UTC in March.
+    assert instrument["openingHours"]["zone"] == "UTC"
+    assert instrument["openingHours"]["mon"] == ["08:00 - 16:30"]
     assert instrument["openingHours"]["sat"] == []
     assert set(instrument["overnightFee"]) == {"longRate", "shortRate", "swapChargeTimestamp", "swapChargeInterval"}
     for key in ("minStepDistance", "minDealSize", "maxDealSize", "minSizeIncrement", "minGuaranteedStopDistance",
@@ -241,12 +248,14 @@ def test_csv_bars_are_replayed(tmp_path):
 
 
 def test_client_sentiment(capital_client):
-    body = capital_client.get("/clientsentiment", params={"marketIds": "AAPL,EURUSD,NOPE"}).json()
+    unknown = capital_client.get("/clientsentiment", params={"marketIds": "AAPL,NOPE"})
+    assert (unknown.status_code, unknown.json()) == (404, {"errorCode": "error.not-found.epic"})
+    body = capital_client.get("/clientsentiment", params={"marketIds": "AAPL,EURUSD"}).json()
     sentiments = body["clientSentiments"]
     assert [s["marketId"] for s in sentiments] == ["AAPL", "EURUSD"]
     for s in sentiments:
         assert s["longPositionPercentage"] + s["shortPositionPercentage"] == pytest.approx(100)
     single = capital_client.get("/clientsentiment/GOLD").json()
     assert single["marketId"] == "GOLD"
-    assert capital_client.get("/clientsentiment/NOPE").status_code == 404
+    assert capital_client.get("/clientsentiment/NOPE").json() == {"errorCode": "error.not-found.epic"}
     assert capital_client.get("/clientsentiment").status_code == 400

@@ -9,6 +9,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 
+from ccxt_capital.sim import CapitalSimulator
 from ccxt_capital.sim.testing import SimClient
 
 pytestmark = pytest.mark.capital_sim(rate_limits="off")
@@ -170,3 +171,40 @@ def test_header_names_are_case_insensitive(capital_sim, capital_client):
     login = httpx.post(capital_sim.api_url + "/session", headers={"x-cap-api-key": "demo-api-key"},
                        json={"identifier": "demo@example.com", "password": "demo-password"})
     assert login.status_code == 200
+
+
+def test_session_tokens_do_not_follow_the_seed():
+    """Prices and deal ids are seeded; bearer tokens must not be, or knowing the seed is a key."""
+    tokens = []
+    for _ in range(2):
+        with CapitalSimulator(port=0, seed=7, rate_limits="off") as sim:
+            client = SimClient(sim)
+            tokens.append((client.http.headers["CST"], client.http.headers["X-SECURITY-TOKEN"]))
+            assert len(tokens[-1][0]) >= 32 and tokens[-1][0] != tokens[-1][1]
+    assert tokens[0] != tokens[1]
+
+
+def test_encryption_key_is_2048_bit_and_old_ciphertexts_are_refused(capital_sim):
+    body = httpx.get(capital_sim.api_url + "/session/encryptionKey",
+                     headers={"X-CAP-API-KEY": capital_sim.api_key}).json()
+    public_key = serialization.load_der_public_key(base64.b64decode(body["encryptionKey"]))
+    assert public_key.key_size == 2048
+
+    def cipher(stamp: int) -> str:
+        inner = base64.b64encode(f"{capital_sim.password}|{stamp}".encode())
+        return base64.b64encode(public_key.encrypt(inner, padding.PKCS1v15())).decode()
+
+    stale = cipher(body["timeStamp"])
+    capital_sim.advance(3600)  # an hour later the same ciphertext is a replay
+    refused = _login(capital_sim, password=stale, encryptedPassword=True)
+    assert (refused.status_code, refused.json()) == (401, {"errorCode": "error.invalid.details"})
+    capital_sim.advance(1)
+    assert _login(capital_sim, password=cipher(capital_sim.clock.now_ms()), encryptedPassword=True).status_code == 200
+
+
+def test_authenticated_answers_carry_the_session_tokens(capital_sim, capital_client):
+    cst, token = capital_client.http.headers["CST"], capital_client.http.headers["X-SECURITY-TOKEN"]
+    for response in (capital_client.get("/ping"), capital_client.get("/positions/nope"),
+                     capital_client.get("/marketnavigation/")):
+        assert (response.headers["CST"], response.headers["X-SECURITY-TOKEN"]) == (cst, token)
+    assert "CST" not in httpx.get(capital_sim.api_url + "/time").headers

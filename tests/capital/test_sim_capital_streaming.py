@@ -48,7 +48,7 @@ async def test_ohlc_events(capital_sim):
         await ws.send_json({"destination": "OHLCMarketData.subscribe", "correlationId": "3", **tokens,
                             "payload": {"epics": ["EURUSD"], "resolutions": ["MINUTE"], "type": "classic"}})
         answer = await ws.receive_json(timeout=5)
-        assert answer["payload"]["subscriptions"] == {"EURUSD:MINUTE": "PROCESSED"}
+        assert answer["payload"]["subscriptions"] == {"EURUSD:MINUTE:classic": "PROCESSED"}
         bid = await ws.receive_json(timeout=5)
         ask = await ws.receive_json(timeout=5)
         assert (bid["destination"], bid["payload"]["priceType"], ask["payload"]["priceType"]) == (

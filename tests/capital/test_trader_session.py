@@ -87,7 +87,10 @@ async def test_a_deal_whose_answer_is_lost_is_resolved_not_resent(face: Face, ca
     conformance.check_order(face.exchange, order, "AAPL/USD")
     assert order["status"] == "closed" and order["clientOrderId"] == "lost-1" and order["id"].startswith("o_")
     [position] = capital_sim.positions()
-    assert position.size == 3 and position.deal_reference == order["id"]
+    # The position's own reference is p_<dealId>; the deal that opened it is the order's o_ reference.
+    assert position.size == 3 and position.deal_reference == "p_" + position.deal_id
+    confirm = capital_sim.broker.dealer.confirms[order["id"]].payload
+    assert any(d["dealId"] == position.deal_id for d in confirm["affectedDeals"])
 
 
 async def test_a_deal_that_may_not_have_arrived_is_reported_open_and_never_resent(face: Face, capital_sim) -> None:
