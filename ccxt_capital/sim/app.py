@@ -50,7 +50,7 @@ def run_route(broker: Broker, route: Route, ctx: Ctx) -> tuple[int, Any, dict[st
                 raise bad_request("error.malformed.request")
             return 200, route(ctx), ctx.out_headers
         except ApiError as error:
-            return error.status, error.body(), ctx.out_headers
+            return error.status, error.body(), ctx.out_headers if error.tokens else {}
         except Exception:  # a bug, not a client error: say so without leaking internals
             log.exception("simulator route %s %s failed", ctx.method, ctx.path)
             return 500, {"errorCode": "error.internal"}, {}

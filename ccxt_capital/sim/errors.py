@@ -10,10 +10,13 @@ from __future__ import annotations
 class ApiError(Exception):
     """A refusal the way Capital.com words it: ``status`` and an ``errorCode`` string."""
 
-    def __init__(self, status: int, code: str) -> None:
+    def __init__(self, status: int, code: str, *, tokens: bool = True) -> None:
         super().__init__(f"{status} {code}")
         self.status = status
         self.code = code
+        #: False for refusals of the request's declared constraints (a field's size, a parameter's
+        #: minimum): the broker answers them before the session is looked at, without its tokens.
+        self.tokens = tokens
 
     def body(self) -> dict[str, str]:
         return {"errorCode": self.code}
@@ -21,6 +24,11 @@ class ApiError(Exception):
 
 def bad_request(code: str) -> ApiError:
     return ApiError(400, code)
+
+
+def invalid_constraint(code: str) -> ApiError:
+    """A 400 for a request that breaks a declared constraint (answered without session tokens)."""
+    return ApiError(400, code, tokens=False)
 
 
 def not_found(code: str) -> ApiError:

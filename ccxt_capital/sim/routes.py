@@ -14,7 +14,7 @@ from .account import Transaction
 from .broker import Broker
 from .catalogue import LEVERAGES
 from .dealing import DealRequest
-from .errors import TOO_MANY_REQUESTS, ApiError, bad_request, not_found
+from .errors import TOO_MANY_REQUESTS, ApiError, bad_request, invalid_constraint, not_found
 from .inputs import (
     MISSING,
     Ctx,
@@ -295,7 +295,10 @@ def navigation_node(ctx: Ctx) -> Any:
     node = ctx.match["node"]
     if catalogue.node_name(node) is None:
         raise not_found("error.not-found.nodeId")
-    limit = int_param(ctx, "limit", 500, 1, 500)
+    try:
+        limit = int_param(ctx, "limit", 500, 1, 500)
+    except ApiError as error:
+        raise invalid_constraint(error.code) from None
     children = catalogue.children(node)
     body: dict[str, Any] = {"nodes": [{"id": nid, "name": name} for nid, name in children[:limit]]}
     members = catalogue.in_node(node)[:limit]

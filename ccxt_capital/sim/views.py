@@ -65,11 +65,13 @@ def market_details(dealer: Dealer, inst: Instrument, account: Account, ts: float
             "lotSize": inst.lot_size,
             "type": inst.type,
             "guaranteedStopAllowed": True,
+            "controlledRiskAllowed": True,  # the official examples' name for it
             "streamingPricesAvailable": True,
             "currency": inst.currency,
             "marginFactor": round(100.0 / leverage, 4),
             "marginFactorUnit": "PERCENTAGE",
             "openingHours": inst.utc_hours(ts),
+            "country": "",
             "overnightFee": {
                 "longRate": inst.overnight_long,
                 "shortRate": inst.overnight_short,
@@ -85,6 +87,10 @@ def market_details(dealer: Dealer, inst: Instrument, account: Account, ts: float
             "minGuaranteedStopDistance": {"unit": "PERCENTAGE", "value": inst.guaranteed_stop_pct},
             "minStopOrProfitDistance": {"unit": "PERCENTAGE", "value": inst.min_stop_pct},
             "maxStopOrProfitDistance": {"unit": "PERCENTAGE", "value": inst.max_stop_pct},
+            # The same rules under the names of the official examples (older API wording).
+            "minControlledRiskStopDistance": {"unit": "PERCENTAGE", "value": inst.guaranteed_stop_pct},
+            "minNormalStopOrLimitDistance": {"unit": "PERCENTAGE", "value": inst.min_stop_pct},
+            "maxStopOrLimitDistance": {"unit": "PERCENTAGE", "value": inst.max_stop_pct},
             "marketOrderPreference": "AVAILABLE_DEFAULT_OFF",
             "trailingStopsPreference": "AVAILABLE",
         },

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import views
-from .errors import bad_request, not_found
+from .errors import bad_request, invalid_constraint, not_found
 from .inputs import Ctx, body_object
 from .watchlists import Watchlist
 
@@ -51,7 +51,7 @@ def create_watchlist(ctx: Ctx) -> Any:
     if name is None:
         raise bad_request("error.null.createwatchlistrequest.name")
     if not isinstance(name, str) or not NAME_LENGTH[0] <= len(name) <= NAME_LENGTH[1]:
-        raise bad_request("error.size.createwatchlistrequest.name")
+        raise invalid_constraint("error.size.createwatchlistrequest.name")
     epics = body.get("epics") or []
     if not isinstance(epics, list) or not all(isinstance(e, str) for e in epics):
         raise bad_request("error.invalid.epics")
