@@ -28,7 +28,9 @@ Modules: ``server`` (running it), ``app`` (HTTP plumbing), ``routes`` (the endpo
 (request checking), ``session`` (logins), ``limits`` (rate limits), ``faults`` (fault injection),
 ``broker`` (state and lock), ``dealing`` (deals and confirms), ``clockwork`` (what runs as time
 moves), ``account`` (ledger), ``catalogue`` (epics and hours), ``pricing`` (quotes and bars),
-``views`` (JSON shapes), ``streaming`` (WebSocket), ``testing`` (fixtures).
+``views`` (JSON shapes), ``watchlists`` / ``watchlist_routes`` (watchlists), ``streaming`` (WebSocket),
+``testing`` (fixtures). Fidelity target: every example of Capital.com's official Postman collection
+(``tests/capital/test_sim_capital_official_examples.py``).
 """
 
 from .broker import Broker

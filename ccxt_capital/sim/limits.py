@@ -67,6 +67,8 @@ class RateLimiter:
         self.mode = mode
         self._sim_now = sim_now
         self._tat: dict[tuple[str, str], float] = {}
+        #: How many events were refused so far (a test's check that a paced client was never refused).
+        self.refused = 0
 
     def now(self) -> float:
         return self._sim_now() if self.mode == "sim" else time.monotonic()
@@ -82,6 +84,7 @@ class RateLimiter:
             tat = max(self._tat.get((name, subject), now), now)
             # A tiny tolerance so that "exactly one interval later" is allowed despite float noise.
             if tat - now > limit.window - limit.interval + jitter * limit.interval + 1e-9:
+                self.refused += 1
                 return False
             updates.append(((name, subject), tat + limit.interval))
         self._tat.update(updates)

@@ -205,3 +205,30 @@ def test_local_dates_follow_the_account_timezone(capital_sim, capital_client):
     window = capital_client.get("/prices/BTCUSD", params={"resolution": "HOUR", "from": "2024-03-05T14:00:00",
                                                          "max": 1}).json()["prices"]
     assert window[0]["snapshotTimeUTC"] == "2024-03-05T14:00:00"
+
+
+def test_preferences_fields_are_each_optional_and_null_means_unchanged(capital_client):
+    before = capital_client.get("/accounts/preferences").json()
+    answer = capital_client.put("/accounts/preferences", {"leverages": None, "hedgingMode": False})
+    assert (answer.status_code, answer.json()) == (200, {"status": "SUCCESS"})
+    assert capital_client.put("/accounts/preferences", {"hedgingMode": None}).status_code == 200
+    assert capital_client.get("/accounts/preferences").json() == before
+
+
+def test_activity_or_lists_and_one_date_alone(capital_sim, capital_client):
+    start = capital_sim.clock.now()
+    for epic in ("AAPL", "EURUSD", "GOLD"):
+        capital_client.deal("POST", "/positions", {"epic": epic, "direction": "BUY",
+                                                   "size": 1000 if epic == "EURUSD" else 1})
+    both = capital_client.get("/history/activity", params={"filter": "epic==AAPL,EURUSD"}).json()["activities"]
+    assert sorted(a["epic"] for a in both) == ["AAPL", "EURUSD"]
+    neither = capital_client.get("/history/activity", params={"filter": "epic!=AAPL,EURUSD"}).json()["activities"]
+    assert [a["epic"] for a in neither] == ["GOLD"]
+    # ``from`` alone: the one day from it (documented), here the day before the deals...
+    day_before = datetime.fromtimestamp(start - 86_400 - 60, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    assert capital_client.get("/history/activity", params={"from": day_before}).json() == {"activities": []}
+    # ...and from just before them, the three; ``to`` alone: the day up to it.
+    just_before = datetime.fromtimestamp(start - 60, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    assert len(capital_client.get("/history/activity", params={"from": just_before}).json()["activities"]) == 3
+    until = datetime.fromtimestamp(start + 60, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    assert len(capital_client.get("/history/activity", params={"to": until}).json()["activities"]) == 3

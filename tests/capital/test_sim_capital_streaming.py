@@ -80,3 +80,47 @@ async def test_streaming_refuses_bad_tokens_and_messages(capital_sim):
         await ws.send_json({"destination": "nonsense", "correlationId": "6", **tokens})
         assert (await ws.receive_json(timeout=5))["status"] == "FAILED"
         await ws.close()
+
+
+async def test_documented_messages_and_the_forty_epic_limit(capital_sim):
+    """The collection's WebSocket section: answers on the request's destination and correlationId,
+    subscriptions keyed EPIC (quotes) or EPIC:RESOLUTION:TYPE (bars), ping with an empty payload,
+    unsubscribing what is not named whole, and at most 40 epics: a 41st refuses the whole request."""
+    known = [i.epic for i in capital_sim.broker.catalogue.instruments]
+    names = (known + [f"NOPE{i}" for i in range(41)])[:41]  # the catalogue lists fewer than 41 markets
+    async with aiohttp.ClientSession() as session:
+        ws, tokens = await _socket(capital_sim, session)
+
+        async def ask(destination: str, correlation: str, payload: dict | None = None) -> dict:
+            await ws.send_json({"destination": destination, "correlationId": correlation, **tokens,
+                                **({"payload": payload} if payload is not None else {})})
+            while True:  # skip the quote / bar pushes that follow a subscription
+                message = await ws.receive_json(timeout=5)
+                if message["destination"] == destination:
+                    return message
+
+        refused = await ask("marketData.subscribe", "1", {"epics": names})  # 41: refused whole
+        assert refused == {"status": "FAILED", "destination": "marketData.subscribe", "correlationId": "1",
+                           "payload": {"errorCode": "error.invalid.epics.limit"}}
+        ok = await ask("marketData.subscribe", "2", {"epics": names[:40]})
+        assert ok == {"status": "OK", "destination": "marketData.subscribe", "correlationId": "2",
+                      "payload": {"subscriptions": {e: "PROCESSED" if e in known else "ERROR.NOT_FOUND"
+                                                    for e in names[:40]}}}
+        gone = await ask("marketData.unsubscribe", "3", {"epics": [names[0]]})
+        assert gone["payload"] == {"subscriptions": {names[0]: "PROCESSED"}}
+
+        bars = await ask("OHLCMarketData.subscribe", "5", {"epics": ["OIL_CRUDE", "AAPL"], "resolutions": ["MINUTE_5"],
+                                                          "type": "classic"})
+        assert bars["payload"] == {"subscriptions": {"OIL_CRUDE:MINUTE_5:classic": "PROCESSED",
+                                                     "AAPL:MINUTE_5:classic": "PROCESSED"}}
+        await ask("OHLCMarketData.subscribe", "6", {"epics": ["OIL_CRUDE"], "resolutions": ["MINUTE"],
+                                                    "type": "heikin-ashi"})
+        some = await ask("OHLCMarketData.unsubscribe", "7", {
+            "epics": ["OIL_CRUDE"], "resolutions": ["MINUTE", "MINUTE_5"], "types": ["heikin-ashi"]})
+        assert some["payload"] == {"subscriptions": {"OIL_CRUDE:MINUTE:heikin-ashi": "PROCESSED"}}
+        rest = await ask("OHLCMarketData.unsubscribe", "8", {"epics": ["OIL_CRUDE", "AAPL"]})  # all resolutions, types
+        assert rest["payload"] == {"subscriptions": {"AAPL:MINUTE_5:classic": "PROCESSED",
+                                                     "OIL_CRUDE:MINUTE_5:classic": "PROCESSED"}}
+        pong = await ask("ping", "9")
+        assert pong == {"status": "OK", "destination": "ping", "correlationId": "9", "payload": {}}
+        await ws.close()
