@@ -9,3 +9,16 @@ settings.register_profile(
     "ci", max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
 )
 settings.load_profile("ci")
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """One throwaway PostgreSQL server for the session, started on first use (see tests/pgserver.py)."""
+    from tests.pgserver import PgServer
+
+    server = PgServer()
+    with server:
+        yield server

@@ -8,7 +8,10 @@ import subprocess
 import sys
 import textwrap
 import threading
+import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -94,10 +97,23 @@ CREATE TABLE IF NOT EXISTS early_fees (
 """
 
 
+#: Where a test's journal lives: a name -> a SQLite file, or a PostgreSQL URL (one schema per name and test).
+At = Callable[[str], Any]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def at(request: pytest.FixtureRequest, tmp_path: Path) -> At:
+    """The journal's unit tests run against both stores: the same logic must keep the same promises."""
+    if request.param == "sqlite":
+        return lambda name: tmp_path / name
+    server = request.getfixturevalue("pg_server")
+    prefix = f"t_{uuid.uuid4().hex[:10]}"
+    return lambda name: server.url(f"{prefix}_{name.split('.')[0]}")
+
 
 @pytest.fixture
-def journal(tmp_path: Path) -> OrderJournal:
-    with OrderJournal(tmp_path / "j.sqlite", exchange="ibkr", account="DU123") as j:
+def journal(at: At) -> OrderJournal:
+    with OrderJournal(at("j.sqlite"), exchange="ibkr", account="DU123") as j:
         yield j
 
 
@@ -173,9 +189,9 @@ def test_fills_exactly_once_and_fee_arriving_late(journal: OrderJournal) -> None
     assert sum(f.amount for f in journal.fills()) == 10
 
 
-def test_accounts_sharing_a_file_do_not_see_each_other(tmp_path: Path) -> None:
-    a = OrderJournal(tmp_path / "j.sqlite", exchange="ibkr", account="A")
-    b = OrderJournal(tmp_path / "j.sqlite", exchange="capitalcom", account="A")
+def test_accounts_sharing_a_file_do_not_see_each_other(at: At) -> None:
+    a = OrderJournal(at("j.sqlite"), exchange="ibkr", account="A")
+    b = OrderJournal(at("j.sqlite"), exchange="capitalcom", account="A")
     intent(a, "same-id")
     assert b.get("same-id") is None
     assert intent(b, "same-id")[1] is True
@@ -221,9 +237,9 @@ def _python(code: str) -> list[str]:
     return [sys.executable, "-c", textwrap.dedent(code)]
 
 
-def test_intent_survives_sigkill(tmp_path: Path) -> None:
+def test_intent_survives_sigkill(at: At) -> None:
     """A child records intent, marks it sent and is SIGKILLed mid-flight; a new process sees both."""
-    path = tmp_path / "crash.sqlite"
+    path = at("crash.sqlite")
     child = subprocess.Popen(
         _python(
             f"""
@@ -254,9 +270,9 @@ def test_intent_survives_sigkill(tmp_path: Path) -> None:
     j.close()
 
 
-def test_two_processes_share_one_file(tmp_path: Path) -> None:
+def test_two_processes_share_one_file(at: At) -> None:
     """Two processes race to record the same clientOrderIds and fills; each id exists exactly once."""
-    path = tmp_path / "shared.sqlite"
+    path = at("shared.sqlite")
     code = f"""
         import sys
         from normalization.runtime.journal import OrderJournal
@@ -278,9 +294,9 @@ def test_two_processes_share_one_file(tmp_path: Path) -> None:
     j.close()
 
 
-def test_unchanged_updates_do_not_write(tmp_path: Path) -> None:
+def test_unchanged_updates_do_not_write(at: At) -> None:
     now = [1000]
-    j = OrderJournal(tmp_path / "j.sqlite", exchange="ibkr", now_ms=lambda: now[0])
+    j = OrderJournal(at("j.sqlite"), exchange="ibkr", now_ms=lambda: now[0])
     intent(j)
     j.attach_ids("bot-1", perm_id=5)
     j.update_status("bot-1", "open", {"a": 1}, filled=0)
@@ -295,9 +311,9 @@ def test_unchanged_updates_do_not_write(tmp_path: Path) -> None:
     j.close()
 
 
-def test_purge_drops_only_old_terminal_orders(tmp_path: Path) -> None:
+def test_purge_drops_only_old_terminal_orders(at: At) -> None:
     now = [1000]
-    j = OrderJournal(tmp_path / "j.sqlite", exchange="ibkr", now_ms=lambda: now[0])
+    j = OrderJournal(at("j.sqlite"), exchange="ibkr", now_ms=lambda: now[0])
     for cid in ("done", "live", "unknown"):
         intent(j, cid)
     j.update_status("done", "closed")
@@ -310,11 +326,11 @@ def test_purge_drops_only_old_terminal_orders(tmp_path: Path) -> None:
     j.close()
 
 
-def test_sync_modes(tmp_path: Path) -> None:
-    assert OrderJournal(tmp_path / "a.sqlite", exchange="x").sync == "full"
-    assert open_journal(str(tmp_path / "b.sqlite"), exchange="x", sync="normal").sync == "normal"
+def test_sync_modes(at: At) -> None:
+    assert OrderJournal(at("a.sqlite"), exchange="x").sync == "full"
+    assert open_journal(str(at("b.sqlite")), exchange="x", sync="normal").sync == "normal"
     with pytest.raises(ValueError, match="sync"):
-        OrderJournal(tmp_path / "c.sqlite", exchange="x", sync="eventually")
+        OrderJournal(at("c.sqlite"), exchange="x", sync="eventually")
 
 
 def test_intent_recorded_as_sent_is_one_history_entry(journal: OrderJournal) -> None:
@@ -363,11 +379,20 @@ def test_status_with_ids_is_one_write(journal: OrderJournal) -> None:
         journal.update_status("bot-1", "open", ids={"dealid": "x"})
 
 
-def _committed(path: Path, cid: str) -> bool:
+def _committed(where: Any, cid: str) -> bool:
     """Whether another connection (another process, or the disk after a crash) sees the order now."""
+    if str(where).startswith("postgresql://"):
+        import psycopg
+
+        from normalization.runtime.journal_postgres import PostgresStore
+
+        conninfo, schema = PostgresStore._conninfo(str(where))
+        with psycopg.connect(conninfo, autocommit=True) as other:
+            query = f'SELECT COUNT(*) FROM "{schema}".orders WHERE client_order_id=%s'
+            return other.execute(query, (cid,)).fetchone()[0] == 1
     import sqlite3
 
-    with sqlite3.connect(str(path)) as other:
+    with sqlite3.connect(str(where)) as other:
         return other.execute("SELECT COUNT(*) FROM orders WHERE client_order_id=?", (cid,)).fetchone()[0] == 1
 
 
@@ -375,14 +400,25 @@ INTENT = {"symbol": "AAPL/USD", "side": "buy", "type": "limit", "amount": 1.0, "
 
 
 @pytest.mark.parametrize("sync, keeps_id", [("full", True), ("normal", False), ("full", False)])
-def test_sending_commits_before_the_send_unless_the_broker_keeps_the_id(tmp_path: Path, sync: str,
+def test_sending_commits_before_the_send_unless_the_broker_keeps_the_id(at: At, sync: str,
                                                                          keeps_id: bool) -> None:
-    path = tmp_path / "j.sqlite"
+    path = at("j.sqlite")
     journal = OrderJournal(path, exchange="ibkr", sync=sync)
     with journal.sending("c-1", **INTENT, broker_keeps_id=keeps_id) as (row, created):
         assert created and row.state == SENT_UNKNOWN
         assert _committed(path, "c-1")  # before a byte leaves
     journal.close()
+
+
+@pytest.mark.parametrize("sync", ["normal", "behind"])
+def test_on_postgresql_every_intent_is_committed_before_the_send(pg_server: Any, sync: str) -> None:
+    """A write over the network can fail after the send (the server going away): on PostgreSQL the
+    intent is committed before the order leaves also where SQLite would commit it while it travels."""
+    url = pg_server.fresh_url()
+    with OrderJournal(url, exchange="ibkr", sync=sync) as journal:
+        with journal.sending("own-1", **INTENT, broker_keeps_id=True) as (row, created):
+            assert created and _committed(url, "own-1")
+        assert journal.wait_durable(10)
 
 
 def test_sending_with_the_broker_keeping_the_id_commits_while_the_order_travels(tmp_path: Path) -> None:
@@ -401,10 +437,11 @@ def test_sending_with_the_broker_keeping_the_id_commits_while_the_order_travels(
 
 
 @pytest.mark.parametrize("sync, defers", [("full", False), ("behind", True), ("normal", True)])
-def test_an_order_journaled_after_its_send_reads_as_if_its_intent_came_first(tmp_path: Path, sync: str,
+def test_an_order_journaled_after_its_send_reads_as_if_its_intent_came_first(at: At, sync: str,
                                                                               defers: bool) -> None:
-    journal = OrderJournal(tmp_path / "j.sqlite", exchange="ibkr", sync=sync, now_ms=lambda: 2_000)
-    assert journal.defers_new_intents is defers
+    journal = OrderJournal(at("j.sqlite"), exchange="ibkr", sync=sync, now_ms=lambda: 2_000)
+    remote = str(at("j.sqlite")).startswith("postgresql")  # a server may be down: never journal after a send
+    assert journal.defers_new_intents is (defers and not remote)
     assert NullJournal(exchange="ibkr").defers_new_intents  # nothing in memory outlives the process
     journal.record_after_send("gen-1", **INTENT, sent=1_000, state="open", filled=0, remaining=1,
                               ids={"order_id": 7, "perm_id": 99})
