@@ -51,6 +51,16 @@ CLIENT_ID = 9
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.long)])
+def journal_path(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    """The journal the bot, the dead bot's successor (its own process, its own connection) and the test
+    share: a SQLite file (one host), or a PostgreSQL database (a standby on another host), in the long
+    group (each bot process imports ccxt and connects: seconds)."""
+    if request.param == "sqlite":
+        return tmp_path / "journal.sqlite"
+    return request.getfixturevalue("pg_server").fresh_url()
+
+
 class Child:
     """A bot subprocess speaking JSON lines."""
 
