@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 # derandomize: the same examples every run, so CI is deterministic (the standards ask for seeded tests).
@@ -9,9 +10,6 @@ settings.register_profile(
     "ci", max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
 )
 settings.load_profile("ci")
-
-
-import pytest  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,10 @@
-"""The order journal: a local SQLite record of every order before it is sent and of everything after.
+"""The order journal: a record of every order before it is sent and of everything after.
+
+Its logic is written once, here; the rows live in a store (:mod:`normalization.runtime.journal_store`):
+a local SQLite file by default (:mod:`~normalization.runtime.journal_sqlite`), or a PostgreSQL database
+shared by bots on several hosts (:mod:`~normalization.runtime.journal_postgres`, what each ``sync``
+mode means there is stated in that module). The promises below hold on both; the SQLite specifics are
+marked as such.
 
 Why it exists: a bot that crashes or loses its connection between "send" and "acknowledged" must
 neither lose track of a live order nor send it a second time. The journal makes three promises:
@@ -25,8 +31,9 @@ neither lose track of a live order nor send it a second time. The journal makes 
   (Capital.com) the adapter defaults to ``behind``.
 * **Idempotency.** The same clientOrderId recorded twice returns the first row, also across restarts
   and across processes sharing the file; a fill with an execution id already seen is a no-op.
-* **Shareable.** WAL mode plus a busy timeout lets several bot processes use one file; every write is
-  a short ``BEGIN IMMEDIATE`` transaction so writers queue instead of deadlocking.
+* **Shareable.** SQLite: WAL mode plus a busy timeout lets several bot processes use one file; every
+  write is a short ``BEGIN IMMEDIATE`` transaction so writers queue instead of deadlocking. PostgreSQL:
+  the primary key answers "seen before?" for every connection, from whichever host.
 
 The journal is synchronous on purpose: each call is one small local transaction (tens of microseconds
 without fsync, a fraction of a millisecond with), cheaper than a thread hop. It is thread-safe
