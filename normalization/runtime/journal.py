@@ -528,7 +528,7 @@ class OrderJournal:
                 self._insert_fill(conn, **fill)
             current = conn.execute(
                 "SELECT state, reason, filled, remaining, info, order_id, perm_id, deal_reference, deal_id"
-                " FROM orders WHERE exchange=? AND account=? AND client_order_id=?",
+                " FROM orders WHERE exchange=? AND account=? AND client_order_id=?" + self._store.row_lock,
                 (*self._scope, client_order_id),
             ).fetchone()
             if current is None:

@@ -232,6 +232,7 @@ class PostgresStore:
     persistent = True
     remote = True
     path = None
+    row_lock = " FOR UPDATE"  # writers run side by side (READ COMMITTED): a status change locks its row
 
     def __init__(self, url: str, *, sync: str, pool_size: int = POOL_SIZE, pool_timeout: float = POOL_TIMEOUT) -> None:
         try:

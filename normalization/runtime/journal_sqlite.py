@@ -118,6 +118,7 @@ class SQLiteStore:
     """
 
     remote = False
+    row_lock = ""  # BEGIN IMMEDIATE: one writer at a time already
 
     def __init__(self, path: str | os.PathLike[str], *, sync: str, busy_timeout: float = 10.0) -> None:
         memory = str(path) == ":memory:"

@@ -51,13 +51,18 @@ class JournalStore(Protocol):
     * ``remote``: a network hop away, where a write can fail for reasons a local file cannot (the server
       is down): the journal then commits every intent before its send, never after it;
     * ``path``: the SQLite file, ``None`` otherwise;
-    * ``where``: where the rows live, for ``repr`` and messages -- never a password.
+    * ``where``: where the rows live, for ``repr`` and messages -- never a password;
+    * ``row_lock``: appended to a ``SELECT`` whose row the same transaction then updates (a status
+      change reads the current state first): ``""`` where write transactions are serialized anyway
+      (SQLite's ``BEGIN IMMEDIATE``), ``" FOR UPDATE"`` where they run side by side (PostgreSQL), so a
+      terminal state stays sticky against a concurrent writer in another process.
     """
 
     persistent: bool
     remote: bool
     path: Path | None
     where: str
+    row_lock: str
 
     def write(self, durable: bool = False, single: bool = False) -> AbstractContextManager[Connection]:
         """One write transaction, committed when the block ends and rolled back if it raises.
