@@ -58,7 +58,8 @@ from normalization.runtime.journal import (
     sync_option,
 )
 from normalization.runtime.reconcile import BrokerFill, BrokerOrder, BrokerSnapshot, reconcile
-from normalization.runtime.safety import check_sandbox_switch, resolve_live
+from normalization.runtime.safety import check_sandbox_switch, require_live_opt_in, resolve_live
+from normalization.runtime.settle import Placements, ReconciliationPending, settle
 from normalization.runtime.supervisor import (
     ACCOUNT,
     CONNECTED,
@@ -310,23 +311,18 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
     def __init__(self, config: dict[str, Any] | None = None) -> None:
         super().__init__(config or {})
         self.live = resolve_live(self.id, self.options.get("live"))
-        port = self.options.get("port")
-        if port is not None and int(port) in LIVE_PORTS and not self.live:
-            raise ccxt.PermissionDenied(
-                f"{self.id}: port {port} is a live-trading port; live trading needs options['live'] = True "
-                "and CCXT_BROKERS_ALLOW_LIVE=1"
-            )
-        sync_option(self.id, self.options)  # a bad option fails at construction, before anything is sent
         self._transport: IBTransport | None = None
         self._shared: SharedConnection | None = None  # the process-wide connection record (normalization.runtime.home)
         self._attached = False  # this object's on-connect work (journal, events, order sync) has run
+        self._check_live()
+        sync_option(self.id, self.options)  # a bad option fails at construction, before anything is sent
         self._journal: OrderJournal | None = None
         self._contracts: dict[str, Contract] = {}
         self._extra_symbols: list[str] = []
         self._cancel_requested: set[int] = set()
         self._reduce_only: set[str] = set()
         self._live_refs: dict[str, str] = {}  # clientOrderId -> last ccxt status journaled
-        self._placing: set[str] = set()  # clientOrderIds between journal intent and IB's answer
+        self._placing = Placements()  # clientOrderIds between journal intent and IB's answer
         # journal, cid, trade, market, the intent if not journaled yet: see _journal_sent
         self._deferred: list[tuple[OrderJournal, str, Trade, dict[str, Any], dict[str, Any] | None]] = []
         self._spare_order: Order | None = None  # built off the send path: see _fresh_order
@@ -358,9 +354,26 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
             shared = self._shared = shared_connection(self._home_key(), self)
         return shared.loop
 
+    def _check_live(self, accounts: list[str] | None = None) -> None:
+        """The live gate (normalization.runtime.safety) with IB's facts: a live port -- the one in the
+        options now, or the transport's -- and a live account (``U...``; paper accounts are ``D...``)
+        among those TWS manages. Run at construction, on every connect and before every order."""
+        facts = []
+        ports = {self.options.get("port"), self._transport.port if self._transport is not None else None}
+        for port in sorted(int(p) for p in ports if p is not None):
+            if port in LIVE_PORTS:
+                facts.append(f"port {port} is a live-trading port")
+        if accounts is None and self._transport is not None and self._transport.connected:
+            accounts = list(self._transport.ib.managedAccounts())
+        live_accounts = [a for a in accounts or [] if a and not a.upper().startswith("D")]
+        if live_accounts:
+            facts.append(f"TWS manages the live account(s) {', '.join(live_accounts)} (paper accounts are DU...)")
+        require_live_opt_in(self.id, self.options.get("live"), facts)
+
     @property
     def transport(self) -> IBTransport:
         if self._transport is None:
+            self._check_live()
             self._home_loop()
             self._transport = self._shared.get(self._new_transport)  # type: ignore[union-attr]
             self._transport.on_connected(self._after_connect)
@@ -392,12 +405,14 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
 
     async def connect(self) -> None:
         """Connect now instead of on first use (inside the exchange's event loop)."""
+        self._check_live()
         await self.transport.connect()
         if not self._attached:
             await self._after_connect()
 
     async def _ib(self, kind: str = EXECUTION) -> Any:
-        """The connected IB, after the supervisor's fail-fast gate for ``kind`` traffic."""
+        """The connected IB, after the live gate and the supervisor's fail-fast gate for ``kind`` traffic."""
+        self._check_live()
         ib = await self.transport.ensure(kind)
         if not self._attached:
             # Another exchange object opened the shared connection: this one's on-connect work is still due.
@@ -410,9 +425,14 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
         return self.transport.supervisor
 
     async def _after_connect(self) -> None:
-        self._attached = True
         transport = self.transport
         ib = transport.ib
+        try:
+            self._check_live(list(ib.managedAccounts()))  # a paper port may still lead to a live account
+        except ccxt.PermissionDenied:
+            transport.disconnect()
+            raise
+        self._attached = True
         if self._journal is None:
             self._journal = open_journal(
                 self.options.get("journal", USE_DEFAULT), exchange=self.id, account=transport.account or None,
@@ -509,8 +529,11 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
             if ccxt_status == last:
                 return
             self._live_refs[ref] = ccxt_status
+            rejected = ccxt_status == "rejected"
             self._journal.update_status(
-                ref, ccxt_status, filled=trade.orderStatus.filled, remaining=trade.orderStatus.remaining
+                ref, ccxt_status, self._trade_payload(trade) if rejected else None,
+                reason=self._reject_reason(trade) if rejected else None,
+                filled=trade.orderStatus.filled, remaining=trade.orderStatus.remaining,
             )
             if ccxt_status != "open":
                 self._live_refs.pop(ref, None)
@@ -522,17 +545,34 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
             return
         execution = fill.execution
         try:
+            market = self._market_by_con_id(fill.contract.conId)
+            ref = execution.orderRef or None
             self._journal.record_fill(
                 execution.execId,
                 amount=execution.shares,
                 price=execution.price,
-                client_order_id=execution.orderRef or None,
+                client_order_id=ref,
                 order_id=execution.orderId,
+                symbol=market["symbol"] if market is not None else None,
                 side="buy" if execution.side == "BOT" else "sell",
                 timestamp=to_ms(execution.time),
+                info=self._execution_payload(fill),
             )
         except Exception:  # noqa: BLE001
             pass
+
+    @staticmethod
+    def _execution_payload(fill: Any) -> dict[str, Any]:
+        """IB's execution, JSON-ready, kept as the journaled fill's raw payload."""
+        execution, contract = fill.execution, fill.contract
+        return {
+            "execId": execution.execId, "orderId": execution.orderId, "permId": execution.permId,
+            "clientId": execution.clientId, "orderRef": execution.orderRef, "time": str(execution.time),
+            "acctNumber": execution.acctNumber, "exchange": execution.exchange, "side": execution.side,
+            "shares": execution.shares, "price": execution.price, "cumQty": execution.cumQty,
+            "avgPrice": execution.avgPrice, "conId": contract.conId, "secType": contract.secType,
+            "symbol": contract.symbol, "currency": contract.currency,
+        }
 
     def _on_commission(self, trade: Trade, fill: Any, report: Any) -> None:
         if self._journal is None:
@@ -558,8 +598,15 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
         for fill in ib.fills():
             fills_by_perm[fill.execution.permId] = fills_by_perm.get(fill.execution.permId, 0.0) + fill.execution.shares
         orders = []
+        in_flight = set(self._placing)
         for trade in self._all_trades():
             order, status = trade.order, trade.orderStatus
+            if not (order.permId or status.permId) and not _acknowledged(trade) and not _done(trade):
+                # Sent by this process, not acknowledged yet: a local echo, not IB's word. Its row stays
+                # unresolved until IB answers (never called open, never called absent).
+                if order.orderRef:
+                    in_flight.add(order.orderRef)
+                continue
             perm = order.permId or status.permId
             # Completed orders arrive without fill quantities; executions and "Filled" tell them.
             filled = max(finite(status.filled) or 0.0, fills_by_perm.get(perm, 0.0))
@@ -595,7 +642,7 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
             report = reconcile(
                 journal,
                 BrokerSnapshot(orders=orders, fills=fills, complete=ib.isConnected()),
-                in_flight=self._placing,
+                in_flight=in_flight,
                 grace_ms=int(self.options.get("reconcileGraceMs", 2000)),
                 adopt_unknown=lambda o: client_ids.is_own(o.client_order_id, prefix),
                 match_on=("perm_id",),
@@ -1029,6 +1076,7 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
         symbol, type, side, amount, price, params = check_create_order(symbol, type, side, amount, price, params,
                                                                        IB_ORDER_RULES)
         market = await self._market(symbol)
+        self._check_live()
         parent, children, meta = self._build_order(market, type, side, amount, price, params)
         cid = meta["clientOrderId"]
         # While connected, journal.sending below answers "seen before?"; while disconnected, ask here so a
@@ -1036,9 +1084,12 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
         journaled = self._journal is not None and not self.transport.connected
         known = self._journal.get(cid) if journaled else None  # type: ignore[union-attr]
         if known is not None:
-            # The same clientOrderId again: the first order, never a second one (even while disconnected).
+            # The same clientOrderId again: the first order, never a second one (even while disconnected:
+            # an unsettled one waits, bounded, for the reconnect's reconciliation).
             check_repeat(known, self._intent(market, type, side, meta), cid, self.id)
-            return await self._journaled_order(known, market)
+            if not known.unresolved and not known.never_received:
+                return await self._journaled_order(known, market)
+            return await self._placed_before(known, market, parent, children, meta, self.journal)
         if meta["reduceOnly"]:
             await self._check_reduce_only(market, side, meta["amount"])
         ib = await self._ib()
@@ -1064,13 +1115,17 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
         else:
             if self._deferred:
                 self._flush_deferred()  # a generated id journaled after its call could be the one repeated here
-            # With journalSync="normal" the intent's write runs while the order travels (OrderJournal.sending);
-            # after a crash reconciliation asks IB, which lists the order by orderRef if it ever arrived.
-            with journal.sending(cid, **intent, broker_keeps_id=True) as (row, created):
+            # With journalSync="normal" the intent's write runs while the order travels (OrderJournal.sending)
+            # when the id carries our prefix: reconciliation adopts such an order back from IB's orderRef. Any
+            # other id is committed before it is sent: a bot that dies and comes back places every id it
+            # attempted again, and an order at IB that neither the journal nor the adoption knows would be
+            # sent twice. After a crash reconciliation asks IB, which lists the order by orderRef if it arrived.
+            prefix = str(self.options.get("clientOrderPrefix", client_ids.DEFAULT_PREFIX))
+            with journal.sending(cid, **intent, broker_keeps_id=client_ids.is_own(cid, prefix)) as (row, created):
                 trade = self._send(ib, market, parent, children) if created else None
             if trade is None:
                 check_repeat(row, intent, cid, self.id)
-                return await self._journaled_order(row, market)
+                return await self._placed_before(row, market, parent, children, meta, journal)
             deferred_intent = None
         if meta["reduceOnly"]:
             self._reduce_only.add(cid)
@@ -1085,6 +1140,40 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
         """The order as the journal keeps it (and a repeated clientOrderId is compared with)."""
         return {"symbol": market["symbol"], "side": side, "type": kind, "amount": meta["amount"],
                 "price": meta["price"], "trigger_price": meta["triggerPrice"]}
+
+    async def _placed_before(self, row: JournalOrder, market: dict[str, Any], parent: Order, children: list[Order],
+                             meta: dict[str, Any], journal: OrderJournal) -> dict[str, Any]:
+        """A clientOrderId journaled before: settle what became of it (normalization.runtime.settle), then
+        return that order -- or, if IB provably never received it, place it now, exactly once."""
+        cid = row.client_order_id
+        for _ in range(3):
+            await self._settle_journal([cid])
+            row = journal.get(cid) or row
+            if not row.never_received:
+                return await self._journaled_order(row, market)
+            if journal.claim_retry(cid) is None:
+                continue  # another thread or process claimed it first: its placement settles it
+            ib = await self._ib()
+            trade = self._send(ib, market, parent, children)
+            self._placing.add(cid)
+            try:
+                return await self._settle(trade, market, meta, journal, None)
+            finally:
+                self._placing.discard(cid)
+        raise ReconciliationPending(f"{self.id}: clientOrderId {cid} is being placed elsewhere; ask again shortly")
+
+    async def _settle_journal(self, cids: list[str] | None) -> None:
+        """Every unresolved order among ``cids`` (None: all) settled by reconciliation, or
+        ReconciliationPending after ``options['reconcileWait']`` seconds."""
+        await settle(
+            self.journal, cids, placements=self._placing, reconcile=self._resync,
+            timeout=float(self.options.get("reconcileWait", 10.0)), exchange_id=self.id,
+            grace_ms=int(self.options.get("reconcileGraceMs", 2000)), flush=self._flush_deferred,
+        )
+
+    async def _resync(self) -> None:
+        await self._ib()
+        await self._sync_orders(executions=False)
 
     def _send(self, ib: Any, market: dict[str, Any], parent: Order, children: list[Order]) -> Trade:
         """Hand the order (and its bracket children, transmitted with the last one) to IB."""
@@ -1119,6 +1208,14 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
         # order by its orderRef), so these writes run right after this call returns, off its latency.
         self._deferred.append((journal, cid, trade, market, intent))
         asyncio.get_running_loop().call_soon(self._flush_deferred)
+        if not _acknowledged(trade) and not _done(trade):
+            # Sent, and IB has not said whether it has it: no status to show (issue #15), and never a
+            # second send. The same clientOrderId later returns the order once IB answers.
+            raise ccxt.RequestTimeout(
+                f"{self.id} order {cid} was sent but IB did not answer within orderTimeout ({timeout:g} s); its "
+                "outcome is unknown. It is never sent twice: create_order / fetch_order with the same "
+                "clientOrderId return it once IB (or the reconciliation after a reconnect) settles it"
+            )
         if order["status"] == "rejected" or (_done(trade) and not order["filled"]
                                              and order["status"] != "canceled" and order["status"] != "expired"):
             raise self._rejection(trade)
@@ -1144,6 +1241,13 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
                 if intent is not None:
                     journal.record_after_send(cid, **intent, state=order["status"], filled=order["filled"],
                                               remaining=order["remaining"], ids=ids)
+                    if order["status"] == "rejected":
+                        journal.update_status(cid, "rejected", self._trade_payload(trade),
+                                              reason=self._reject_reason(trade))
+                elif order["status"] == "rejected":
+                    journal.update_status(cid, "rejected", self._trade_payload(trade),
+                                          reason=self._reject_reason(trade), filled=order["filled"],
+                                          remaining=order["remaining"], ids=ids)
                 else:
                     journal.update_status(cid, order["status"], filled=order["filled"],
                                           remaining=order["remaining"], ids=ids)
@@ -1157,6 +1261,23 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
                 self._live_refs[cid] = "sent_unknown"  # IB's late answer lands in the journal when it comes
         except Exception:  # noqa: BLE001 - a closed journal (exchange closed meanwhile) is not an error here
             pass
+
+    def _reject_reason(self, trade: Trade) -> str:
+        """A rejection as the journal keeps it: ``<ccxt class>: <IB's message>``."""
+        error = self._rejection(trade)
+        return f"{type(error).__name__}: {error}"
+
+    @staticmethod
+    def _trade_payload(trade: Trade) -> dict[str, Any]:
+        """IB's own words about an order, JSON-ready, for the journal's ``info``."""
+        status = trade.orderStatus
+        return {
+            "orderId": trade.order.orderId, "permId": trade.order.permId or status.permId,
+            "orderRef": trade.order.orderRef, "status": status.status, "filled": status.filled,
+            "remaining": status.remaining, "whyHeld": status.whyHeld,
+            "log": [{"time": str(e.time), "status": e.status, "message": e.message,
+                     "errorCode": getattr(e, "errorCode", 0)} for e in trade.log],
+        }
 
     def _rejection(self, trade: Trade) -> ccxt.BaseError:
         entry = next((e for e in reversed(trade.log) if getattr(e, "errorCode", 0)), None)
@@ -1173,8 +1294,17 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
         trade = self._find_trade_local(row.client_order_id) or (
             self._find_trade_local(row.perm_id) if row.perm_id else None
         )
-        if trade is not None:
+        if trade is not None and (_acknowledged(trade) or _done(trade)):
             return self.parse_ib_order(trade, market)
+        if row.unresolved:
+            raise ReconciliationPending(
+                f"{self.id} order {row.client_order_id}: IB has not confirmed whether it received it; ask again shortly"
+            )
+        if row.never_received:
+            raise ccxt.OrderNotFound(
+                f"{self.id} order {row.client_order_id} never reached IB ({row.reason}); placing the same "
+                "clientOrderId again sends it once"
+            )
         timestamp = row.created
         return self.safe_order(
             {
@@ -1365,6 +1495,12 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
         id, symbol, params = check_order_ref(self.id, "fetch_order", id, symbol, params)  # type: ignore[assignment]
         if symbol is not None:
             await self._market(symbol)
+        row = self._journal_row(id, params)
+        if row is not None and row.unresolved:
+            await self._settle_journal([row.client_order_id])  # never a status IB has not confirmed
+            row = self._journal_row(id, params)
+        if row is not None and row.never_received:
+            return await self._journaled_order(row, await self._market(row.symbol))  # raises OrderNotFound
         try:
             trade = await self._find_trade(id, params)
         except ccxt.OrderNotFound:
@@ -1392,6 +1528,8 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
         ib = await self._ib()
         market = await self._market(symbol) if symbol is not None else None
         trades = ib.openTrades() if open_only else ib.trades()
+        # An order this process sent that IB has not acknowledged is not shown: IB has not confirmed it.
+        trades = [t for t in trades if _acknowledged(t) or _done(t) or t.order.permId or t.orderStatus.permId]
         own_only = self.safe_bool(params, "ownOrdersOnly", bool(self.options.get("ownOrdersOnly", False)))
         prefix = str(self.options.get("clientOrderPrefix", client_ids.DEFAULT_PREFIX))
         result = []
@@ -1413,6 +1551,9 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
                                 params: dict[str, Any] = {}) -> list[dict[str, Any]]:
         """Open orders; ``options['ownOrdersOnly']`` (or the param) keeps only this bot's prefix."""
         symbol, since, limit, params = check_fetch(self.id, "fetch_open_orders", symbol, since, limit, params)
+        await self._ib()
+        if self._journal is not None and self._journal.unresolved():
+            await self._settle_journal(None)  # an order IB never confirmed is not open
         orders = await self._orders(symbol, since, None, params, open_only=True)
         return self.filter_by_since_limit([o for o in orders if o["status"] == "open"], since, limit)
 
@@ -1543,4 +1684,25 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
         extra = dict(params)
         extra["reduceOnly"] = True
         extra.setdefault("clientOrderId", client_ids.generate(str(self.options.get("clientOrderPrefix", "ccxt-"))))
+        # The position's bracket take-profit / stop-loss would stay working on a flat position, and one
+        # trigger would open it again: they are cancelled (and confirmed) before the closing order goes.
+        await self._cancel_bracket_children(int(market["id"]), "SELL" if closing == "sell" else "BUY")
         return await self.create_order(symbol, "market", closing, abs(held), None, extra)
+
+    async def _cancel_bracket_children(self, con_id: int, closing_action: str) -> None:
+        """Cancel the working bracket children (orders with a parent, closing side) of one contract."""
+        ib = await self._ib()
+        children = [
+            t for t in ib.openTrades()
+            if t.contract.conId == con_id and t.order.action == closing_action and not _done(t)
+            and (t.order.parentId or str(t.order.ocaGroup or "").endswith("-oca"))
+        ]
+        for trade in children:
+            self._cancel_requested.add(trade.order.orderId)
+            ib.cancelOrder(trade.order)
+        timeout = float(self.options.get("orderTimeout", 10.0))
+        for trade in children:
+            await self.transport.wait_trade(trade, _done, timeout)
+            if not _done(trade):
+                raise ccxt.RequestTimeout(f"{self.id} the bracket order {trade.order.orderRef or trade.order.orderId} "
+                                          "was not confirmed cancelled; the position was not closed")

@@ -60,8 +60,11 @@ from typing import Any
 from normalization.runtime.journal_store import Connection, JournalStore
 
 __all__ = [
+    "ABSENT_AFTER_SYNC",
     "ACKNOWLEDGED",
     "BROKER_ID_FIELDS",
+    "NEVER_SENT",
+    "RETRYABLE_PREFIX",
     "OPEN_STATES",
     "PENDING_SEND",
     "SENT_UNKNOWN",
@@ -90,6 +93,13 @@ TERMINAL_STATES = frozenset({"closed", "canceled", "rejected", "expired"})
 UNRESOLVED_STATES = frozenset({PENDING_SEND, SENT_UNKNOWN})
 OPEN_STATES = frozenset({ACKNOWLEDGED, "open"})
 STATES = UNRESOLVED_STATES | OPEN_STATES | TERMINAL_STATES
+
+# Reasons of a ``rejected`` row that mean "the broker never received it": the same clientOrderId may
+# then be placed again (:meth:`OrderJournal.claim_retry`), exactly once per such verdict.
+NEVER_SENT = "never sent"  # reconciliation: pending_send, nothing left the process
+ABSENT_AFTER_SYNC = "absent at broker after full sync"  # reconciliation: sent_unknown, the broker lists nothing
+RETRYABLE_PREFIX = "retryable: "  # the adapter: refused before the broker looked at it (a 429, never left)
+NEVER_RECEIVED_REASONS = (NEVER_SENT, ABSENT_AFTER_SYNC)
 
 BROKER_ID_FIELDS = ("order_id", "perm_id", "deal_reference", "deal_id")
 SYNC_MODES = ("full", "behind", "normal")
@@ -144,13 +154,22 @@ class JournalOrder:
         return self.state in TERMINAL_STATES
 
     @property
-    def ccxt_status(self) -> str:
-        """The status to show a ccxt caller: local states all read as ``open``.
+    def never_received(self) -> bool:
+        """True when the broker provably never received this order: it may be placed again."""
+        reason = self.reason or ""
+        return self.state == "rejected" and (reason in NEVER_RECEIVED_REASONS or reason.startswith(RETRYABLE_PREFIX))
 
-        A timeout after send must be reported as ``open`` with what is known, never as a
-        rejection (DESIGN §4), so ``sent_unknown`` shows as open too.
+    @property
+    def ccxt_status(self) -> str | None:
+        """The status to show a ccxt caller, or ``None`` while the placement outcome is unknown.
+
+        ``acknowledged`` (the broker has it, no ccxt status yet) reads as ``open``. An unresolved row
+        (``pending_send`` / ``sent_unknown``) has no status the broker confirmed: the adapters settle it
+        by reconciliation before they answer (:mod:`normalization.runtime.settle`), never show it as open.
         """
-        return self.state if self.state in TERMINAL_STATES else "open"
+        if self.state in TERMINAL_STATES:
+            return self.state
+        return None if self.state in UNRESOLVED_STATES else "open"
 
 
 @dataclass(frozen=True)
@@ -474,6 +493,24 @@ class OrderJournal:
                 (SENT_UNKNOWN, now, *self._scope, client_order_id, PENDING_SEND),
             )
             return bool(cur.rowcount)
+
+    def claim_retry(self, client_order_id: str) -> JournalOrder | None:
+        """Take the right to place a never-received order again: a compare-and-set from ``rejected``
+        with a never-received reason (:attr:`JournalOrder.never_received`) to ``sent_unknown``, in one
+        statement, so of two threads or processes placing the same clientOrderId only one wins and
+        sends. Returns the row as now journaled, or ``None`` if someone else claimed (or resolved) it."""
+        now = self.now_ms()
+        marks = ",".join("?" * len(NEVER_RECEIVED_REASONS))
+        with self._write(durable=True, single=True) as conn:
+            cur = conn.execute(
+                f"UPDATE orders SET state=?, reason='retry after: ' || reason, updated=?"
+                f" WHERE exchange=? AND account=? AND client_order_id=? AND state='rejected'"
+                f" AND (reason IN ({marks}) OR substr(reason, 1, ?) = ?)",
+                (SENT_UNKNOWN, now, *self._scope, client_order_id, *NEVER_RECEIVED_REASONS,
+                 len(RETRYABLE_PREFIX), RETRYABLE_PREFIX),
+            )
+            claimed = bool(cur.rowcount)
+        return self.get(client_order_id) if claimed else None
 
     def attach_ids(self, client_order_id: str, **ids: Any) -> JournalOrder:
         """Store broker ids as they become known (``order_id``, ``perm_id``, ``deal_reference``,

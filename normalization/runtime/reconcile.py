@@ -30,7 +30,9 @@ from typing import Any
 import ccxt
 
 from .journal import (
+    ABSENT_AFTER_SYNC,
     BROKER_ID_FIELDS,
+    NEVER_SENT,
     PENDING_SEND,
     SENT_UNKNOWN,
     STATES,
@@ -51,9 +53,6 @@ __all__ = [
     "MATCH_ORDER",
     "reconcile",
 ]
-
-NEVER_SENT = "never sent"
-ABSENT_AFTER_SYNC = "absent at broker after full sync"
 
 # Matching order: clientOrderId is ours and unique; permId / dealReference / dealId are stable broker
 # ids; the broker order id last, because IB order ids repeat across client sessions.

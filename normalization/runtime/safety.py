@@ -42,3 +42,35 @@ def check_sandbox_switch(exchange_id: str, enabled: bool, environ: Mapping[str, 
             f"{exchange_id}: set_sandbox_mode(False) means live trading; it also needs "
             f"options['live'] = True and {ALLOW_LIVE_VARIABLE}=1"
         )
+
+
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
+
+
+def is_loopback(host: str | None) -> bool:
+    """``localhost`` and 127.0.0.0/8, ::1: a simulator or a local gateway, never a broker's live host."""
+    if not host:
+        return False
+    host = host.strip().lower().strip("[]")
+    return host in LOOPBACK_HOSTS or host.startswith("127.") or host == "::1"
+
+
+def require_live_opt_in(exchange_id: str, live_option: object, facts: list[str],
+                        environ: Mapping[str, str] | None = None) -> None:
+    """The live gate, shared by both brokers: each supplies the ``facts`` that make a target live (IB: a
+    live port, a ``U...`` account; Capital: a host other than the demo host or loopback), whatever
+    setting named it. With any fact and not both opt-ins, ``PermissionDenied`` names what is missing.
+    Called on every connect and before every order, not only at construction: options change later."""
+    if not facts:
+        return
+    missing = []
+    wants_live = live_option is True or (isinstance(live_option, str) and live_option.strip().lower() in _TRUE)
+    if not wants_live:
+        missing.append("options['live'] = True")
+    if not live_allowed_by_environment(environ):
+        missing.append(f"the environment variable {ALLOW_LIVE_VARIABLE}=1")
+    if missing:
+        raise PermissionDenied(
+            f"{exchange_id}: refusing live trading: {'; '.join(facts)}. Live trading needs both "
+            f"options['live'] = True and {ALLOW_LIVE_VARIABLE}=1; missing: {' and '.join(missing)}"
+        )

@@ -124,7 +124,7 @@ async def test_dropped_before_send_fails_fast_and_the_retry_places_once(
     await check(tally, "dropped before send", ib_sim, journal, ["ib-pre"])
 
 
-async def test_lost_in_transit_is_resolved_rejected_and_never_resent(
+async def test_lost_in_transit_is_marked_never_received_and_placed_again_once(
     exchange: IBTrader, ib_sim: IBSimulator, journal: OrderJournal, tally: Any
 ) -> None:
     ib_sim.drop_on_order(BEFORE, order_ref="ib-transit")
@@ -132,18 +132,20 @@ async def test_lost_in_transit_is_resolved_rejected_and_never_resent(
     result = await outcome(
         exchange.create_order("AAPL/USD", "limit", "buy", 10, 150.0, {"clientOrderId": "ib-transit"})
     )
-    assert_bot_saw_a_correct_order_or_an_exception(result, "ib-transit", None)
+    assert isinstance(result, ccxt.BaseError), "IB never answered: no status may be shown"
     await reconnected(exchange, before)
     assert ib_orders_with_ref(ib_sim, "ib-transit") == []
     row = journal.get("ib-transit")
-    assert row is not None and row.state == "rejected" and "absent" in (row.reason or "")
-    assert (await fetched(exchange, "ib-transit"))["status"] == "rejected"
-    # Placing it again returns the first (rejected) order or raises: it is never sent a second time.
-    again = await outcome(
-        exchange.create_order("AAPL/USD", "limit", "buy", 10, 150.0, {"clientOrderId": "ib-transit"})
-    )
-    assert isinstance(again, ccxt.BaseError) or again["status"] == "rejected"
-    assert ib_orders_with_ref(ib_sim, "ib-transit") == []
+    assert row is not None and row.never_received and "absent" in (row.reason or "")
+    with pytest.raises(ccxt.OrderNotFound, match="never reached IB"):
+        await fetched(exchange, "ib-transit")
+    # Provably never received: the bot's retry of the same clientOrderId reaches IB, exactly once.
+    again = await exchange.create_order("AAPL/USD", "limit", "buy", 10, 150.0, {"clientOrderId": "ib-transit"})
+    assert again["status"] == "open" and again["clientOrderId"] == "ib-transit"
+    third = await exchange.create_order("AAPL/USD", "limit", "buy", 10, 150.0, {"clientOrderId": "ib-transit"})
+    assert third["id"] == again["id"]
+    assert len(ib_orders_with_ref(ib_sim, "ib-transit")) == 1
+    await exchange.cancel_order(again["id"])
     await check(tally, "dropped after send, before booking", ib_sim, journal, ["ib-transit"])
 
 

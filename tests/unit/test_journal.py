@@ -16,6 +16,8 @@ from typing import Any
 import pytest
 
 from normalization.runtime.journal import (
+    ABSENT_AFTER_SYNC,
+    NEVER_SENT,
     PENDING_SEND,
     SENT_UNKNOWN,
     USE_DEFAULT,
@@ -166,10 +168,48 @@ def test_unknown_states_and_ids_are_refused(journal: OrderJournal) -> None:
         journal.update_status("nobody", "open")
 
 
-def test_sent_unknown_reads_as_open_for_ccxt(journal: OrderJournal) -> None:
+def test_sent_unknown_has_no_ccxt_status(journal: OrderJournal) -> None:
+    """The broker has not confirmed it: no status (the adapters settle it before they answer)."""
     order, _ = intent(journal)
     journal.mark_sent(order.client_order_id)
+    assert journal.get("bot-1").ccxt_status is None
+    journal.update_status("bot-1", "acknowledged")
     assert journal.get("bot-1").ccxt_status == "open"
+
+
+def test_claim_retry_only_for_never_received_and_only_once(journal: OrderJournal) -> None:
+    intent(journal, state=SENT_UNKNOWN)
+    assert journal.claim_retry("bot-1") is None  # unresolved: nobody may place it again
+    journal.update_status("bot-1", "rejected", reason=ABSENT_AFTER_SYNC)
+    assert journal.get("bot-1").never_received
+    claimed = journal.claim_retry("bot-1")
+    assert claimed is not None and claimed.state == SENT_UNKNOWN and claimed.reason.startswith("retry after: ")
+    assert journal.claim_retry("bot-1") is None  # the second claimer loses: one send
+    journal.update_status("bot-1", "rejected", reason="InvalidOrder: 201 margin")
+    assert not journal.get("bot-1").never_received and journal.claim_retry("bot-1") is None
+
+
+def test_claim_retry_races_across_threads_one_winner(tmp_path: Path) -> None:
+    path = tmp_path / "race.sqlite"
+    with OrderJournal(path, exchange="ibkr", account="DU123") as first:
+        intent(first, state=SENT_UNKNOWN)
+        first.update_status("bot-1", "rejected", reason=NEVER_SENT)
+    journals = [OrderJournal(path, exchange="ibkr", account="DU123") for _ in range(8)]
+    wins: list[bool] = []
+    barrier = threading.Barrier(len(journals))
+
+    def claim(j: OrderJournal) -> None:
+        barrier.wait()
+        wins.append(j.claim_retry("bot-1") is not None)
+
+    threads = [threading.Thread(target=claim, args=(j,)) for j in journals]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for j in journals:
+        j.close()
+    assert sorted(wins) == [False] * 7 + [True]
 
 
 def test_fills_exactly_once_and_fee_arriving_late(journal: OrderJournal) -> None:
