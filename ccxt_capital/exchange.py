@@ -39,7 +39,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime, timezone
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import ccxt
 import ccxt.async_support
@@ -63,6 +63,7 @@ from normalization.errors import capital_reject_exception
 from normalization.orders import amount_on_grid, positive_number, price_on_grid, require_within
 from normalization.runtime.breaker import Breakers
 from normalization.runtime.journal import (
+    RETRYABLE_PREFIX,
     SENT_UNKNOWN,
     USE_DEFAULT,
     JournalOrder,
@@ -74,7 +75,8 @@ from normalization.runtime.pacing import Pacer, capital_pacer, shared_pacer
 from normalization.runtime.reconcile import BrokerFill, BrokerOrder, BrokerSnapshot, ReconcileReport, reconcile
 from normalization.runtime.resample import resample_ohlcv
 from normalization.runtime.retry import RequestNotSent, retry_if_never_sent
-from normalization.runtime.safety import check_sandbox_switch, resolve_live
+from normalization.runtime.safety import check_sandbox_switch, is_loopback, require_live_opt_in, resolve_live
+from normalization.runtime.settle import Placements, ReconciliationPending, settle
 from normalization.runtime.shared import fingerprint as _fingerprint
 from normalization.runtime.shared import process_wide
 from normalization.runtime.supervisor import Backoff, ConnectionSupervisor, ReconnectEvent
@@ -92,7 +94,7 @@ _SENT_IN: contextvars.ContextVar[int | None] = contextvars.ContextVar("capitalco
 
 DAY_MS = 86_400_000
 #: Journal reason prefix of a placement that provably never reached the books (retry allowed).
-RETRYABLE = "retryable: "
+RETRYABLE = RETRYABLE_PREFIX
 #: Deal fields a caller may pass in ``params`` verbatim (capital-api.md §4).
 CAPITAL_DEAL_FIELDS = frozenset({"trailingStop", "stopDistance", "stopAmount", "profitDistance", "profitAmount"})
 #: What create_order / edit_order accept beyond ccxt's unified params (README): the adapter's own params and
@@ -132,6 +134,15 @@ def _rejection(reason: str | None, exchange_id: str) -> ccxt.BaseError:
     if isinstance(cls, type) and issubclass(cls, ccxt.BaseError) and message:
         return cls(message)
     return capital_reject_exception(text or None, exchange_id=exchange_id)
+
+
+def _demo_or_loopback(url: str) -> bool:
+    """True for Capital's demo host and for loopback (a simulator); everything else may be live."""
+    parsed = urlsplit(url if "//" in url else f"//{url}")
+    if is_loopback(parsed.hostname):
+        return True
+    demo = urlsplit(DEMO_HOST)
+    return parsed.scheme == demo.scheme and parsed.hostname == demo.hostname and parsed.port in (None, 443)
 
 
 def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
@@ -312,7 +323,7 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
         self.timeout_on_exit = 0  # no aiohttp session to drain; close() need not sleep
         sync_option(self.id, self.options)  # a bad option fails at construction, before anything is sent
         self._live = resolve_live(self.id, self.safe_value(self.options, "live"))
-        self._placing: set[str] = set()
+        self._placing = Placements()
         # ``has`` claims only the market types that load: CFDs are spot markets, or linear swaps with
         # defaultType "swap", never both at once.
         swap = self.safe_string(self.options, "defaultType", "spot") == "swap"
@@ -368,9 +379,22 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
     def _host(self) -> str:
         return self.safe_string(self.options, "baseUrl") or self.urls["api"]["rest"]
 
+    def _check_live(self) -> None:
+        """The live gate (normalization.runtime.safety) with Capital's facts: any host other than the demo
+        host or loopback -- whether options['baseUrl'], ``urls``, the CLI's --base-url or the environment
+        named it -- is live. Checked for the host now configured and the one the transport talks to, on
+        every connect (transport creation, re-login) and before every order."""
+        hosts = {self._host()}
+        if self._transport is not None:
+            hosts.add(self._transport.host)
+        facts = [f"{host} is not the demo host ({DEMO_HOST}) nor loopback" for host in sorted(hosts)
+                 if not _demo_or_loopback(host)]
+        require_live_opt_in(self.id, self.safe_value(self.options, "live"), facts)
+
     def _wire(self) -> CapitalTransport:
         """The transport, created on first use inside a coroutine (so on the loop that runs us)."""
         if self._transport is None:
+            self._check_live()
             self._transport = CapitalTransport(
                 self._host(),
                 lambda: (self.apiKey, self.login, self.password),
@@ -417,6 +441,7 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
             self.supervisor.connected("logged in")
 
     async def _reconnect(self) -> None:
+        self._check_live()
         await self._wire().relogin()
 
     async def _heal(self, event: ReconnectEvent) -> None:
@@ -946,6 +971,7 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
                 params.pop(key, None)
         else:
             client_order_id = client_ids.generate(prefix)
+        self._check_live()
         self.supervisor.ensure_usable()  # fail fast before anything is recorded while reconnecting
         if reduce_only:
             reducible, hedging = await asyncio.gather(self._reducible(market, side), self._hedging_mode())
@@ -983,38 +1009,53 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
             params={"body": body, "reduceOnly": reduce_only, "timeInForce": tif or ("IOC" if not working else "GTC")},
             state=SENT_UNKNOWN,
         )
-        retry = False
         if not created:
             check_repeat(row, {"symbol": market["symbol"], "side": side, "type": kind, "amount": size,
                                "price": level, "trigger_price": level if kind == "stop" else None},
                          client_order_id, self.id)
-            if self._deferred:  # an order this object returned may not show its outcome yet
-                self._flush_deferred()
-                row = journal.get(client_order_id) or row
-            if row.state != "rejected" or not (row.reason or "").startswith(RETRYABLE):
-                return await self._order_from_journal(row)
-            # The first attempt provably never reached the books (a 429, or it never left): the same
-            # clientOrderId may try again, exactly once more per refusal.
-            journal.update_status(client_order_id, "pending_send", force=True, reason="retry after: " + row.reason)
-            row = journal.get(client_order_id) or row
-            retry = True
+            return await self._placed_before(journal, row, market, kind, reduce_only, body, working)
         self._placing.add(client_order_id)
         try:
-            return await self._place(journal, row, market, kind, reduce_only, body, working, retry)
+            return await self._place(journal, row, market, kind, reduce_only, body, working)
         finally:
             self._placing.discard(client_order_id)
 
-    async def _place(self, journal: OrderJournal, row: JournalOrder, market: dict[str, Any], kind: str,
-                     reduce_only: bool, body: dict[str, Any], working: bool, retry: bool = False) -> dict[str, Any]:
-        """Send a journaled deal once and settle it (see create_order).
+    async def _placed_before(self, journal: OrderJournal, row: JournalOrder, market: dict[str, Any], kind: str,
+                             reduce_only: bool, body: dict[str, Any], working: bool) -> dict[str, Any]:
+        """A clientOrderId journaled before: settle what became of it (normalization.runtime.settle), then
+        return that order -- or, if the broker provably never received it (a 429, a request that never
+        left, absent from the books after the grace), place it now, exactly once per such verdict
+        (``claim_retry`` is a compare-and-set: of two threads or processes, one sends)."""
+        cid = row.client_order_id
+        for _ in range(3):
+            await self._settle_journal([cid])
+            row = journal.get(cid) or row
+            if not row.never_received:
+                return await self._order_from_journal(row)
+            claimed = journal.claim_retry(cid)
+            if claimed is None:
+                continue  # another thread or process claimed it first: its placement settles it
+            self._placing.add(cid)
+            try:
+                return await self._place(journal, claimed, market, kind, reduce_only, body, working)
+            finally:
+                self._placing.discard(cid)
+        raise ReconciliationPending(f"{self.id}: clientOrderId {cid} is being placed elsewhere; ask again shortly")
 
-        A fresh row was recorded ``sent_unknown`` already. A ``retry`` row was put back to ``pending_send``
-        and is flipped by ``mark_sent``, a compare-and-set: if a reconciliation (here or in another
-        process sharing the journal) resolved it meanwhile, nothing is sent.
-        """
+    async def _settle_journal(self, cids: list[str] | None) -> None:
+        """Every unresolved order among ``cids`` (None: all) settled by reconciliation, or
+        ReconciliationPending after ``options['reconcileWait']`` seconds."""
+        journal = await self._journal_ready()
+        await settle(
+            journal, cids, placements=self._placing, reconcile=self.reconcile_journal,
+            timeout=float(self.safe_number(self.options, "reconcileWait", 10.0)), exchange_id=self.id,
+            grace_ms=int(self.safe_integer(self.options, "reconcileGraceMs", 60_000)), flush=self._flush_deferred,
+        )
+
+    async def _place(self, journal: OrderJournal, row: JournalOrder, market: dict[str, Any], kind: str,
+                     reduce_only: bool, body: dict[str, Any], working: bool) -> dict[str, Any]:
+        """Send a journaled deal (its row ``sent_unknown`` already) once and settle it (see create_order)."""
         client_order_id = row.client_order_id
-        if retry and not journal.mark_sent(client_order_id):
-            return await self._order_from_journal(journal.get(client_order_id) or row)
         path = "/workingorders" if working else "/positions"
         found_on_401: list[str] = []
 
@@ -1037,12 +1078,14 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
         except RequestNotSent as error:
             journal.update_status(client_order_id, "rejected", reason=f"{RETRYABLE}{_reason(error)}")
             raise
-        except SentButUnknown:
+        except SentButUnknown as error:
             reference = await self._find_lost_deal(journal.get(client_order_id) or row)
             if reference is None:
-                log.warning("%s: deal %s sent but unanswered; reporting it open until resolved", self.id,
-                            client_order_id)
-                return self._journal_order(journal.get(client_order_id) or row)
+                # Sent, unanswered, not in the books yet: no status to show (issue #15), never a second send.
+                raise ccxt.RequestTimeout(
+                    f"{self.id} deal {client_order_id} was sent but not answered ({error}); its outcome is unknown. "
+                    "It is never sent twice: create_order / fetch_order with the same clientOrderId return it "
+                    "once reconciliation settles it") from error
         except ccxt.AuthenticationError:
             if not found_on_401:
                 journal.update_status(client_order_id, "rejected", reason="not booked: session rejected (401)")
@@ -1251,6 +1294,10 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
         """What the journal alone knows, as a ccxt order (id = dealReference, else the clientOrderId)."""
         if row is None:
             raise ccxt.OrderNotFound(f"{self.id} order is not in the journal")
+        if row.unresolved:
+            raise ReconciliationPending(
+                f"{self.id} order {row.client_order_id}: Capital.com has not confirmed whether it received it; "
+                "ask again shortly")
         market = self.markets.get(row.symbol) if self.markets else None
         confirm = row.info if isinstance(row.info, dict) else {}
         status = row.ccxt_status
@@ -1288,8 +1335,18 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
     async def _order_from_journal(self, row: JournalOrder, raise_rejected: bool = True) -> dict[str, Any]:
         """The first order placed under a clientOrderId (the idempotent answer to a repeat: a first
         placement that was refused is refused again, with the same exception class)."""
+        if row.never_received:
+            raise ccxt.OrderNotFound(
+                f"{self.id} order {row.client_order_id} never reached Capital.com ({row.reason}); placing the same "
+                "clientOrderId again sends it once")
         if row.state == "rejected" and raise_rejected:
             raise _rejection(row.reason, self.id)
+        if row.unresolved:
+            await self._settle_journal([row.client_order_id])
+            journal = await self._journal_ready()
+            settled = journal.get(row.client_order_id) or row
+            if settled.state != row.state or settled.deal_reference != row.deal_reference:
+                return await self._order_from_journal(settled, raise_rejected)
         if row.deal_reference is None and row.state == "sent_unknown":
             reference = await self._find_lost_deal(row)
             if reference is not None:
@@ -1344,7 +1401,10 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
         id, symbol, params = check_order_ref(self.id, "fetch_order", id, symbol, params)  # type: ignore[assignment]
         await self.load_markets()
         row, reference, deal_id = await self._lookup(id)
-        if row is not None and reference is None:
+        if row is not None and row.unresolved:
+            await self._settle_journal([row.client_order_id])  # never a status the broker has not confirmed
+            row, reference, deal_id = await self._lookup(id)
+        if row is not None and (reference is None or row.never_received):
             return await self._order_from_journal(row, raise_rejected=False)
         working_type = row.type if row is not None and row.type in ("limit", "stop") else None
         confirm = None
@@ -1524,6 +1584,8 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
         await self.load_markets()
         market = self.market(symbol) if symbol is not None else None
         journal = await self._journal_ready()
+        if journal.unresolved():
+            await self._settle_journal(None)  # an order placed before a crash is shown settled or not at all
         orders = []
         for entry in await self._working_orders():
             order = self.parse_order(entry)

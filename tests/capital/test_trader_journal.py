@@ -83,7 +83,7 @@ async def test_intent_and_send_mark_are_one_commit_and_the_outcome_is_journaled_
         assert [h.state for h in other.history("one-commit")] == ["sent_unknown", "closed"]
 
 
-async def test_a_retry_after_a_429_is_flipped_to_sent_by_compare_and_set(face: Face, capital_sim) -> None:
+async def test_a_retry_after_a_429_is_claimed_by_compare_and_set(face: Face, capital_sim) -> None:
     # 429s past orderTimeout: the bot sees RateLimitExceeded and nothing is booked.
     rule = capital_sim.faults.too_many_requests(1000, method="POST", path="/positions")
     with pytest.raises(ccxt.RateLimitExceeded):
@@ -93,7 +93,7 @@ async def test_a_retry_after_a_429_is_flipped_to_sent_by_compare_and_set(face: F
     assert order["status"] == "closed"
     journal = await face.journal()
     assert [h.state for h in journal.history("cas-1")] == [
-        "sent_unknown", "rejected", "pending_send", "sent_unknown", "closed"]
+        "sent_unknown", "rejected", "sent_unknown", "closed"]
 
 
 async def test_deferred_writes_ride_on_the_next_requests_and_are_flushed_before_reads(make_face,

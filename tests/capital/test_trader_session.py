@@ -16,6 +16,7 @@ import pytest
 import ccxt_capital
 from ccxt_capital.async_support import CapitalTrader as AsyncCapitalTrader
 from ccxt_capital.transport import DEMO_HOST, LIVE_HOST
+from normalization.runtime.settle import ReconciliationPending
 from tests import conformance
 
 from .trader_fixtures import Face, booked, face_fixture, face_kind_fixture, make_face_fixture  # noqa: F401
@@ -93,20 +94,25 @@ async def test_a_deal_whose_answer_is_lost_is_resolved_not_resent(face: Face, ca
     assert any(d["dealId"] == position.deal_id for d in confirm["affectedDeals"])
 
 
-async def test_a_deal_that_may_not_have_arrived_is_reported_open_and_never_resent(face: Face, capital_sim) -> None:
+async def test_a_deal_that_may_not_have_arrived_has_no_status_until_settled_then_places_once(
+        face: Face, capital_sim) -> None:
     capital_sim.faults.drop(after=False, method="POST", path="/positions")
-    order = await face.call("create_order", "AAPL/USD", "market", "buy", 3, None, {"clientOrderId": "gone-1"})
-    assert order["status"] == "open" and order["id"] == "gone-1"  # what is known, never a rejection
+    with pytest.raises(ccxt.RequestTimeout, match="outcome is unknown"):  # no status the broker never confirmed
+        await face.call("create_order", "AAPL/USD", "market", "buy", 3, None, {"clientOrderId": "gone-1"})
     await face.call("wait_ready", 5)  # the lost connection is re-established and the journal reconciled
     assert face.impl.supervisor.reconnects == 1
-    again = await face.call("create_order", "AAPL/USD", "market", "buy", 3, None, {"clientOrderId": "gone-1"})
-    assert again["id"] == "gone-1" and capital_sim.positions() == []  # not sent a second time
-    assert (await face.call("fetch_order", "gone-1"))["status"] == "open"
-    capital_sim.advance(120)
-    report = await face.call("reconcile_journal")
-    assert report.resolved == [("gone-1", "absent at broker after full sync")]
-    assert (await face.call("fetch_order", "gone-1"))["status"] == "rejected"
+    face.impl.options["reconcileWait"] = 0.2
+    # Inside the reconciliation grace the deal may still be on its way: an honest "pending", nothing sent.
+    with pytest.raises(ReconciliationPending):
+        await face.call("create_order", "AAPL/USD", "market", "buy", 3, None, {"clientOrderId": "gone-1"})
+    with pytest.raises(ReconciliationPending):
+        await face.call("fetch_order", "gone-1")
     assert capital_sim.positions() == []
+    capital_sim.advance(120)  # past the grace: absent from the books, so provably never received
+    again = await face.call("create_order", "AAPL/USD", "market", "buy", 3, None, {"clientOrderId": "gone-1"})
+    assert again["status"] == "closed" and again["clientOrderId"] == "gone-1" and again["id"].startswith("o_")
+    third = await face.call("create_order", "AAPL/USD", "market", "buy", 3, None, {"clientOrderId": "gone-1"})
+    assert third["id"] == again["id"] and len(capital_sim.positions()) == 1  # placed again exactly once
 
 
 async def test_a_timed_out_deal_is_found_later(make_face, capital_sim) -> None:
@@ -115,8 +121,8 @@ async def test_a_timed_out_deal_is_found_later(make_face, capital_sim) -> None:
     try:
         await ex.call("load_markets")
         capital_sim.faults.slow(0.6, method="POST", path="/positions")
-        order = await ex.call("create_order", "AAPL/USD", "market", "buy", 4, None, {"clientOrderId": "slow-1"})
-        assert order["status"] == "open" and order["id"] == "slow-1"
+        with pytest.raises(ccxt.RequestTimeout):
+            await ex.call("create_order", "AAPL/USD", "market", "buy", 4, None, {"clientOrderId": "slow-1"})
         for _ in range(100):  # the simulator books it when its (wall-clock) delay is over
             if booked(capital_sim)["positions"]:
                 break
@@ -286,8 +292,8 @@ async def test_someone_elses_identical_deal_is_never_adopted(face: Face, capital
         await http.post("/positions", headers=headers, json={"epic": "AAPL", "direction": "BUY", "size": 3})
     capital_sim.advance(5)
     capital_sim.faults.drop(after=False, method="POST", path="/positions")
-    order = await face.call("create_order", "AAPL/USD", "market", "buy", 3, None, {"clientOrderId": "mine-1"})
-    assert order["status"] == "open" and order["id"] == "mine-1"  # unresolved, not someone else's deal
+    with pytest.raises(ccxt.RequestTimeout):  # unresolved: not someone else's deal
+        await face.call("create_order", "AAPL/USD", "market", "buy", 3, None, {"clientOrderId": "mine-1"})
     await face.call("wait_ready", 5)
     capital_sim.advance(120)
     report = await face.call("reconcile_journal")

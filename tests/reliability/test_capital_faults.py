@@ -142,7 +142,7 @@ async def test_expired_session_on_placement_is_sent_once(
 # ------------------------------------------------------------------------ dropped mid-request
 
 
-async def test_dropped_before_booking_is_resolved_rejected_and_never_resent(
+async def test_dropped_before_booking_is_marked_never_received_and_placed_again_once(
     exchange: CapitalTrader, capital_sim: CapitalSimulator, journal: OrderJournal, tally: Any
 ) -> None:
     capital_sim.faults.drop(method="POST", path="/positions")
@@ -151,11 +151,14 @@ async def test_dropped_before_booking_is_resolved_rejected_and_never_resent(
     await settled(exchange)
     assert capital_placements(capital_sim) == {}
     row = journal.get("cap-drop-before")
-    assert row is not None and row.state == "rejected"
-    assert (await exchange.fetch_order("cap-drop-before", "AAPL/USD"))["status"] == "rejected"
-    again = await buy(exchange, "cap-drop-before")
-    assert isinstance(again, ccxt.BaseError) or again["status"] == "rejected"
-    assert capital_placements(capital_sim) == {}, "an order whose outcome was unknown is never re-sent"
+    assert row is not None and row.never_received, row
+    with pytest.raises(ccxt.OrderNotFound, match="never reached"):
+        await exchange.fetch_order("cap-drop-before", "AAPL/USD")
+    again = await buy(exchange, "cap-drop-before")  # provably never received: placed again, once
+    assert not isinstance(again, ccxt.BaseError) and again["status"] == "closed"
+    third = await buy(exchange, "cap-drop-before")
+    assert not isinstance(third, ccxt.BaseError) and third["id"] == again["id"]
+    assert len(capital_placements(capital_sim)) == 1
     await check(tally, "dropped before booking", capital_sim, journal, ["cap-drop-before"])
 
 
