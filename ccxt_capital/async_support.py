@@ -13,6 +13,6 @@ from normalization.runtime.ohlcv_service import with_runner_mixins
 from .exchange import CapitalTrader as _CapitalTraderImplementation
 
 #: Capital's balance already is equity (deposit + profitLoss): open CFD positions add nothing to it.
-CapitalTrader = with_runner_mixins(_CapitalTraderImplementation, equity_holdings="none")
+CapitalTrader = with_runner_mixins(_CapitalTraderImplementation, equity_holdings="pnl")
 
 __all__ = ["CapitalTrader"]

@@ -1193,7 +1193,7 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
         executions = [
             {"exec_id": f"{reference}:{fill_deal_id}", "amount": amount, "price": price, "client_order_id": cid,
              "order_id": reference, "symbol": symbol, "side": side, "timestamp": timestamp, "fee_cost": 0.0,
-             "fee_currency": currency}
+             "fee_currency": currency, "info": {"dealId": fill_deal_id, "confirm": info}}
             for fill_deal_id, amount, price in fills
         ]
 
@@ -1673,6 +1673,24 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
         info = balance.get("info")
         return self.safe_number(self.safe_dict(info, "balance", {}), "profitLoss") if isinstance(info, dict) else None
 
+    def balance_cash(self, balance: dict[str, Any]) -> dict[str, float] | None:
+        """The account's cash as Capital counts it: ``deposit`` (funding and realized PnL) in the account
+        currency. CFDs are margin positions: their notional is not cash, so the base currencies the balance
+        lists for them (``EUR`` of an EUR/USD CFD) are left out and equity = deposit + profitLoss
+        (normalization.runtime.equity, model "pnl"); without ``deposit``, ``balance`` minus ``profitLoss``."""
+        info = balance.get("info")
+        if not isinstance(info, dict):
+            return None
+        values = self.safe_dict(info, "balance", {}) or {}
+        code = self.safe_currency_code(self.safe_string(info, "currency"))
+        deposit = self.safe_number(values, "deposit")
+        if deposit is None:
+            total, pnl = self.safe_number(values, "balance"), self.safe_number(values, "profitLoss")
+            if total is None:
+                return None
+            deposit = total - (pnl or 0.0)
+        return {code: deposit} if code else None
+
     async def fetch_balance(self, params: dict[str, Any] = {}) -> dict[str, Any]:
         """Account currency: total = balance (equity), free = available, used = the margin in use.
         Holdings: each open position's base currency with its net size (long +, short -), so a spot
@@ -1706,9 +1724,26 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
 
     async def close_position(self, symbol: str, side: str | None = None, params: dict[str, Any] = {}) -> dict[str, Any]:
         """DELETE /positions/{dealId} for every position in ``symbol`` (of ``side`` if given: long/short);
-        returns the closing deal as a market order."""
+        returns the closing deal as a market order.
+
+        Journaled like any order: the intent (with the clientOrderId from ``params`` or a generated one)
+        before the first DELETE, then the deal's ids, status and fill. The same clientOrderId again returns
+        the first close (also after a restart), never a second one; a close whose answer was lost is
+        settled by reconciliation before it is answered for."""
         symbol, side, params = check_close_position(self.id, symbol, side, params)
         market = await self._market(symbol)
+        self._check_live()
+        self.supervisor.ensure_usable()
+        params = dict(params or {})
+        prefix = self.safe_string(self.options, "clientOrderPrefix", client_ids.DEFAULT_PREFIX)
+        cid = client_ids.take_or_generate(params, prefix)
+        journal = await self._journal_ready()
+        known = journal.get(cid)
+        if known is not None:  # a repeat: the first close, settled; placed again only if never received
+            await self._settle_journal([cid])
+            known = journal.get(cid) or known
+            if not known.never_received:
+                return await self._order_from_journal(known)
         wanted = {"long": "BUY", "short": "SELL", "buy": "BUY", "sell": "SELL"}.get(side or "", None)
         targets = [p["position"] for p in await self._positions_raw()
                    if (p.get("market") or {}).get("epic") == market["id"]
@@ -1716,20 +1751,54 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
         if not targets:
             raise ccxt.InvalidOrder(f"{self.id} has no open position in {symbol} to close")
         result: dict[str, Any] | None = None
-        for data in targets:
-            deal_id = data["dealId"]
-            answer = await self._call("DELETE", f"/positions/{quote(deal_id, safe='')}", kind="write")
-            reference = self.safe_string(answer, "dealReference")
-            confirm = await self._confirm(reference) if reference else None
-            if confirm is None:
-                continue
-            if self.safe_string(confirm, "dealStatus") == "REJECTED":
-                raise capital_reject_exception(self.safe_string(confirm, "rejectReason"), exchange_id=self.id)
-            result = self.parse_confirm_order(confirm, market)
-            result["reduceOnly"] = True
-        if result is None:
-            raise ccxt.RequestTimeout(f"{self.id} close_position {symbol}: no confirm within the timeout")
+        for index, data in enumerate(targets):
+            leg = cid if index == 0 else f"{cid}:{index}"
+            closing = "sell" if data.get("direction") == "BUY" else "buy"
+            size = float(data.get("size") or 0)
+            body = {"epic": market["id"], "direction": DIRECTIONS[closing], "size": size}
+            intent = {"body": body, "reduceOnly": True, "timeInForce": "IOC", "closes": data["dealId"]}
+            if journal.get(leg) is not None:
+                if journal.claim_retry(leg) is None:
+                    result = await self._order_from_journal(journal.get(leg))  # type: ignore[arg-type]
+                    continue
+            else:
+                _, created = journal.record_intent(leg, symbol=market["symbol"], side=closing, type="market",
+                                                   amount=size, params=intent, state=SENT_UNKNOWN)
+                if not created:  # another thread placed it meanwhile: its answer, settled
+                    await self._settle_journal([leg])
+                    result = await self._order_from_journal(journal.get(leg))  # type: ignore[arg-type]
+                    continue
+            self._placing.add(leg)
+            try:
+                result = await self._close_one(journal, leg, data["dealId"], market)
+            finally:
+                self._placing.discard(leg)
+        assert result is not None
         return result
+
+    async def _close_one(self, journal: OrderJournal, cid: str, deal_id: str, market: dict[str, Any]) -> dict[str, Any]:
+        """One journaled DELETE /positions/{dealId}, settled like a placement (see _place)."""
+        try:
+            answer = await self._call("DELETE", f"/positions/{quote(deal_id, safe='')}", kind="write")
+        except SentButUnknown as error:
+            raise ccxt.RequestTimeout(
+                f"{self.id} close {cid} was sent but not answered ({error}); its outcome is unknown. The same "
+                "clientOrderId returns it once reconciliation settles it") from error
+        except (RequestNotSent, ccxt.RateLimitExceeded) as error:
+            journal.update_status(cid, "rejected", reason=f"{RETRYABLE}{_reason(error)}")
+            raise
+        except ccxt.BaseError as error:
+            journal.update_status(cid, "rejected", reason=_reason(error))
+            raise
+        reference = self.safe_string(answer, "dealReference")
+        if reference is None:
+            raise ccxt.BadResponse(f"{self.id} DELETE /positions/{deal_id} answered without a dealReference")
+        journal.attach_ids(cid, deal_reference=reference)
+        order = await self._settle(cid, reference, market, "market", True, raise_rejected=True)
+        row = journal.get(cid)
+        if order.get("status") == "open" and row is not None and row.state == "acknowledged":
+            raise ccxt.RequestTimeout(f"{self.id} close_position {market['symbol']}: no confirm within the timeout")
+        return order
 
     async def fetch_my_trades(self, symbol: str | None = None, since: int | None = None, limit: int | None = None,
                               params: dict[str, Any] = {}) -> list[dict[str, Any]]:

@@ -15,9 +15,12 @@ How equity is counted (documented because brokers differ):
 - **holdings**, three models, chosen by the adapter (class attribute ``equity_holdings``):
   ``"market"`` (IB cash equities): the shares were paid for out of cash, so they count at their market
   value, quantity x the broker's mark (the position's ``markPrice``, else the ticker's mid);
-  ``"none"`` (Capital.com): the account's cash figure is already its equity (Capital's ``balance`` =
-  ``deposit + profitLoss``), CFD positions add nothing;
-  ``"pnl"`` (a CFD broker whose cash excludes open PnL): only the positions' unrealized PnL counts;
+  ``"none"``: the account's cash figure is already its equity, positions add nothing;
+  ``"pnl"`` (CFDs, Capital.com): a CFD is a margin position, its notional is not cash -- only the
+  positions' unrealized PnL counts, on top of the cash the broker reports (Capital: ``deposit``, so
+  equity = ``deposit + profitLoss``, the broker's own two figures). Such an adapter names its cash
+  (hook ``balance_cash``): the base currencies its balance shows for open CFDs (``EUR`` of an EUR/USD
+  CFD) are exposures, never cash;
 - **PnL**: the positions' unrealized PnL, each converted from its market's currency.
 
 The adapters use :class:`BaseCurrencyMixin` (first in the bases) or call :func:`enrich_balance` at the
@@ -209,12 +212,15 @@ async def value_balance(
     positions: Sequence[Mapping[str, Any]] | None = None,
     unrealized_pnl: float | None = None,
     fx: FxConverter | None = None,
+    cash: Mapping[str, float] | None = None,
 ) -> Valuation:
     """Value a ccxt balance in ``currency`` (see the module docstring for what counts).
 
     ``positions`` (ccxt positions) supply the marks of holdings and the unrealized PnL; with
     ``holdings="pnl"`` the PnL is the holdings' whole contribution. ``unrealized_pnl`` (already in
     ``currency``) is the broker's own figure where it reports one, and wins over the positions'.
+    ``cash`` (per currency) is the broker's own cash where it says which it is: then no balance entry
+    counts as cash (a margin account's balance lists CFD exposures under currency codes).
     """
     currency = currency.upper()
     fx = fx or fx_for(exchange)
@@ -227,12 +233,19 @@ async def value_balance(
         for p in positions or ()
         if p.get("symbol") and p.get("markPrice") is not None and float(p["markPrice"]) > 0
     }
+    for code, amount in (cash or {}).items():
+        rate = await fx.rate(code, currency)
+        out.rates[code] = rate
+        out.values[code] = float(amount) * rate
+        out.cash += float(amount) * rate
     for code, entry in balance.items():
         if code in _BALANCE_META:
             continue
         amount = _amount(entry)
         if not amount:
             continue
+        if cash is not None and (code in money or holdings != "market"):
+            continue  # the broker named its cash; the rest are exposures
         if code in money:
             rate = await fx.rate(code, currency)
             out.rates[code] = rate
@@ -273,6 +286,7 @@ async def enrich_balance(
     holdings: HoldingsModel = "market",
     positions: Sequence[Mapping[str, Any]] | None = None,
     unrealized_pnl: float | None = None,
+    cash: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
     """Add the base-currency figures to ``balance["info"]`` and return the balance.
 
@@ -282,7 +296,7 @@ async def enrich_balance(
     """
     base = (base_currency or base_currency_of(exchange, balance)).upper()
     valuation = await value_balance(
-        exchange, balance, base, holdings=holdings, positions=positions, unrealized_pnl=unrealized_pnl
+        exchange, balance, base, holdings=holdings, positions=positions, unrealized_pnl=unrealized_pnl, cash=cash
     )
     info = balance.get("info")
     if not isinstance(info, dict):
@@ -326,7 +340,9 @@ class BaseCurrencyMixin:
       it (``options["baseCurrency"]`` overrides it);
     - ``def balance_unrealized_pnl(self, balance) -> float | None``: the broker's own open PnL from the
       raw balance, in the base currency. Without it, models ``"market"`` and ``"pnl"`` read the
-      positions (``fetch_positions``) for marks and PnL; ``"none"`` asks for nothing more.
+      positions (``fetch_positions``) for marks and PnL; ``"none"`` asks for nothing more;
+    - ``def balance_cash(self, balance) -> Mapping[str, float] | None``: the account's cash per currency
+      as the broker counts it (Capital: ``deposit``); the balance's other entries are then exposures.
 
     ``fetch_balance({"equity": False})`` skips all of it. The model is read from the adapter's own
     ``equity_holdings`` attribute (default ``"market"``), so an adapter class can declare it even though
@@ -349,8 +365,10 @@ class BaseCurrencyMixin:
         pnl_hook = getattr(exchange, "balance_unrealized_pnl", None)
         if callable(pnl_hook):
             pnl = pnl_hook(balance)
+        cash_hook = getattr(exchange, "balance_cash", None)
+        cash = cash_hook(balance) if callable(cash_hook) else None
         holdings: HoldingsModel = getattr(exchange, "equity_holdings", "market")
-        if holdings != "none" and (getattr(exchange, "has", {}) or {}).get("fetchPositions"):
+        if holdings != "none" and pnl is None and (getattr(exchange, "has", {}) or {}).get("fetchPositions"):
             positions = await exchange.fetch_positions()
         return await enrich_balance(
             exchange,
@@ -359,6 +377,7 @@ class BaseCurrencyMixin:
             holdings=holdings,
             positions=positions,
             unrealized_pnl=pnl,
+            cash=cash,
         )
 
     async def fetch_equity(self, currency: str | None = None, params: dict[str, Any] = {}) -> float:

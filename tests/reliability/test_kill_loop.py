@@ -439,17 +439,21 @@ async def capital_kill_loop(tmp_path: Path, kills: int, seed: int) -> str:
 # ------------------------------------------------------------------------------------------ tests
 
 
+@pytest.mark.timeout(300)
 async def test_kill_loop_smoke_ib(tmp_path: Path) -> None:
     await ib_kill_loop(tmp_path, kills=3, seed=1)
 
 
+@pytest.mark.timeout(300)
 async def test_kill_loop_smoke_capital(tmp_path: Path) -> None:
     await capital_kill_loop(tmp_path, kills=3, seed=1)
 
 
+@pytest.mark.timeout(900)
 async def test_kill_loop_ib(tmp_path: Path) -> None:
     await ib_kill_loop(tmp_path, kills=KILLS_PER_BROKER, seed=15)
 
 
+@pytest.mark.timeout(900)
 async def test_kill_loop_capital(tmp_path: Path) -> None:
     await capital_kill_loop(tmp_path, kills=KILLS_PER_BROKER, seed=15)
