@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -129,3 +130,14 @@ def test_the_cli_base_url_to_a_live_host_is_refused(tmp_path: Path) -> None:
     assert "PermissionDenied" in out or "refusing live trading" in out, out
     assert "192.0.2.1" in out and "ConnectError" not in out and "RequestTimeout" not in out, out
     json.loads(done.stdout.strip().splitlines()[-1]) if done.stdout.strip() else None
+
+
+async def test_two_callers_placing_one_client_order_id_get_one_deal(face: Face, capital_sim: CapitalSimulator) -> None:
+    """Two tasks (async face) or two threads (sync face) with the same clientOrderId: one deal, one answer."""
+    level = round(capital_sim.quote("AAPL").bid * 0.8, 2)
+    first, second = await asyncio.gather(
+        face.call("create_order", "AAPL/USD", "limit", "buy", 1, level, {"clientOrderId": "twin"}),
+        face.call("create_order", "AAPL/USD", "limit", "buy", 1, level, {"clientOrderId": "twin"}),
+    )
+    assert first["id"] == second["id"] and first["status"] == second["status"] == "open"
+    assert len(capital_sim.working_orders()) == 1

@@ -5,6 +5,7 @@ bracket behind, rejections and fills journaled with IB's own words."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from ccxt_ibkr.sim.testing import running_simulator
 from tests.ib.trader_fixtures import (  # noqa: F401 - fixtures
     face,
     make_trader,
+    order_messages,
     run,
     sim,
     trader_options,
@@ -135,3 +137,34 @@ async def test_rejection_reason_and_fill_payload_are_journaled(make_trader, sim:
     fills = ex.journal.fills("fp-1")
     assert fills and all(f.symbol == "AAPL/USD" and f.info and f.info["execId"] == f.exec_id for f in fills)
     await ex.create_order("AAPL/USD", "market", "sell", 2)
+
+
+async def test_two_tasks_placing_one_client_order_id_get_one_order(make_trader, sim: IBSimulator,
+                                                                   order_messages) -> None:
+    ex = make_trader(face_="async")
+    await ex.load_markets()
+    cid = f"twin-tasks-{uuid.uuid4().hex[:8]}"  # the simulator lives for the module
+    price = round(sim.quote("AAPL").bid - 5, 2)
+    first, second = await asyncio.gather(
+        ex.create_order("AAPL/USD", "limit", "buy", 1, price, {"clientOrderId": cid}),
+        ex.create_order("AAPL/USD", "limit", "buy", 1, price, {"clientOrderId": cid}),
+    )
+    assert first["id"] == second["id"] and first["status"] == second["status"] == "open"
+    assert sum(1 for o in sim.orders() if o.req.order_ref == cid) == 1 and len(order_messages) == 1
+    await ex.cancel_order(first["id"])
+
+
+async def test_two_threads_placing_one_client_order_id_get_one_order(make_trader, sim: IBSimulator,
+                                                                     order_messages) -> None:
+    ex = make_trader(face_="sync")
+    await asyncio.to_thread(ex.load_markets)
+    cid = f"twin-threads-{uuid.uuid4().hex[:8]}"
+    price = round(sim.quote("AAPL").bid - 5, 2)
+
+    def place() -> Any:
+        return ex.create_order("AAPL/USD", "limit", "buy", 1, price, {"clientOrderId": cid})
+
+    first, second = await asyncio.gather(asyncio.to_thread(place), asyncio.to_thread(place))
+    assert first["id"] == second["id"] and first["status"] == second["status"] == "open"
+    assert sum(1 for o in sim.orders() if o.req.order_ref == cid) == 1 and len(order_messages) == 1
+    await asyncio.to_thread(ex.cancel_order, first["id"])
