@@ -163,7 +163,9 @@ async def run_kill_loop(common: list[str], plan: list[dict[str, Any]], kills: in
         acked = False
         started: dict[str, float] = {}
         # Seeded: how many of this run's fresh placements complete, and where in the next one the kill lands.
-        let_through = len(redo) + rng.randint(0, 2)
+        redo_ids = {s["cid"] for s in redo}
+        confirmed: set[str] = set()
+        let_through = rng.randint(0, 2)
         mode = rng.choice(("before", "during", "during", "after"))
         typical = statistics.median(ledger.latencies[-20:]) if ledger.latencies else 0.01
         delay = rng.uniform(0, 1.5 * typical)
@@ -182,26 +184,32 @@ async def run_kill_loop(common: list[str], plan: list[dict[str, Any]], kills: in
                     ledger.attempted.setdefault(cid, spec)
                     started[cid] = time.monotonic()
                     in_flight, acked = cid, False
-                    if seen >= let_through:
+                    if cid not in redo_ids and seen >= let_through:
                         if mode == "before":
                             break
                         if mode == "during":
                             await asyncio.sleep(delay)  # the kill's moment: a seeded point inside the call
                             break
                 elif event in ("placed", "failed"):
-                    seen += 1
+                    fresh = line["cid"] not in redo_ids
+                    seen += fresh
                     if event == "placed":
+                        confirmed.add(line["cid"])
                         ledger.returned.append(line)
-                        ledger.latencies.append(time.monotonic() - started.get(line["cid"], time.monotonic()))
+                        if fresh:
+                            ledger.latencies.append(time.monotonic() - started.get(line["cid"], time.monotonic()))
                     acked = event == "placed"
-                    if seen > let_through and mode == "after":
+                    if fresh and seen > let_through and mode == "after":
                         break
         finally:
             await bot.kill()
         ledger.kills[_phase(journal, in_flight, acked)] += 1
         done = {s["cid"] for s in attempted_now}
         todo = [s for s in todo if s["cid"] not in done]
-        redo = attempted_now  # the killed run's ids: placed again first by the next run
+        # Placed again first by the next run: the killed run's fresh ids, and earlier ones it did not get
+        # an answer for (the bot does not know what became of them).
+        unique = {s["cid"]: s for s in attempted_now}
+        redo = [s for cid, s in unique.items() if cid not in redo_ids or cid not in confirmed]
         if not todo:
             todo = []
     # The last run: not killed; places again every id ever attempted, finishes the plan, reports.
