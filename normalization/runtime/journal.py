@@ -505,9 +505,8 @@ class OrderJournal:
             cur = conn.execute(
                 f"UPDATE orders SET state=?, reason='retry after: ' || reason, updated=?"
                 f" WHERE exchange=? AND account=? AND client_order_id=? AND state='rejected'"
-                f" AND (reason IN ({marks}) OR substr(reason, 1, ?) = ?)",
-                (SENT_UNKNOWN, now, *self._scope, client_order_id, *NEVER_RECEIVED_REASONS,
-                 len(RETRYABLE_PREFIX), RETRYABLE_PREFIX),
+                f" AND (reason IN ({marks}) OR reason LIKE ?)",  # the prefix holds no LIKE wildcard
+                (SENT_UNKNOWN, now, *self._scope, client_order_id, *NEVER_RECEIVED_REASONS, RETRYABLE_PREFIX + "%"),
             )
             claimed = bool(cur.rowcount)
         return self.get(client_order_id) if claimed else None
