@@ -4,7 +4,9 @@ Unrealized and realized figures are the ledger's own (base currency, commissions
 the IB way), so a client's PnL always agrees with updatePortfolio and the account values.
 Daily PnL is the change of realized + unrealized since the day began: at each New York
 midnight the book records, per position, the realized PnL so far and the unrealized PnL at
-that moment's marks (the previous session's close, as markets are shut then).
+midnight's prices (the previous session's close for stocks, as markets are shut then). The
+server rolls the book before every matching step, so a clock jump over midnight books the
+day's fills after the baseline.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from .ledger import Ledger
 
 DAY_ZONE = ZoneInfo("America/New_York")
 Mark = Callable[[Instrument], float]
+MarkAt = Callable[[Instrument, float], float]
 
 
 @dataclass(frozen=True)
@@ -40,9 +43,12 @@ class PnLSingle:
 class PnLBook:
     """Day baselines per conId; figures computed on demand (cheap: a handful of positions)."""
 
-    def __init__(self, ledger: Ledger, mark: Mark) -> None:
+    def __init__(self, ledger: Ledger, mark: Mark, mark_at: MarkAt | None = None) -> None:
         self.ledger = ledger
         self.mark = mark
+        #: Price of an instrument at a given time: the baseline uses midnight's prices even when
+        #: the clock jumps over it.
+        self.mark_at = mark_at
         self._day: dt.date | None = None
         self._base: dict[int, float] = {}
 
@@ -55,9 +61,17 @@ class PnLBook:
         self._day = day
         if first:
             return  # an account opened now has made nothing yet today
+        midnight = dt.datetime.combine(day, dt.time(0), DAY_ZONE).timestamp()
         with self.ledger.lock:
-            positions = list(self.ledger.positions.items())
-        self._base = {con_id: self._total(con_id) for con_id, _ in positions}
+            positions = list(self.ledger.positions.values())
+            self._base = {}
+            for pos in positions:
+                rate = self.ledger.rate(pos.instrument.currency)
+                unrealized = 0.0
+                if pos.qty:
+                    price = self.mark_at(pos.instrument, midnight) if self.mark_at else self.mark(pos.instrument)
+                    unrealized = self.ledger.unrealized(pos, price) * rate
+                self._base[pos.instrument.con_id] = unrealized + pos.realized * rate
 
     def _figures(self, con_id: int) -> tuple[float, float, float, float]:
         """(qty, unrealized, realized, market value) in base currency for one conId."""
@@ -73,10 +87,6 @@ class PnLBook:
             else:
                 unrealized = value = 0.0
             return pos.qty, unrealized, pos.realized * rate, value
-
-    def _total(self, con_id: int) -> float:
-        _, unrealized, realized, _ = self._figures(con_id)
-        return unrealized + realized
 
     def single(self, con_id: int) -> PnLSingle:
         qty, unrealized, realized, value = self._figures(con_id)

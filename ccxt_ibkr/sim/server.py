@@ -82,7 +82,7 @@ class IBSimulator:
             cash = {base_currency: 1_000_000.0}
         self.ledger = Ledger(account=account, base_currency=base_currency, cash=dict(cash), rate=self.fx_rate)
         self.engine = OrderEngine(self.market, self.ledger, self._on_event)
-        self.pnl = PnLBook(self.ledger, self.mark)
+        self.pnl = PnLBook(self.ledger, self.mark, self.market.mid)
         self.pnl.roll(clock.now())
         self.pacer = HistoricalPacer()
         self.faults = FaultState()
@@ -266,11 +266,12 @@ class IBSimulator:
                 step = 60.0 * (count // MAX_STEPS + 1)
             t = first
             while t < target:
+                self.pnl.roll(t)
                 self.engine.step(t)
                 t += step
+        self.pnl.roll(target)
         self.engine.step(target)
         self._last_step = target
-        self.pnl.roll(target)
         for session in list(self.sessions):
             if session.ready and not session.closed:
                 session.on_clock()

@@ -165,6 +165,11 @@ def _wsh():
 @pytest.mark.parametrize("label,request_fn,answers,error_code", REQUESTS, ids=[r[0] for r in REQUESTS])
 def test_request_is_answered(sim: IBSimulator, app: Spy, label: str, request_fn, answers: set[str],
                              error_code: int | None) -> None:
+    _expect_answer(sim, app, label, request_fn, answers, error_code)
+
+
+def _expect_answer(sim: IBSimulator, app: Spy, label: str, request_fn, answers: set[str],
+                   error_code: int | None) -> None:
     req_id = 1000 + [r[0] for r in REQUESTS].index(label)
     mark = app.mark()
     request_fn(app, req_id)
@@ -176,6 +181,8 @@ def test_request_is_answered(sim: IBSimulator, app: Spy, label: str, request_fn,
         assert call.name in answers, f"{label}: {call}"
     else:
         assert call.name == "error" and call.args[2] == error_code, f"{label}: {call}"
+    if label == "reqRealTimeBars":
+        app.cancelRealTimeBars(req_id)
 
 
 def _sync(app: Spy) -> None:
@@ -187,6 +194,10 @@ def _sync(app: Spy) -> None:
 
 def test_fire_and_forget_requests_keep_the_connection(app: Spy) -> None:
     """Cancels and settings TWS acknowledges with silence: no error, the session stays usable."""
+    _fire_and_forget(app)
+
+
+def _fire_and_forget(app: Spy) -> None:
     mark = app.mark()
     app.setServerLogLevel(3)
     app.reqMarketDataType(1)
@@ -221,6 +232,10 @@ def test_fire_and_forget_requests_keep_the_connection(app: Spy) -> None:
 
 
 def test_verification_requests_are_refused(app: Spy) -> None:
+    _verify(app)
+
+
+def _verify(app: Spy) -> None:
     # ibapi only sends these when the connection asked for extra authentication.
     app.extraAuth = True
     try:
@@ -236,6 +251,10 @@ def test_verification_requests_are_refused(app: Spy) -> None:
 
 
 def test_orders_through_ibapi(sim: IBSimulator, app: Spy) -> None:
+    _order_round_trip(app)
+
+
+def _order_round_trip(app: Spy) -> None:
     mark = app.mark()
     app.reqIds(1)
     order_id = app.wait_for(lambda c: c.name == "nextValidId", after=mark).args[0]
@@ -246,13 +265,25 @@ def test_orders_through_ibapi(sim: IBSimulator, app: Spy) -> None:
                  after=mark)
 
 
-def test_every_request_id_ibapi_can_send_was_sent_and_has_a_handler(app: Spy) -> None:
-    """Runs last in this module (pytest keeps file order): the matrix above covered every id."""
+def test_every_request_id_ibapi_can_send_is_answered(sim: IBSimulator) -> None:
+    """One fresh client drives the whole matrix: every id ibapi can send at v178 goes out, is
+    served by a handler, and each request expecting an answer gets it (checked in the helpers)."""
     session_ids = _handled_ids()
     missing_handler = sorted(m.name for m in SENDABLE_AT_178 if int(m) not in session_ids)
     assert missing_handler == []
-    not_sent = sorted(m.name for m in SENDABLE_AT_178 if int(m) not in app.sent_ids)
-    assert not_sent == []
+    sim.advance(20)  # past the 15 s in which IB refuses an identical historical request (pacing)
+    client = Spy()
+    client.start(sim.port, client_id=13)
+    try:
+        for label, request_fn, answers, error_code in REQUESTS:
+            _expect_answer(sim, client, label, request_fn, answers, error_code)
+        _fire_and_forget(client)
+        _verify(client)
+        _order_round_trip(client)
+        not_sent = sorted(m.name for m in SENDABLE_AT_178 if int(m) not in client.sent_ids)
+        assert not_sent == []
+    finally:
+        client.stop()
 
 
 def _handled_ids() -> set[int]:
@@ -402,3 +433,35 @@ def test_futures_name_their_underlying(app: Spy) -> None:
     assert details and all(d.underConId == 11004968 and d.underSymbol == "ES" and d.underSecType == "IND"
                            for d in details)
 
+
+
+def test_daily_pnl_counts_from_new_york_midnight() -> None:
+    """A position held overnight: daily PnL is today's move, unrealized the move since the fill."""
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    ny = ZoneInfo("America/New_York")
+    with IBSimulator(port=0, seed=3) as sim:
+        client = IbapiApp().start(sim.port, client_id=12)
+        try:
+            mark = client.mark()
+            client.reqIds(1)
+            order_id = client.wait_for(lambda c: c.name == "nextValidId", after=mark).args[0]
+            client.placeOrder(order_id, stock("IBM"), _order("BUY", 100))
+            client.wait_for(lambda c: c.name == "orderStatus" and c.args[0] == order_id and c.args[1] == "Filled",
+                            after=mark)
+            wednesday_noon = dt.datetime(2025, 6, 11, 12, tzinfo=ny).timestamp()
+            sim.set_time(wednesday_noon)
+            ibm = sim.instrument("IBM")
+            mark = client.mark()
+            client.reqPnLSingle(1, "DU1234567", "", ibm.con_id)
+            single = client.wait_for(lambda c: c.name == "pnlSingle", after=mark).args
+            midnight = dt.datetime(2025, 6, 11, tzinfo=ny).timestamp()
+            moved = (sim.market.mid(ibm, wednesday_noon) - sim.market.mid(ibm, midnight)) * 100
+            assert single[2] == pytest.approx(moved, abs=0.01)
+            with sim.ledger.lock:
+                unrealized = sim.ledger.unrealized(sim.ledger.positions[ibm.con_id], sim.mark(ibm))
+            assert single[3] == pytest.approx(unrealized, abs=0.01)
+            assert single[2] != pytest.approx(single[3], abs=0.01)  # yesterday's move is not today's
+        finally:
+            client.stop()
