@@ -4,7 +4,8 @@
   placeOrder, wait for the acknowledgement, parsing into a ccxt order) against raw ``ib.placeOrder``
   -> Submitted. Rows: the journal off (in memory), on disk with ``journalSync="normal"`` (the IB
   default: survives the process dying, no fsync), on disk with ``"full"`` (one fsync before every
-  send), and the sync face (a thread hop per call) with the default journal. Each row has its own
+  send), and the sync face with the default journal, called from a worker thread while this bench's
+  loop waits (a bot's own thread, and the raw client beside it: ``bench_sync_face.py``). Each row has its own
   phase in which it and the raw client take turns (a seeded random order each round).
 * ``fetch_ohlcv``: one request of 1-minute bars through ``IBTrader.fetch_ohlcv`` against ib_async's
   own ``reqHistoricalDataAsync`` + decoding of the same request.
@@ -127,8 +128,8 @@ async def bench(orders: int, bar_runs: int, journal_dir: Path, in_process: bool)
                 return elapsed
             return place
 
-        # The sync face: its calls run on a worker thread (timed there), its coroutines on the private
-        # loop thread it owns; this loop only waits.
+        # The sync face: its calls run on a worker thread (timed there), which runs the face's private loop
+        # for the length of each call; this loop only waits.
         loop = asyncio.get_running_loop()
         worker = ThreadPoolExecutor(1)
         sync = ccxt_ibkr.IBTrader(options(2 + len(ROWS), "sync.sqlite", "normal"))

@@ -2,9 +2,11 @@
 
 Every adapter is written once, as a ``ccxt.async_support.Exchange`` subclass. The sync class a
 plain ccxt bot uses is generated from it: it runs the async twin's coroutines on an event loop of
-ours on a daemon thread (``run_coroutine_threadsafe``) with a bounded wait. Because the loop is ours
-and lives on its own thread, the sync API also works inside Jupyter or any caller that already runs
-a loop, where ib_async's own blocking calls fail with "This event loop is already running".
+ours, kept running by a daemon thread (events are processed while the bot sleeps), with a bounded
+wait (:mod:`normalization.runtime.loop_thread`: the calling thread runs the loop itself for the
+length of its call when it can, so a call costs no thread hops). Because the loop is ours, the sync
+API also works inside Jupyter or any caller that already runs a loop, where ib_async's own blocking
+calls fail with "This event loop is already running".
 
 That loop is one per process (``normalization.runtime.home.process_loop``), shared by every sync
 exchange: broker connections shared between exchange objects (one IB connection per clientId) live
@@ -22,17 +24,17 @@ Rules the facade keeps:
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import functools
 import inspect
 import threading
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar, TypeVar
 
 import ccxt
 import ccxt.async_support
 
 from .home import announce_sync, process_loop, release_process_loop
+from .loop_thread import LoopThread
 
 T = TypeVar("T")
 
@@ -50,60 +52,6 @@ MARKET_ATTRIBUTES = (
 )
 
 DEFAULT_SYNC_TIMEOUT = 300.0
-
-
-class LoopThread:
-    """A private asyncio event loop running forever on a daemon thread."""
-
-    def __init__(self, name: str = "ccxt-brokers-loop") -> None:
-        self.loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._main, name=name, daemon=True)
-        self._thread.start()
-        self._ready.wait()
-
-    def _main(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        self.loop.call_soon(self._ready.set)
-        try:
-            self.loop.run_forever()
-        finally:
-            pending = [task for task in asyncio.all_tasks(self.loop) if not task.done()]
-            for task in pending:
-                task.cancel()
-            if pending:
-                self.loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-            self.loop.run_until_complete(self.loop.shutdown_asyncgens())
-            self.loop.close()
-
-    @property
-    def alive(self) -> bool:
-        return self._thread.is_alive() and not self.loop.is_closed()
-
-    def run(self, coro: Coroutine[Any, Any, T], timeout: float | None, what: str = "call") -> T:
-        """Run ``coro`` on the loop and wait at most ``timeout`` seconds for its result."""
-        if threading.current_thread() is self._thread:
-            coro.close()
-            raise RuntimeError(f"{what}: the sync API was called from its own event loop thread")
-        if not self.alive:
-            coro.close()
-            raise ccxt.ExchangeClosedByUser(f"{what}: the exchange is closed")
-        future: concurrent.futures.Future[T] = concurrent.futures.Future()
-        asyncio.run_coroutine_threadsafe(_deliver(coro, future), self.loop)
-        try:
-            return future.result(timeout)
-        except concurrent.futures.TimeoutError:
-            raise ccxt.RequestTimeout(
-                f"{what} did not finish within {timeout:g} s; it keeps running in the background "
-                "and its outcome is recorded (no order is ever sent twice)"
-            ) from None
-
-    def stop(self, timeout: float = 10.0) -> None:
-        if self.loop.is_closed():
-            return
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        if threading.current_thread() is not self._thread:
-            self._thread.join(timeout)
 
 
 def _own_coroutines(async_class: type) -> list[str]:
@@ -249,8 +197,8 @@ class SyncFacade:
     def __del__(self) -> None:
         thread = getattr(self, "_loop_thread", None)
         if thread is not None and thread.alive and getattr(self, "_impl", None) is not None:
-            if threading.current_thread() is thread._thread:
-                return  # collected on the loop thread itself: it cannot wait on itself
+            if threading.current_thread() is thread._thread or asyncio._get_running_loop() is thread.loop:
+                return  # collected while running the loop itself: it cannot wait on itself
             try:
                 self.close()
             except Exception:  # noqa: BLE001 - never raise from a finaliser
@@ -259,24 +207,6 @@ class SyncFacade:
 
 async def _construct(cls: type[T], config: dict[str, Any]) -> T:
     return cls(config)  # type: ignore[call-arg]
-
-
-async def _deliver(coro: Coroutine[Any, Any, T], future: concurrent.futures.Future[T]) -> None:
-    """Run ``coro`` and hand its outcome to the waiting thread the instant it has one.
-
-    ``run_coroutine_threadsafe`` would hand it over from the task's done-callback, queued behind
-    whatever the coroutine scheduled with ``call_soon`` -- the adapters' post-order journal writes --
-    so the caller would wait for them too. Here the caller wakes first and that work follows."""
-    try:
-        value = await coro
-    except BaseException as error:  # noqa: BLE001 - every outcome belongs to the caller
-        if not future.cancelled():
-            future.set_exception(error)
-        if not isinstance(error, Exception):
-            raise  # cancellation and interpreter exits still end this task
-    else:
-        if not future.cancelled():
-            future.set_result(value)
 
 
 async def _await(awaitable: Awaitable[T]) -> T:
