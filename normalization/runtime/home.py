@@ -170,9 +170,16 @@ def after_last_close(connection: SharedConnection) -> None:
         release_process_loop(thread)
 
 
+def _serviced(loop: asyncio.AbstractEventLoop) -> bool:
+    """The process loop is always serviced while its thread lives, even between turns, when no thread
+    is inside ``run_forever`` (its thread sleeps on it and wakes for the call; see loop_thread.py)."""
+    thread = _PROCESS_LOOP
+    return thread is not None and loop is thread.loop and thread.alive
+
+
 async def run_home(loop: asyncio.AbstractEventLoop, coro: Any, what: str) -> Any:
     """Run ``coro`` on ``loop`` (another loop's thread) and await its outcome here."""
-    if not loop.is_running():
+    if not (loop.is_running() or _serviced(loop)):
         coro.close()
         raise ccxt.ExchangeNotAvailable(
             f"{what}: this exchange shares its broker connection with an exchange whose event loop is not "
