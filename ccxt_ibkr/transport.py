@@ -125,6 +125,8 @@ class IBTransport:
         self._expect_disconnect = False
         self._streams: dict[int, tuple[Contract, Ticker]] = {}
         self._depth: dict[int, tuple[Contract, int, Ticker]] = {}
+        #: Exchange objects sharing this connection and one subscription: cancelled when the last one stops.
+        self._users: dict[tuple[Any, ...], int] = {}
         self._ticks: dict[int, tuple[Contract, Ticker]] = {}
         self._bars: dict[tuple[Any, ...], tuple[Contract, Any, str]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -291,6 +293,7 @@ class IBTransport:
 
     def stream(self, contract: Contract) -> Ticker:
         """A live (non-snapshot) market-data line, kept across reconnects and IB's 1101 (resubscribed)."""
+        self._users[("mkt", contract.conId)] = self._users.get(("mkt", contract.conId), 0) + 1
         known = self._streams.get(contract.conId)
         if known is not None:
             return known[1]
@@ -300,12 +303,15 @@ class IBTransport:
 
     def stop_stream(self, contract: Contract) -> None:
         """End the live market-data line of ``contract`` (if any)."""
+        if self._release(("mkt", contract.conId)):
+            return
         known = self._streams.pop(contract.conId, None)
         if known is not None and self.connected:
             self.ib.cancelMktData(known[0])
 
     def depth_stream(self, contract: Contract, rows: int) -> Ticker:
         """A live depth subscription (``reqMktDepth``), kept across reconnects like :meth:`stream`."""
+        self._users[("depth", contract.conId)] = self._users.get(("depth", contract.conId), 0) + 1
         known = self._depth.get(contract.conId)
         if known is not None:
             return known[2]
@@ -314,12 +320,15 @@ class IBTransport:
         return ticker
 
     def stop_depth(self, contract: Contract) -> None:
+        if self._release(("depth", contract.conId)):
+            return
         known = self._depth.pop(contract.conId, None)
         if known is not None and self.connected:
             self.ib.cancelMktDepth(known[0])
 
     def trade_stream(self, contract: Contract) -> Ticker:
         """Tick-by-tick trades (``reqTickByTickData`` AllLast), kept across reconnects."""
+        self._users[("ticks", contract.conId)] = self._users.get(("ticks", contract.conId), 0) + 1
         known = self._ticks.get(contract.conId)
         if known is not None:
             return known[1]
@@ -328,6 +337,8 @@ class IBTransport:
         return ticker
 
     def stop_trades(self, contract: Contract) -> None:
+        if self._release(("ticks", contract.conId)):
+            return
         known = self._ticks.pop(contract.conId, None)
         if known is not None and self.connected:
             self.ib.cancelTickByTickData(known[0], "AllLast")
@@ -339,6 +350,7 @@ class IBTransport:
         (:meth:`listen`). Requested again after a reconnect (IB forgets it with the session).
         """
         key = (contract.conId, bar_size, what, use_rth)
+        self._users[("bars", key)] = self._users.get(("bars", key), 0) + 1
         known = self._bars.get(key)
         if known is not None:
             return known[1]
@@ -352,9 +364,20 @@ class IBTransport:
         return bars
 
     def stop_bars(self, contract: Contract, *, bar_size: str, what: str, use_rth: bool) -> None:
+        if self._release(("bars", (contract.conId, bar_size, what, use_rth))):
+            return
         known = self._bars.pop((contract.conId, bar_size, what, use_rth), None)
         if known is not None and self.connected:
             self.ib.cancelHistoricalData(known[1])
+
+    def _release(self, key: tuple[Any, ...]) -> bool:
+        """One user of a shared subscription is done; True while others still use it (keep it)."""
+        left = self._users.get(key, 1) - 1
+        if left > 0:
+            self._users[key] = left
+            return True
+        self._users.pop(key, None)
+        return False
 
     def listen(self, event: str, handler: Callable[..., Any]) -> None:
         """Attach ``handler`` to one of the ``IB`` object's events (``pendingTickersEvent``,
@@ -403,6 +426,7 @@ class IBTransport:
             del self._bars[key]
             try:
                 await self.bar_stream(contract, duration=duration, bar_size=key[1], what=key[2], use_rth=key[3])
+                self._users[("bars", key)] -= 1  # the same users as before the reconnect, not one more
             except ccxt.BaseError as exc:
                 log.warning("%s: bars of %s not resubscribed: %s", self.exchange_id, contract.symbol, exc)
 

@@ -157,3 +157,17 @@ async def test_watch_trades_tick_by_tick(pro, sim: IBSimulator) -> None:
     for trade in trades:
         check_trade(pro, trade, "AAPL/USD", method="watchTrades")
     assert await pro.un_watch_trades("AAPL/USD") is True
+
+
+async def test_exchanges_sharing_a_connection_share_a_line_until_the_last_stops(
+        pro, sim: IBSimulator, tmp_path: Path) -> None:
+    twin = ccxt.pro.ibkr({"options": {**pro.options, "journal": str(tmp_path / "twin.sqlite")}})
+    try:
+        await next_update(lambda: pro.watch_ticker("AAPL/USD"), sim)
+        await next_update(lambda: twin.watch_ticker("AAPL/USD"), sim)
+        assert twin.transport is pro.transport  # one IB connection per clientId in the process
+        await pro.un_watch_ticker("AAPL/USD")
+        update = await next_update(lambda: twin.watch_ticker("AAPL/USD"), sim)  # the line is still there
+        assert update["symbol"] == "AAPL/USD"
+    finally:
+        await twin.close()
