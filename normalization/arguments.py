@@ -226,7 +226,8 @@ def _protection(spec: object, name: str, amount: float | None, exchange_id: str)
     if not isinstance(spec, dict):
         raise InvalidOrder(f"{exchange_id} params['{name}'] must be a dict such as {{'triggerPrice': ...}}, "
                            f"got {_show(spec)}")
-    unknown = sorted(set(spec) - {"triggerPrice", "price", "amount", "type"}, key=str)
+    # the keys ccxt's own create_order_with_take_profit_and_stop_loss writes (type / priceType: informative here)
+    unknown = sorted(set(spec) - {"triggerPrice", "price", "amount", "type", "priceType"}, key=str)
     if unknown:
         raise BadRequest(f"{exchange_id} params['{name}'] has unknown key {unknown[0]!r}; use triggerPrice, price "
                          "or amount")

@@ -114,3 +114,10 @@ def test_on_grid_values_come_back_unchanged(n: int, step: float) -> None:
     value = float(f"{n * step:.10g}")
     assert price_on_grid(value, step, "A/B", "x", False) == value
     assert amount_on_grid(value, step, "A/B", "x", False) == value
+
+
+def test_ccxts_own_bracket_helper_is_understood() -> None:
+    exchange = ccxt.Exchange()
+    params = exchange.set_take_profit_and_stop_loss_params("A/B", "limit", "buy", 1, 100, 110, 90, {})
+    out = check_create_order("A/B", "limit", "buy", 1, 100, params, RULES)[5]
+    assert out["takeProfit"]["triggerPrice"] == 110 and out["stopLoss"]["triggerPrice"] == 90
