@@ -57,6 +57,8 @@ from normalization.arguments import (
     check_fetch,
     check_order_ref,
     check_repeat,
+    check_symbol,
+    check_symbols,
 )
 from normalization.balances import add_zero_rows
 from normalization.errors import capital_reject_exception
@@ -646,6 +648,7 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
         return out
 
     async def _market(self, symbol: str) -> dict[str, Any]:
+        check_symbol(symbol, self.id, "market")
         if not self.markets:  # ccxt's load_markets is a coroutine with bookkeeping; skip it once loaded
             await self.load_markets()
         return self.market(symbol)
@@ -689,6 +692,7 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
         return self.parse_ticker(summaries[0], market)
 
     async def fetch_tickers(self, symbols: list[str] | None = None, params: dict[str, Any] = {}) -> dict[str, Any]:
+        symbols = check_symbols(symbols, self.id, "fetch_tickers")
         await self.load_markets()
         symbols = self.market_symbols(symbols) if symbols else list(self.symbols)
         epics = [self.market(s)["id"] for s in symbols]
@@ -1717,6 +1721,7 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
 
     async def fetch_positions(self, symbols: list[str] | None = None,
                               params: dict[str, Any] = {}) -> list[dict[str, Any]]:
+        symbols = check_symbols(symbols, self.id, "fetch_positions")
         await self.load_markets()
         symbols = self.market_symbols(symbols) if symbols else None
         positions = [self.parse_position(p) for p in await self._positions_raw()]

@@ -44,6 +44,8 @@ from normalization.arguments import (
     check_fetch,
     check_order_ref,
     check_repeat,
+    check_symbol,
+    check_symbols,
 )
 from normalization.balances import add_zero_rows
 from normalization.errors import IB_BROAD, IB_EXACT, ib_exception
@@ -705,6 +707,7 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
 
     async def _market(self, symbol: str) -> dict[str, Any]:
         """The market for a unified symbol, resolving one not in the configured universe on demand."""
+        check_symbol(symbol, self.id, "market")
         await self.load_markets()
         if symbol in self.markets:
             return self.markets[symbol]
@@ -794,6 +797,7 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
         return self.parse_ib_ticker(ticker, market)
 
     async def fetch_tickers(self, symbols: list[str] | None = None, params: dict[str, Any] = {}) -> dict[str, Any]:
+        symbols = check_symbols(symbols, self.id, "fetch_tickers")
         await self.load_markets()
         symbols = list(symbols) if symbols else list(self.symbols or [])
         tickers = await asyncio.gather(*(self.fetch_ticker(symbol) for symbol in symbols))
@@ -1605,6 +1609,7 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
 
     async def fetch_positions(self, symbols: list[str] | None = None, params: dict[str, Any] = {}) -> list[dict]:
         """Every holding as a position (long/short), futures and stocks alike; leverage 1, cross margin."""
+        symbols = check_symbols(symbols, self.id, "fetch_positions")
         await self._ib(ACCOUNT)
         return await self._build_positions(await self._positions(), symbols)
 

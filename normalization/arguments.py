@@ -54,6 +54,7 @@ __all__ = [
     "check_params",
     "check_since",
     "check_symbol",
+    "check_symbols",
     "check_optional_symbol",
     "parse_flag",
     "order_type",
@@ -511,3 +512,13 @@ def check_edit_target(exchange_id: str, id: str, wanted: Mapping[str, str | None
         raise InvalidOrder(f"{exchange_id} edit_order {name} {want!r} does not match order {id}, a {have} order "
                            f"({actual.get('side') or '?'} {actual.get('symbol') or '?'}); cancel it and create "
                            "a new order instead")
+
+
+def check_symbols(symbols: object, exchange_id: str, method: str) -> list[str] | None:
+    """A list of unified symbols, or ``None`` (all)."""
+    if symbols is None:
+        return None
+    if isinstance(symbols, str) or not isinstance(symbols, (list, tuple)):
+        raise BadSymbol(f"{exchange_id} {method}() symbols must be a list of symbols such as ['AAPL/USD'], got "
+                        f"{_show(symbols)}")
+    return [check_symbol(symbol, exchange_id, method) for symbol in symbols]
