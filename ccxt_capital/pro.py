@@ -131,9 +131,9 @@ class CapitalTraderPro(StreamingExchange, AsyncCapitalTrader):
         """The next quote of ``symbol`` from the streaming API (bid / ask; ``last`` is their mid)."""
         market = await self._market(symbol)
         key = "ticker:" + market["symbol"]
-        return await self._watch(key, key, *self._quote_subscription(market))
+        return await self._watch(key, key, *self._ticker_subscription(market))
 
-    def _quote_subscription(self, market: dict[str, Any]) -> tuple[Any, Any]:
+    def _ticker_subscription(self, market: dict[str, Any]) -> tuple[Any, Any]:
         epic = market["id"]
 
         async def start() -> None:
@@ -143,28 +143,6 @@ class CapitalTraderPro(StreamingExchange, AsyncCapitalTrader):
             await self.stream.unsubscribe_quotes([epic])
 
         return start, stop
-
-    async def watch_tickers(self, symbols: list[str] | None = None, params: dict[str, Any] = {}) -> dict[str, Any]:
-        await self.load_markets()
-        markets = [await self._market(s) for s in (symbols or list(self.symbols or []))]
-        if not markets:
-            raise ccxt.ArgumentsRequired(f"{self.id} watch_tickers needs symbols (no markets are loaded)")
-        hashes = ["ticker:" + m["symbol"] for m in markets]
-        subs = [("ticker:" + m["symbol"], *self._quote_subscription(m)) for m in markets]
-        ticker = await self._watch_any(hashes, subs)
-        return {ticker["symbol"]: ticker}
-
-    async def un_watch_ticker(self, symbol: str, params: dict[str, Any] = {}) -> Any:
-        market = await self._market(symbol)
-        return await self.hub.unsubscribe("ticker:" + market["symbol"])
-
-    async def un_watch_tickers(self, symbols: list[str] | None = None, params: dict[str, Any] = {}) -> Any:
-        keys = [k for k in list(self.hub.subscriptions) if k.startswith("ticker:")]
-        if symbols:
-            keys = ["ticker:" + (await self._market(s))["symbol"] for s in symbols]
-        for key in keys:
-            await self.hub.unsubscribe(key)
-        return True
 
     # {"epic": "AAPL", "product": "CFD", "bid": 189.99, "bidQty": 1000000.0, "ofr": 190.01,
     #  "ofrQty": 1000000.0, "timestamp": 1749564000000}

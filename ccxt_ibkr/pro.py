@@ -30,8 +30,6 @@ import asyncio
 import logging
 from typing import Any
 
-import ccxt
-
 from normalization.runtime.streams import (
     ArrayCache,
     ArrayCacheBySymbolById,
@@ -169,29 +167,6 @@ class IBTraderPro(StreamingExchange, AsyncIBTrader):
             self.transport.stop_stream(contract)
 
         return start, stop
-
-    async def watch_tickers(self, symbols: list[str] | None = None, params: dict[str, Any] = {}) -> dict[str, Any]:
-        """The next quote change among ``symbols`` (all loaded markets when None), as {symbol: ticker}."""
-        await self.load_markets()
-        markets = [await self._market(s) for s in (symbols or list(self.symbols or []))]
-        if not markets:
-            raise ccxt.ArgumentsRequired(f"{self.id} watch_tickers needs symbols (no markets are loaded)")
-        hashes = ["ticker:" + m["symbol"] for m in markets]
-        subs = [("ticker:" + m["symbol"], *self._ticker_subscription(m)) for m in markets]
-        ticker = await self._watch_any(hashes, subs)
-        return {ticker["symbol"]: ticker}
-
-    async def un_watch_ticker(self, symbol: str, params: dict[str, Any] = {}) -> Any:
-        market = await self._market(symbol)
-        return await self.hub.unsubscribe("ticker:" + market["symbol"])
-
-    async def un_watch_tickers(self, symbols: list[str] | None = None, params: dict[str, Any] = {}) -> Any:
-        keys = [k for k in list(self.hub.subscriptions) if k.startswith("ticker:")]
-        if symbols:
-            keys = ["ticker:" + (await self._market(s))["symbol"] for s in symbols]
-        for key in keys:
-            await self.hub.unsubscribe(key)
-        return True
 
     def handle_tickers(self, tickers: Any) -> None:
         """One batch of IB market data: resolve tickers, books and trades that changed in it."""

@@ -257,6 +257,33 @@ class StreamingExchange:
             await self.hub.subscribe(key, start, stop, (message_hash,))
         return await Future.race(futures)
 
+    async def watch_tickers(self, symbols: list[str] | None = None, params: dict[str, Any] = {}) -> dict[str, Any]:
+        """The next quote change among ``symbols`` (all loaded markets when None), as {symbol: ticker}.
+
+        Written once for both brokers: each supplies ``_ticker_subscription(market)``, the (start, stop)
+        pair that subscribes one market's quotes on its own wire.
+        """
+        await self.load_markets()  # type: ignore[attr-defined]
+        markets = [await self._market(s) for s in (symbols or list(self.symbols or []))]  # type: ignore[attr-defined]
+        if not markets:
+            raise ccxt.ArgumentsRequired(f"{self.id} watch_tickers needs symbols (no markets are loaded)")  # type: ignore[attr-defined]
+        hashes = ["ticker:" + m["symbol"] for m in markets]
+        subs = [("ticker:" + m["symbol"], *self._ticker_subscription(m)) for m in markets]  # type: ignore[attr-defined]
+        ticker = await self._watch_any(hashes, subs)
+        return {ticker["symbol"]: ticker}
+
+    async def un_watch_ticker(self, symbol: str, params: dict[str, Any] = {}) -> Any:
+        market = await self._market(symbol)  # type: ignore[attr-defined]
+        return await self.hub.unsubscribe("ticker:" + market["symbol"])
+
+    async def un_watch_tickers(self, symbols: list[str] | None = None, params: dict[str, Any] = {}) -> Any:
+        keys = [k for k in list(self.hub.subscriptions) if k.startswith("ticker:")]
+        if symbols:
+            keys = ["ticker:" + (await self._market(s))["symbol"] for s in symbols]  # type: ignore[attr-defined]
+        for key in keys:
+            await self.hub.unsubscribe(key)
+        return True
+
     def _since_limit(self, cache: Any, symbol: str | None, since: int | None, limit: int | None,
                      by_symbol: bool = True) -> list[Any]:
         """ccxt.pro's tail of a cache: only the new updates when ``newUpdates`` is on."""
