@@ -1749,7 +1749,7 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
             known = journal.get(cid) or known
             if not known.never_received:
                 return await self._order_from_journal(known)
-        wanted = {"long": "BUY", "short": "SELL", "buy": "BUY", "sell": "SELL"}.get(side or "", None)
+        wanted = {"long": "BUY", "short": "SELL"}.get(side or "", None)
         targets = [p["position"] for p in await self._positions_raw()
                    if (p.get("market") or {}).get("epic") == market["id"]
                    and (wanted is None or (p.get("position") or {}).get("direction") == wanted)]

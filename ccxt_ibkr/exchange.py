@@ -1683,9 +1683,9 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
         if not held:
             raise ccxt.InvalidOrder(f"{self.id} there is no {symbol} position to close")
         closing = "sell" if held > 0 else "buy"
-        if side is not None and side != closing:
-            raise ccxt.InvalidOrder(f"{self.id} the {symbol} position is {'long' if held > 0 else 'short'}; "
-                                    f"closing it means {closing}, not {side}")
+        held_side = "long" if held > 0 else "short"
+        if side is not None and side != held_side:
+            raise ccxt.InvalidOrder(f"{self.id} the {symbol} position is {held_side}, not {side}; nothing was sent")
         extra = dict(params)
         extra["reduceOnly"] = True
         extra.setdefault("clientOrderId", client_ids.generate(str(self.options.get("clientOrderPrefix", "ccxt-"))))

@@ -486,16 +486,23 @@ def check_order_ref(exchange_id: str, method: str, id: object, symbol: object, p
 
 def check_close_position(exchange_id: str, symbol: object, side: object, params: object,
                          ) -> tuple[str, str | None, dict[str, Any]]:
-    """close_position's ``(symbol, side, params)``: side, when given, is the closing order's or the position's
-    (buy / sell / long / short)."""
+    """close_position's ``(symbol, side, params)``, side returned as the position's: ``"long"``, ``"short"`` or None.
+
+    ccxt's ``side`` names the position being closed, not the closing order (bitget / okx / blofin: one-way mode
+    'buy' or 'sell', hedge mode 'long' or 'short'), so ``"buy"`` is a long position at both brokers; the two
+    adapters once read it in opposite directions."""
     checked = check_symbol(symbol, exchange_id, "close_position")
     out = check_params(params, exchange_id, "close_position")
-    if side is not None and side not in ("buy", "sell", "long", "short"):
+    position_side = POSITION_SIDES.get(side) if isinstance(side, str) else None
+    if side is not None and position_side is None:
         raise InvalidOrder(f"{exchange_id} close_position() side must be buy, sell, long or short, got {_show(side)}")
     if out and FLAG_PARAMS.intersection(out):
         out = dict(out)
         _flags(out, exchange_id)
-    return checked, side, out  # type: ignore[return-value]
+    return checked, position_side, out  # type: ignore[return-value]
+
+
+POSITION_SIDES = {"buy": "long", "long": "long", "sell": "short", "short": "short"}
 
 
 def check_edit_target(exchange_id: str, id: str, wanted: Mapping[str, str | None],

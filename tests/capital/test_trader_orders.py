@@ -203,6 +203,19 @@ async def test_reduce_only_on_a_hedging_account_is_refused_before_anything_is_se
     assert closed["status"] == "closed" and capital_sim.positions() == []
 
 
+async def test_close_position_side_names_the_position_as_in_ccxt(face: Face, capital_sim) -> None:
+    """ccxt's close_position side is the position's (bitget/okx: 'buy' = long): the same call as at IB."""
+    await face.call("create_order", "AAPL/USD", "market", "buy", 3)
+    before = booked(capital_sim)
+    for wrong in ("sell", "short"):
+        with pytest.raises(ccxt.InvalidOrder):
+            await face.call("close_position", "AAPL/USD", wrong)
+    assert booked(capital_sim) == before
+    assert [(p.direction, p.size) for p in capital_sim.positions()] == [("BUY", 3)]
+    closed = await face.call("close_position", "AAPL/USD", "buy")
+    assert closed["side"] == "sell" and closed["status"] == "closed" and capital_sim.positions() == []
+
+
 async def test_same_client_order_id_returns_the_first_order_also_after_restart(face: Face, capital_sim,
                                                                                make_face) -> None:
     first = await face.call("create_order", "EUR/USD", "market", "buy", 1000, None, {"clientOrderId": "idem-1"})

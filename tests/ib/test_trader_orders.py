@@ -299,6 +299,18 @@ async def test_close_position(ex) -> None:
         await run(ex.close_position("NVDA/USD"))
 
 
+async def test_close_position_side_names_the_position_as_in_ccxt(ex, sim: IBSimulator) -> None:
+    """ccxt's close_position side is the position's (bitget/okx: 'buy' = long): the same call as at Capital."""
+    await run(ex.create_order("TSLA/USD", "market", "buy", 2))  # long
+    orders_before = len(sim.orders())
+    for wrong in ("sell", "short"):
+        with pytest.raises(ccxt.InvalidOrder, match="position is long"):
+            await run(ex.close_position("TSLA/USD", wrong))
+    assert len(sim.orders()) == orders_before  # nothing was sent
+    closing = await run(ex.close_position("TSLA/USD", "buy"))
+    assert closing["side"] == "sell" and closing["amount"] == 2 and closing["status"] == "closed"
+
+
 # ---------------------------------------------------------------------------------------- bad input
 
 
