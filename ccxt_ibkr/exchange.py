@@ -325,6 +325,7 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
         self._reduce_only: set[str] = set()
         self._live_refs: dict[str, str] = {}  # clientOrderId -> last ccxt status journaled
         self._placing = Placements()  # clientOrderIds between journal intent and IB's answer
+        self._bracket_legs: dict[int, list[Trade]] = {}  # parent orderId -> its children, until acknowledged
         # journal, cid, trade, market, the intent if not journaled yet: see _journal_sent
         self._deferred: list[tuple[OrderJournal, str, Trade, dict[str, Any], dict[str, Any] | None]] = []
         self._spare_order: Order | None = None  # built off the send path: see _fresh_order
@@ -1133,11 +1134,7 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
             deferred_intent = None
         if meta["reduceOnly"]:
             self._reduce_only.add(cid)
-        self._placing.add(cid)
-        try:
-            return await self._settle(trade, market, meta, journal, deferred_intent)
-        finally:
-            self._placing.discard(cid)
+        return await self._answer(trade, market, meta, journal, deferred_intent)
 
     @staticmethod
     def _intent(market: dict[str, Any], kind: str, side: str, meta: dict[str, Any]) -> dict[str, Any]:
@@ -1159,11 +1156,7 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
                 continue  # another thread or process claimed it first: its placement settles it
             ib = await self._ib()
             trade = self._send(ib, market, parent, children)
-            self._placing.add(cid)
-            try:
-                return await self._settle(trade, market, meta, journal, None)
-            finally:
-                self._placing.discard(cid)
+            return await self._answer(trade, market, meta, journal, None)
         raise ReconciliationPending(f"{self.id}: clientOrderId {cid} is being placed elsewhere; ask again shortly")
 
     async def _settle_journal(self, cids: list[str] | None) -> None:
@@ -1190,9 +1183,32 @@ class IBTrader(IBParsing, ccxt.async_support.Exchange):
                 child.transmit = False
             children[-1].transmit = True
         trade = ib.placeOrder(contract, parent)
-        for child in children:
-            ib.placeOrder(contract, child)
+        if children:
+            self._bracket_legs[parent.orderId] = [ib.placeOrder(contract, child) for child in children]
         return trade
+
+    async def _answer(self, trade: Trade, market: dict[str, Any], meta: dict[str, Any], journal: OrderJournal,
+                      intent: dict[str, Any] | None) -> dict[str, Any]:
+        """IB's answer to an order just sent, with the order counted as in flight until it comes."""
+        cid = meta["clientOrderId"]
+        self._placing.add(cid)
+        try:
+            order = await self._settle(trade, market, meta, journal, intent)
+        finally:
+            self._placing.discard(cid)
+        await self._await_bracket_legs(trade)
+        return order
+
+    async def _await_bracket_legs(self, trade: Trade) -> None:
+        """A bracket is answered once its take-profit / stop-loss legs are acknowledged too.
+
+        fetch_open_orders shows only what IB has confirmed, and the legs' confirmations trail the parent's:
+        a bot that lists its orders right after create_order must find the legs it just placed.
+        """
+        legs = self._bracket_legs.pop(trade.order.orderId, [])
+        timeout = float(self.options.get("orderTimeout", 10.0))
+        for leg in legs:
+            await self.transport.wait_trade(leg, _acknowledged, timeout)
 
     async def _settle(self, trade: Trade, market: dict[str, Any], meta: dict[str, Any], journal: OrderJournal,
                       intent: dict[str, Any] | None) -> dict[str, Any]:
