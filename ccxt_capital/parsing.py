@@ -22,6 +22,7 @@ from ccxt.base.precise import Precise
 from normalization.fees import capital_fee
 from normalization.statuses import capital_order_status
 from normalization.symbols import capital_epic_to_symbol, parse_symbol
+from normalization.tickers import hold_in_range
 
 __all__ = ["CapitalParsing", "ORDER_TYPES", "SIDES"]
 
@@ -369,15 +370,7 @@ class CapitalParsing(_Base):
         # Capital's change is against the previous close (ccxt's ``open`` of the window), its high and
         # low are today's: after a gap the previous close lies outside them. ccxt's window runs from
         # that open to now, so its range includes the open.
-        # The quote can run ahead of the day range by a tick (they are stamped apart): the range holds it.
-        for price in (result.get("open"), result.get("close")):
-            if price is None:
-                continue
-            if result.get("high") is not None and price > result["high"]:
-                result["high"] = price
-            if result.get("low") is not None and price < result["low"]:
-                result["low"] = price
-        return result
+        return hold_in_range(result, (result.get("open"), result.get("close")))
 
     # ------------------------------------------------------------------ OHLCV
 

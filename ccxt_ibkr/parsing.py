@@ -20,6 +20,7 @@ from typing import Any
 
 from normalization.errors import ib_is_warning
 from normalization.statuses import ib_order_status
+from normalization.tickers import hold_in_range
 
 from ._ib import ContractDetails, Fill, Ticker, Trade
 
@@ -75,13 +76,15 @@ def effective_status(trade: Trade) -> str:
     ib_async marks a live order Cancelled when an informational code arrives for it (10349 "TIF was
     set to DAY based on order preset", ib-protocol.md §3; fixed only on its unreleased branch). Such a
     Cancelled has no orderStatus from TWS behind it: the order is still working, so the status before
-    it stands. A real cancel (202 or TWS's own orderStatus) is kept.
+    it stands. A real cancel (202 or TWS's own orderStatus) is kept. ib_async 2.x marks the order
+    ``ValidationError`` on any warning instead ("the order is STILL LIVE at the broker", its own comment),
+    e.g. on 399 "will not be placed at the exchange until the open": the status before it stands too.
     """
     status = trade.orderStatus.status
-    if status == "Cancelled" and trade.log:
+    if status in ("Cancelled", "ValidationError") and trade.log:
         last = trade.log[-1]
         code = getattr(last, "errorCode", 0)
-        if last.status == "Cancelled" and code and code != 202 and ib_is_warning(code):
+        if last.status == status and code and code != 202 and ib_is_warning(code):
             earlier = (e.status for e in reversed(trade.log[:-1]) if e.status not in ("Cancelled", "ValidationError"))
             return next(earlier, "Submitted")
     return status
@@ -235,7 +238,7 @@ class IBParsing:
             last = (bid + ask) / 2
         timestamp = to_ms(ticker.time) or self.milliseconds()  # type: ignore[attr-defined]
         volume = finite(ticker.volume)
-        return self.safe_ticker(  # type: ignore[attr-defined]
+        result = self.safe_ticker(  # type: ignore[attr-defined]
             {
                 "symbol": market["symbol"],
                 "timestamp": timestamp,
@@ -268,6 +271,8 @@ class IBParsing:
             },
             market,
         )
+        # IB's high / low are the regular session's: before the open the quote lies outside them.
+        return hold_in_range(result, (result.get("close"),))
 
     # ------------------------------------------------------------------ order book
 

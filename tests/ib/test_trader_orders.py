@@ -510,3 +510,30 @@ async def test_acknowledgement_refresh_equals_a_fresh_parse(make_trader, sim: IB
         assert refreshed == ex.parse_ib_order(trade, market)
         check_order(ex, refreshed, "AAPL/USD")
     await ex.close()
+
+
+async def test_an_order_held_for_the_open_is_open_not_a_timeout(face: str, tmp_path) -> None:
+    """Warning 399 ("will not be placed at the exchange until 09:30"): the order is live and held.
+
+    ib_async marks the trade ``ValidationError`` on any warning; a bot placing stock orders before the
+    open must get them back ``open`` at once, not a RequestTimeout after orderTimeout.
+    """
+    import datetime as dt
+
+    import ccxt_ibkr
+    from ccxt_ibkr.async_support import IBTrader as AsyncIBTrader
+    from ccxt_ibkr.sim.testing import running_simulator
+    from tests.ib.trader_fixtures import trader_options
+
+    saturday = dt.datetime(2025, 6, 14, 12, tzinfo=dt.timezone.utc).timestamp()
+    with running_simulator(start=saturday) as weekend:
+        cls = ccxt_ibkr.IBTrader if face == "sync" else AsyncIBTrader
+        trader = cls({"options": trader_options(weekend, tmp_path / "j.sqlite", orderTimeout=30.0)})
+        try:
+            price = round(weekend.quote("AAPL").bid - 5, 2)
+            order = await asyncio.wait_for(run(trader.create_order("AAPL/USD", "limit", "buy", 1, price)), 10)
+            assert order["status"] == "open" and order["filled"] == 0
+            listed = await run(trader.fetch_open_orders("AAPL/USD"))
+            assert [o["id"] for o in listed] == [order["id"]]
+        finally:
+            await run(trader.close())
