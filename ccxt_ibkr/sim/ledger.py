@@ -15,39 +15,23 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .catalogue import Instrument
+from normalization.fees import IB_FIXED_SCHEDULES, find_schedule
 
-#: Commission schedules (IB "fixed" pricing, simplified and documented here):
-#:   us_stock: USD 0.005/share, min 1.00, max 1% of trade value (per order)
-#:   asx:      0.08% of value, min AUD 5.00
-#:   eu_stock: 0.05% of value, min EUR 3.00, max EUR 90.00
-#:   fx:       0.2 bp of value, min the equivalent of USD 2.00, charged in the quote currency
-#:   crypto:   0.18% of value, min USD 1.75, max 1% of value
-#:   future:   USD 0.85 per contract
-#: Minimums and maximums apply per order: each execution is charged the order's cumulative
-#: fee minus what earlier executions of the same order already paid, as IB does.
+from .catalogue import Instrument
 
 
 def order_fee(inst: Instrument, qty: float, value: float, usd_to_ccy: float = 1.0) -> float:
-    """Total commission for an order that has executed ``qty`` for ``value`` (instrument ccy)."""
+    """Total commission for an order that has executed ``qty`` for ``value`` (instrument ccy).
+
+    IB's fixed plan, from :mod:`normalization.fees` (the schedule the adapter's estimates quote).
+    Minimums and maximums apply per order: each execution is charged the order's cumulative fee
+    minus what earlier executions of the same order already paid, as IB does."""
     if qty <= 0:
         return 0.0
-    scheme = inst.fee_scheme
-    if scheme == "us_stock":
-        fee = min(max(0.005 * qty, 1.0), 0.01 * value)
-    elif scheme == "asx":
-        fee = max(0.0008 * value, 5.0)
-    elif scheme == "eu_stock":
-        fee = min(max(0.0005 * value, 3.0), 90.0)
-    elif scheme == "fx":
-        fee = max(0.00002 * value, 2.0 * usd_to_ccy)
-    elif scheme == "crypto":
-        fee = min(max(0.0018 * value, 1.75), 0.01 * value)
-    elif scheme == "future":
-        fee = 0.85 * qty
-    else:
-        fee = 0.0
-    return round(fee, 8)
+    schedule = find_schedule(IB_FIXED_SCHEDULES, inst.sec_type, inst.currency, inst.primary_exchange)
+    if schedule is None:
+        return 0.0
+    return schedule.for_value(qty, value, usd_rate=usd_to_ccy)
 
 
 @dataclass

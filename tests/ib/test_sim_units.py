@@ -64,7 +64,9 @@ def test_fee_schedule() -> None:
     assert order_fee(ES, 3, 3 * 5500 * 50) == pytest.approx(2.55)
     assert order_fee(EUR, 20_000, 21_600) == 2.0
     assert order_fee(BTC, 1, 60_000) == pytest.approx(108.0)
-    assert order_fee(CATALOGUE.find("CBA", "STK", "AUD"), 10, 1_200) == 5.0
+    # IB's fixed plan (normalization.fees): ASX minimum AUD 6.00 (5.00 is the tiered plan's), Europe no cap
+    assert order_fee(CATALOGUE.find("CBA", "STK", "AUD"), 10, 1_200) == 6.0
+    assert order_fee(CATALOGUE.find("SAP", "STK", "EUR"), 1_000, 190_000) == pytest.approx(95.0)
 
 
 fills = st.lists(
