@@ -30,16 +30,10 @@ Choices a bot can rely on (see also the README):
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
-import json
 import logging
-import math
-import time
-from collections.abc import Awaitable, Callable, Iterable
-from datetime import datetime, timezone
+from collections.abc import Iterable
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import ccxt
 import ccxt.async_support
@@ -49,102 +43,35 @@ from ccxt.base.precise import Precise
 from normalization import client_ids
 from normalization.arguments import (
     OHLCV_MAX_LIMIT,
-    OrderRules,
     check_close_position,
     check_create_order,
     check_edit_order,
     check_edit_target,
     check_fetch,
     check_order_ref,
-    check_repeat,
     check_symbol,
     check_symbols,
 )
 from normalization.balances import add_zero_rows
 from normalization.errors import capital_reject_exception
-from normalization.orders import amount_on_grid, positive_number, price_on_grid, require_within
 from normalization.runtime.breaker import Breakers
-from normalization.runtime.journal import (
-    RETRYABLE_PREFIX,
-    SENT_UNKNOWN,
-    USE_DEFAULT,
-    JournalOrder,
-    OrderJournal,
-    open_journal,
-    sync_option,
-)
-from normalization.runtime.pacing import Pacer, capital_pacer, shared_pacer
-from normalization.runtime.reconcile import BrokerFill, BrokerOrder, BrokerSnapshot, ReconcileReport, reconcile
-from normalization.runtime.resample import resample_ohlcv
-from normalization.runtime.retry import RequestNotSent, retry_if_never_sent
-from normalization.runtime.safety import check_sandbox_switch, is_loopback, require_live_opt_in, resolve_live
-from normalization.runtime.settle import Placements, ReconciliationPending, settle
-from normalization.runtime.shared import fingerprint as _fingerprint
-from normalization.runtime.shared import process_wide
+from normalization.runtime.journal import USE_DEFAULT, sync_option
+from normalization.runtime.safety import check_sandbox_switch, resolve_live
 from normalization.runtime.supervisor import Backoff, ConnectionSupervisor, ReconnectEvent
 from normalization.symbols import symbol_to_capital_epic
 from normalization.timeframes import CAPITAL_MAX_BARS, CAPITAL_RESOLUTIONS, resample_source
 
-from .parsing import DIRECTIONS, FILL_ACTIONS, CapitalParsing
-from .transport import DEMO_HOST, LIVE_HOST, CapitalTransport, SentButUnknown, SharedSession
+from .bars import CapitalBars
+from .connection import CapitalConnection
+from .orders import CAPITAL_DEAL_FIELDS, CAPITAL_ORDER_RULES, DAY_MS, EPS, CapitalOrders
+from .parsing import FILL_ACTIONS, CapitalParsing, capital_time
+from .transport import DEMO_HOST, LIVE_HOST
 
-__all__ = ["CapitalTrader"]
+__all__ = ["CAPITAL_ORDER_RULES", "CapitalTrader"]
 
 log = logging.getLogger("ccxt_capital")
-#: The supervisor epoch (connection generation) the current request was sent in; see ``_on_lost``.
-_SENT_IN: contextvars.ContextVar[int | None] = contextvars.ContextVar("capitalcom_sent_in", default=None)
 
-DAY_MS = 86_400_000
-#: Journal reason prefix of a placement that provably never reached the books (retry allowed).
-RETRYABLE = RETRYABLE_PREFIX
-#: Deal fields a caller may pass in ``params`` verbatim (capital-api.md §4).
-CAPITAL_DEAL_FIELDS = frozenset({"trailingStop", "stopDistance", "stopAmount", "profitDistance", "profitAmount"})
-#: What create_order / edit_order accept beyond ccxt's unified params (README): the adapter's own params and
-#: Capital's deal-body fields, passed through as the broker spells them.
-CAPITAL_ORDER_RULES = OrderRules(
-    exchange_id="capitalcom",
-    extra_params={name: (str, int, float) for name in ("goodTillDate", "expiry", "expireTime", "goodTillTime")}
-    | {"guaranteedStop": (bool,)},
-    broker_fields={"trailingStop": (bool,), "stopDistance": (float,), "stopAmount": (float,),
-                   "profitDistance": (float,), "profitAmount": (float,),
-                   **{name: () for name in ("epic", "direction", "size", "level", "type", "stopLevel", "profitLevel")}},
-    reserved=frozenset({"epic", "direction", "size", "level", "type", "stopLevel", "profitLevel"}),
-    broker_name="Capital deal",
-)
-#: Paths whose failures belong to the market-data circuit breaker; everything else is execution,
-#: so a failing price feed never blocks a cancel (and a broken order route never silences quotes).
-MARKET_DATA_PATHS = ("/prices", "/markets", "/marketnavigation", "/clientsentiment", "/time", "/ping")
 EPICS_PER_REQUEST = 50
-EPS = 1e-9
-
-
-def _capital_time(ms: int | float) -> str:
-    """Epoch ms -> the API's query format ``YYYY-MM-DDTHH:MM:SS`` (UTC, no zone; a ``Z`` is refused)."""
-    return datetime.fromtimestamp(int(ms) // 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
-
-
-def _reason(error: BaseException) -> str:
-    """A refusal as the journal keeps it: ``<ccxt class>: <message>``, so a repeat raises the same class."""
-    return f"{type(error).__name__}: {error}"
-
-
-def _rejection(reason: str | None, exchange_id: str) -> ccxt.BaseError:
-    """The exception a repeated clientOrderId gets for a first placement that was refused."""
-    text = (reason or "").removeprefix(RETRYABLE)
-    name, _, message = text.partition(": ")
-    cls = getattr(ccxt, name, None)
-    if isinstance(cls, type) and issubclass(cls, ccxt.BaseError) and message:
-        return cls(message)
-    return capital_reject_exception(text or None, exchange_id=exchange_id)
-
-
-def _demo_or_loopback(url: str) -> bool:
-    """True for Capital's demo host and for loopback (a simulator); everything else may be live."""
-    parsed = urlsplit(url if "//" in url else f"//{url}")
-    if is_loopback(parsed.hostname):
-        return True
-    demo = urlsplit(DEMO_HOST)
-    return parsed.scheme == demo.scheme and parsed.hostname == demo.hostname and parsed.port in (None, 443)
 
 
 def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
@@ -186,7 +113,8 @@ _FEATURES: dict[str, Any] = {
 }
 
 
-class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
+class CapitalTrader(CapitalOrders, CapitalBars, CapitalConnection, CapitalParsing,
+                    ccxt.async_support.Exchange):
     """Capital.com CFDs as a ccxt exchange (async); id ``capitalcom``."""
 
     # ================================================================== description
@@ -311,21 +239,12 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
         return self.deep_extend(super().describe(), self.description())
 
     def __init__(self, config: dict[str, Any] | None = None) -> None:
-        self._transport: CapitalTransport | None = None
-        self._retired: list[CapitalTransport] = []
-        self._journal: OrderJournal | None = None
-        self._journal_owned = False
-        self._inflight: set[str] = set()
-        #: Journal writes that follow a settled deal, run after create_order returns (see _defer).
-        self._deferred: list[Callable[[], None]] = []
-        self._fallback_due = False
-        self._last_lookup_ambiguous = False
-        self._live = False
+        self._init_connection()
+        self._init_orders()
         super().__init__(config or {})
         self.timeout_on_exit = 0  # no aiohttp session to drain; close() need not sleep
         sync_option(self.id, self.options)  # a bad option fails at construction, before anything is sent
         self._live = resolve_live(self.id, self.safe_value(self.options, "live"))
-        self._placing = Placements()
         # ``has`` claims only the market types that load: CFDs are spot markets, or linear swaps with
         # defaultType "swap", never both at once.
         swap = self.safe_string(self.options, "defaultType", "spot") == "swap"
@@ -367,84 +286,6 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
 
     # ------------------------------------------------------------------ plumbing
 
-    def _clock(self) -> Callable[[], float]:
-        clock = self.safe_value(self.options, "clock")
-        return clock if callable(clock) else time.time
-
-    def _sleeper(self) -> Callable[[float], Awaitable[Any]]:
-        sleep = self.safe_value(self.options, "sleep")
-        return sleep if callable(sleep) else asyncio.sleep
-
-    def _now_ms(self) -> int:
-        return int(self._clock()() * 1000)
-
-    def _host(self) -> str:
-        return self.safe_string(self.options, "baseUrl") or self.urls["api"]["rest"]
-
-    def _check_live(self) -> None:
-        """The live gate (normalization.runtime.safety) with Capital's facts: any host other than the demo
-        host or loopback -- whether options['baseUrl'], ``urls``, the CLI's --base-url or the environment
-        named it -- is live. Checked for the host now configured and the one the transport talks to, on
-        every connect (transport creation, re-login) and before every order."""
-        hosts = {self._host()}
-        if self._transport is not None:
-            hosts.add(self._transport.host)
-        facts = [f"{host} is not the demo host ({DEMO_HOST}) nor loopback" for host in sorted(hosts)
-                 if not _demo_or_loopback(host)]
-        require_live_opt_in(self.id, self.safe_value(self.options, "live"), facts)
-
-    def _wire(self) -> CapitalTransport:
-        """The transport, created on first use inside a coroutine (so on the loop that runs us)."""
-        if self._transport is None:
-            self._check_live()
-            self._transport = CapitalTransport(
-                self._host(),
-                lambda: (self.apiKey, self.login, self.password),
-                exchange_id=self.id,
-                timeout=max(self.timeout, 1) / 1000,
-                clock=self._clock(),
-                sleep=self._sleeper(),
-                pacing=bool(self.safe_value(self.options, "pacing", True)),
-                demo=not self._live,
-                refresh_after=float(self.safe_number(self.options, "sessionRefreshAfter", 540.0)),
-                account_id=self.safe_string(self.options, "accountId"),
-                http_transport=self.safe_value(self.options, "httpTransport"),
-                http2=self.safe_value(self.options, "http2"),
-                pacer_clock=self._clock() if callable(self.safe_value(self.options, "sleep")) else time.monotonic,
-                on_lost=self._on_lost,
-                on_login=self._logged_in,
-                pacer=self._shared_pacer(),
-                shared_session=self._shared_session(),
-                rate_limit_wait=float(self.safe_number(self.options, "rateLimitWait", 10.0)),
-                deal_wait=float(self.safe_number(self.options, "orderTimeout", 10.0)),
-            )
-        return self._transport
-
-    def _shared_session(self) -> SharedSession | None:
-        """The process-wide session of this host, API key, login and account (see _shared_pacer for when)."""
-        if callable(self.safe_value(self.options, "sleep")) or not self.apiKey:
-            return None
-        key = ("capitalcom-session", self._host(),
-               _fingerprint(self.apiKey, self.login, self.safe_string(self.options, "accountId")))
-        return process_wide(key, SharedSession)
-
-    def _shared_pacer(self) -> Pacer | None:
-        """The process-wide pacer of this host and API key: Capital counts requests per key, so every
-        instance using it (a sync and an async face, two bots) draws from one budget. None (a private
-        pacer) when the clock is injected, as in tests on the simulator's clock."""
-        if callable(self.safe_value(self.options, "sleep")) or not self.apiKey:
-            return None
-        key = ("capitalcom", self._host(), _fingerprint(self.apiKey))
-        return shared_pacer(key, lambda: capital_pacer(demo=not self._live))
-
-    def _logged_in(self) -> None:
-        """A first (or lazy) login makes the connection usable; the reconnect loop reports its own."""
-        if self.supervisor.state == "idle":
-            self.supervisor.connected("logged in")
-
-    async def _reconnect(self) -> None:
-        self._check_live()
-        await self._wire().relogin()
 
     async def _heal(self, event: ReconnectEvent) -> None:
         """After a reconnect: resolve unanswered deals from the broker's books, then reconcile."""
@@ -454,139 +295,11 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
         """Wait until connected and reconciled after a lost connection (returns at once if fine)."""
         await self.supervisor.wait_ready(timeout)
 
-    async def _call(self, method: str, path: str, *, params: dict[str, Any] | None = None, body: Any = None,
-                    kind: str | None = None, verify: Callable[[], Awaitable[bool]] | None = None,
-                    gated: bool = True) -> Any:
-        """One request through the connection gate, the circuit breaker of its kind and the transport.
-
-        ``gated=False`` for the reads that resolve a deal in flight: they must reach the broker even
-        while a reconnect is pending or a breaker is open.
-        """
-        wire = self._wire()
-        epoch = self.supervisor.epoch
-        token = _SENT_IN.set(epoch)
-        try:
-            if not gated:
-                return await wire.request(method, path, params=params, body=body, kind=kind, verify=verify,
-                                          gated=False)
-            self.supervisor.ensure_usable()  # fail fast while reconnecting; never counted by a breaker
-            breaker = self.breakers.market_data if path.startswith(MARKET_DATA_PATHS) else self.breakers.execution
-            breaker.before_call()
-            try:
-                result = await wire.request(method, path, params=params, body=body, kind=kind, verify=verify,
-                                            gated=False)
-            except BaseException as exc:
-                # A request that outlived its connection (it fails after the reconnect) says nothing about
-                # the new one: no verdict for the breaker.
-                breaker.after_call(exc if self.supervisor.epoch == epoch else asyncio.CancelledError())
-                raise
-            breaker.after_call(None)
-            return result
-        finally:
-            _SENT_IN.reset(token)
-
-    def _on_lost(self, reason: str) -> None:
-        """The transport saw the link fail; ignored if the request was sent before the latest reconnect."""
-        self.supervisor.lost(reason, epoch=_SENT_IN.get())
-
-    def _account_currency(self) -> str | None:
-        transport = self._transport
-        if transport is not None and transport.session is not None and transport.session.currency:
-            return transport.session.currency
-        return self.safe_string(self.options, "accountCurrency")
-
-    async def _journal_ready(self, flush: bool = True) -> OrderJournal:
-        """The order journal of the logged-in account (opened after the first login).
-
-        ``flush`` (every caller but the placement path) first runs the deferred post-send writes, so
-        whatever reads the journal through here sees every order this object has returned, settled.
-        """
-        if self._journal is None:
-            wire = self._wire()
-            await wire.ensure_session()
-            account = wire.session.account_id if wire.session else None
-            option = self.options.get("journal", USE_DEFAULT)
-            sync = sync_option(self.id, self.options)
-            self._journal = open_journal(option, exchange=self.id, account=account, sync=sync)
-            self._journal_owned = not isinstance(option, OrderJournal)
-            if self._journal_owned:
-                self._journal.now_ms = self._now_ms  # journal times on the same clock as the broker's
-        elif flush and self._deferred:
-            self._flush_deferred()
-        return self._journal
-
-    def _defer(self, *writes: Callable[[], None]) -> None:
-        """Run journal writes that follow the broker's answer off the caller's latency.
-
-        Only the write that comes *after* the answer is deferred -- the deal's ids, fills and final status,
-        one transaction -- never the intent, which is committed before the send. It runs while the broker
-        works on the bot's next request: when that request is on the wire (the transport's ``on_wire``),
-        so it rides on the next deal's POST instead of delaying either answer (run inline, or at the
-        loop's next turn -- which comes before httpx writes the next request -- its cost came straight
-        back). With no request in flight it runs at once, at the loop's next turn (the sync face's caller
-        already has its answer then). It also runs before any read of the journal through this object
-        (``_journal_ready``) and on ``close()``; a caller that reads the journal file directly lets the
-        exchange's loop turn once first.
-
-        If the process dies before it runs, the row is ``sent_unknown`` without its deal reference:
-        exactly the state of a deal whose answer was lost, which reconciliation resolves from the broker's
-        activity history (``_find_lost_deal``: same epic, direction and size, booked after the intent, owned
-        by no other row). Every earlier deal is owned by its row by then, so only this one is left to match;
-        with ``journalSync`` "full" or "behind" the intent itself reached the disk, so that holds after a
-        power cut too (with "behind", unless the cut came within a disk flush of the send).
-        """
-        self._deferred.extend(writes)
-        wire = self._wire()
-        wire.on_wire = self._write_one
-        self._fallback_soon()
-
-    def _write_one(self) -> None:
-        """A request is on the wire: run the oldest deferred write while the broker answers it."""
-        if self._deferred:
-            self._run_deferred(self._deferred.pop(0))
-        if self._deferred and self._transport is not None:
-            self._transport.on_wire = self._write_one
-
-    def _fallback_soon(self) -> None:
-        if not self._fallback_due:
-            self._fallback_due = True
-            asyncio.get_running_loop().call_soon(self._fallback)
-
-    def _fallback(self) -> None:
-        """The loop's next turn: with no request in flight (none to ride on), run what is left now."""
-        self._fallback_due = False
-        if not self._deferred:
-            return
-        wire = self._transport
-        if wire is not None and wire.in_flight:
-            wire.on_idle = self._fallback_soon  # look again when the requests in flight are answered
-            return
-        self._flush_deferred()
-
-    def _flush_deferred(self) -> None:
-        """Every deferred journal write done, oldest first."""
-        if self._transport is not None:
-            self._transport.on_wire = None
-        while self._deferred:
-            self._run_deferred(self._deferred.pop(0))
-
-    def _run_deferred(self, write: Callable[[], None]) -> None:
-        try:
-            write()
-        except Exception:  # the row stays unresolved, and reconciliation settles it from the broker
-            log.warning("%s: a journal write after a settled deal failed; reconciliation will settle the order",
-                        self.id, exc_info=True)
-
     async def close(self) -> None:
         self._flush_deferred()
         await self.supervisor.close()
-        transports = [t for t in [self._transport, *self._retired] if t is not None]
-        self._transport, self._retired = None, []
-        for transport in transports:
-            await transport.close()
-        if self._journal is not None and self._journal_owned:
-            self._journal.close()
-        self._journal = None
+        await self._close_transports()
+        self._close_journal()
         await super().close()
 
     # ================================================================== markets
@@ -728,193 +441,7 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
             if limit is not None:
                 rows = rows[:limit] if since is not None else rows[-limit:]
             return rows
-        # Resampled timeframe (1M): fetch whole source buckets, then aggregate on calendar months.
-        if since is None:
-            months = limit or int(self.safe_integer(self.options, "ohlcvDefaultLimit", CAPITAL_MAX_BARS))
-            now = until or self._now_ms()
-            start = datetime.fromtimestamp(now / 1000, tz=timezone.utc).replace(day=1, hour=0, minute=0, second=0)
-            year, month = start.year, start.month - (min(months, 240) - 1)
-            while month <= 0:
-                month += 12
-                year -= 1
-            first = int(start.replace(year=year, month=month).timestamp() * 1000)
-        else:
-            day = datetime.fromtimestamp(since / 1000, tz=timezone.utc)
-            first = int(day.replace(day=1, hour=0, minute=0, second=0, microsecond=0).timestamp() * 1000)
-        daily = await self._bars(market, source, first, None, price, until)
-        rows = resample_ohlcv(daily, timeframe)
-        return self.filter_by_since_limit(rows, since, limit, 0, since is None)
-
-    async def _bars(self, market: dict[str, Any], timeframe: str, since: int | None, limit: int | None,
-                    price: str, until: int | None) -> list[list[Any]]:
-        resolution = CAPITAL_RESOLUTIONS[timeframe]
-        step = self.parse_timeframe(timeframe)  # seconds
-        path = f"/prices/{quote(market['id'], safe='')}"
-        by_time: dict[int, list[Any]] = {}  # backward paging (pages may overlap at their edges)
-        rows: list[list[Any]] = []  # forward paging (pages are disjoint and ascending)
-
-        async def page(query: dict[str, Any]) -> list[list[Any]]:
-            body = await self._call("GET", path, params={"resolution": resolution, **query})
-            return self.parse_ohlcvs_page(self.safe_list(body, "prices", []) or [], price)
-
-        if since is not None:
-            end = (until if until is not None else self._now_ms()) // 1000
-            offset = 0  # bar opens are ``offset`` mod ``step``; learnt from the bars (weeks differ)
-
-            def next_open(after: int) -> int:
-                """The first bar open at or after ``after`` seconds."""
-                return after + (offset - after) % step
-
-            cursor = next_open(-(-int(since) // 1000))
-            probed = False
-            while cursor <= end and (limit is None or len(rows) < limit):
-                # Every window spans the broker's maximum (1000 bars, 999 steps), whatever the limit: a
-                # small limit over a closed market (a weekend, the years before the data) must not walk
-                # it a few bars per request. So requests <= ceil(range / 1000 bars).
-                window_end = min(cursor + (CAPITAL_MAX_BARS - 1) * step, end)
-                bars = await page({"max": CAPITAL_MAX_BARS, "from": _capital_time(cursor * 1000),
-                                   "to": _capital_time(window_end * 1000)})
-                if not bars and not rows and not probed and window_end < end:
-                    probed = True  # nothing yet: maybe ``since`` is before the broker's first bar
-                    first = await self._earliest_bar(path, resolution, cursor, end, (CAPITAL_MAX_BARS - 1) * step)
-                    if first is None:
-                        break  # the broker has no bars of this market up to ``end``
-                    if first // 1000 > window_end:
-                        cursor = next_open(first // 1000)
-                        continue
-                if bars:
-                    if rows and bars[0][0] <= rows[-1][0]:
-                        bars = [bar for bar in bars if bar[0] > rows[-1][0]]
-                    rows.extend(bars)
-                    offset = (rows[-1][0] // 1000) % step
-                cursor = next_open(window_end + 1)
-            return rows
-        else:
-            want = limit or int(self.safe_integer(self.options, "ohlcvDefaultLimit", CAPITAL_MAX_BARS))
-            to_ms = until
-            empty = 0
-            while len(by_time) < want:
-                count = min(CAPITAL_MAX_BARS, want - len(by_time))
-                query: dict[str, Any] = {"max": count}
-                if to_ms is not None:
-                    query["to"] = _capital_time(to_ms)
-                bars = await page(query)
-                fresh = [bar for bar in bars if bar[0] not in by_time]
-                for bar in fresh:
-                    by_time[bar[0]] = bar
-                if fresh:
-                    empty = 0
-                    to_ms = min(bar[0] for bar in fresh) - step * 1000
-                else:
-                    # A closed market (weekend, night) answers nothing: step back over the gap, boundedly.
-                    empty += 1
-                    if empty > 10:
-                        break
-                    to_ms = (to_ms if to_ms is not None else self._now_ms()) - count * step * 1000
-        return [by_time[t] for t in sorted(by_time)]
-
-    async def _earliest_bar(self, path: str, resolution: str, start: int, end: int, span: int) -> int | None:
-        """Where the broker's bars of a market begin, between ``start`` and ``end`` (s), to within ``span``
-        seconds; None if it has none before ``end``.
-
-        Capital has no "first available" call. "Is there a bar at or before t" (one bar, walking back from
-        t) is false before the first bar and true after it, so a bisection finds the start in
-        log2(range / span) small requests -- about 15 for a minute series asked from 1970, where walking
-        the empty decades forward would take tens of thousands."""
-
-        async def any_before(t: int) -> bool:
-            body = await self._call("GET", path, params={"resolution": resolution, "max": 1,
-                                                          "to": _capital_time(t * 1000)})
-            return bool(self.safe_list(body, "prices", []))
-
-        if await any_before(start):
-            return start * 1000  # the series began earlier: the empty window was a closed market, walk on
-        if not await any_before(end):
-            return None
-        low, high = start, end
-        while high - low > span:
-            middle = (low + high) // 2
-            if await any_before(middle):
-                high = middle
-            else:
-                low = middle
-        return low * 1000
-
-    # ================================================================== orders: argument checks
-
-    def _check_amount(self, market: dict[str, Any], amount: Any) -> float:
-        """Truncated to the dealing rules' size increment as ccxt's amount_to_precision does (Capital answers
-        an off-increment size with a 400), then held to the min / max deal size;
-        ``options['strictPrecision']`` refuses an amount off the increment instead."""
-        symbol = market["symbol"]
-        value = amount_on_grid(positive_number(amount, "amount", self.id), market["precision"]["amount"], symbol,
-                               self.id, bool(self.options.get("strictPrecision")))
-        limits = market["limits"]["amount"]
-        require_within(value, limits["min"], limits["max"], "amount", symbol, self.id)
-        return value
-
-    def _check_price(self, market: dict[str, Any], price: Any, what: str) -> float:
-        """Rounded to the tick as ccxt's price_to_precision does; ``options['strictPrecision']`` refuses."""
-        return price_on_grid(positive_number(price, what, self.id), market["precision"]["price"], market["symbol"],
-                             self.id, bool(self.options.get("strictPrecision")), what)
-
-    def _good_till(self, value: Any) -> str:
-        """ms / seconds / ISO string / datetime -> the API's ``YYYY-MM-DDTHH:MM:SS`` (UTC)."""
-        if isinstance(value, datetime):
-            moment = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
-            return _capital_time(moment.timestamp() * 1000)
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            ms = value if value > 1e11 else value * 1000
-            return _capital_time(ms)
-        if isinstance(value, str):
-            parsed = self.parse8601(value if value[-1:] == "Z" or "+" in value else value + "Z")
-            if parsed is not None:
-                return _capital_time(parsed)
-        raise ccxt.InvalidOrder(f"{self.id} goodTillDate {value!r} is not a date (ms, ISO string or datetime)")
-
-    def _protection(self, market: dict[str, Any], params: dict[str, Any], size: float | None) -> dict[str, float]:
-        """ccxt's stopLoss / takeProfit dicts (checked by normalization.arguments) -> stopLevel / profitLevel.
-
-        Capital attaches one level to the whole deal: a dict's ``amount`` smaller than the deal's is a
-        partial stop Capital cannot book (NotSupported), and a level given twice (the dict and Capital's own
-        ``stopDistance`` / ``stopAmount`` ...) is a contradiction (InvalidOrder naming both)."""
-        out: dict[str, float] = {}
-        for dict_key, field, own in (("stopLoss", "stopLevel", ("stopDistance", "stopAmount")),
-                                     ("takeProfit", "profitLevel", ("profitDistance", "profitAmount"))):
-            spec = params.pop(dict_key, None)
-            if spec is None:
-                continue
-            for name in own:
-                if params.get(name) is not None:
-                    raise ccxt.InvalidOrder(f"{self.id} params['{dict_key}'] and params['{name}'] contradict each "
-                                            "other: both set the same level; give one")
-            if spec.get("price") is not None and not math.isclose(spec["price"], spec["triggerPrice"]):
-                raise ccxt.InvalidOrder(f"{self.id} {dict_key} with a limit price is not supported; "
-                                        "Capital closes at the trigger level (stopLevel/profitLevel)")
-            amount = spec.get("amount")
-            if amount is not None and size is not None and not math.isclose(amount, size, rel_tol=1e-9):
-                raise ccxt.NotSupported(f"{self.id} {dict_key} amount {amount:g} differs from the order's {size:g}: "
-                                        f"Capital's {field} protects the whole deal")
-            out[field] = self._check_price(market, spec["triggerPrice"], dict_key)
-        return out
-
-    async def _hedging_mode(self) -> bool:
-        """Whether the account keeps both directions open side by side (read fresh: it can be switched
-        from the broker's platform at any time, and a stale False would let reduceOnly open a hedge)."""
-        body = await self._call("GET", "/accounts/preferences")
-        return bool(self.safe_bool(body, "hedgingMode", False))
-
-    async def _reducible(self, market: dict[str, Any], side: str) -> float:
-        """Size an order on ``side`` can close without opening the other way (netting accounts)."""
-        body = await self._call("GET", "/positions")
-        opposite = "SELL" if side == "buy" else "BUY"
-        total = 0.0
-        for entry in self.safe_list(body, "positions", []) or []:
-            data = entry.get("position") or {}
-            epic = (entry.get("market") or {}).get("epic")
-            if epic == market["id"] and data.get("direction") == opposite:
-                total += float(data.get("size") or 0)
-        return total
+        return await self._monthly_bars(market, timeframe, source, since, limit, price, until)
 
     # ================================================================== orders
 
@@ -926,479 +453,7 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
         symbol, kind, side, amount, price, params = check_create_order(symbol, type, side, amount, price, params,
                                                                        CAPITAL_ORDER_RULES)
         market = self.market(symbol) if self.markets else await self._market(symbol)
-        # Most orders carry no params: everything read from them has its default then, and none of the
-        # look-ups below run (a dozen pops and a loop or two, on every order before the send).
-        params = dict(params) if params else {}
-        trigger = params.pop("triggerPrice", None) if params else None
-        if kind == "stop_limit":
-            raise ccxt.NotSupported(
-                f"{self.id} stop-limit orders are not supported (Capital STOP orders fill at market)")
-        size = self._check_amount(market, amount)
-        level: float | None = None
-        if kind == "limit":
-            level = self._check_price(market, price, "price")
-        elif kind == "stop":
-            level = self._check_price(market, trigger, "triggerPrice")
-        tif = good_till_raw = None
-        protection: dict[str, float] = {}
-        reduce_only = guaranteed = False
-        prefix = self.safe_string(self.options, "clientOrderPrefix", client_ids.DEFAULT_PREFIX)
-        if params:
-            if params.pop("postOnly", None):
-                raise ccxt.InvalidOrder(f"{self.id} post-only orders are not supported")
-            tif = params.pop("timeInForce", None)
-            tif = tif.upper() if isinstance(tif, str) else tif
-            for key in ("goodTillDate", "expiry", "expireTime", "goodTillTime"):
-                value = params.pop(key, None)
-                if value is not None and good_till_raw is None:
-                    good_till_raw = value
-            if tif is None and good_till_raw is not None:
-                tif = "GTD"
-        if kind == "market":
-            if tif not in (None, "GTC", "IOC", "FOK"):
-                raise ccxt.InvalidOrder(f"{self.id} timeInForce {tif!r} is not supported for market orders")
-            if good_till_raw is not None:
-                raise ccxt.InvalidOrder(f"{self.id} a market order cannot have a goodTillDate")
-        elif tif not in (None, "GTC", "GTD"):
-            raise ccxt.InvalidOrder(f"{self.id} timeInForce {tif!r} is not supported; use GTC or GTD with goodTillDate")
-        good_till = None
-        if tif == "GTD" and kind != "market":
-            if good_till_raw is None:
-                raise ccxt.InvalidOrder(f"{self.id} timeInForce GTD needs params['goodTillDate']")
-            good_till = self._good_till(good_till_raw)
-        if params:
-            protection = self._protection(market, params, size)
-            reduce_only = bool(params.pop("reduceOnly", None))
-            guaranteed = bool(params.pop("guaranteedStop", None))
-            client_order_id = client_ids.take_or_generate(params, prefix)
-            for key in ("clientOrderId", "clientOid", "newClientOrderId"):
-                params.pop(key, None)
-        else:
-            client_order_id = client_ids.generate(prefix)
-        self._check_live()
-        self.supervisor.ensure_usable()  # fail fast before anything is recorded while reconnecting
-        if reduce_only:
-            reducible, hedging = await asyncio.gather(self._reducible(market, side), self._hedging_mode())
-            if hedging:
-                raise ccxt.NotSupported(
-                    f"{self.id} reduceOnly on a hedging-mode account: Capital would open a {side} position "
-                    f"beside the opposite one instead of reducing it; use close_position({market['symbol']!r})")
-            if reducible <= EPS:
-                raise ccxt.InvalidOrder(
-                    f"{self.id} reduceOnly {side} {market['symbol']}: no opposite position to reduce")
-            if size > reducible + EPS:
-                size = self._check_amount(market, reducible)
-        body: dict[str, Any] = {"epic": market["id"], "direction": DIRECTIONS[side], "size": size}
-        if guaranteed:
-            body["guaranteedStop"] = True
-        if protection:
-            body.update(protection)
-        working = kind != "market"
-        if working:
-            body.update({"level": level, "type": "LIMIT" if kind == "limit" else "STOP"})
-            if good_till is not None:
-                body["goodTillDate"] = good_till
-        # Capital's own deal fields pass through as the broker spells them; other leftovers (ccxt's
-        # unified extras such as 'type' or 'marginMode') are not sent, they could change the deal.
-        if params:
-            body.update({k: v for k, v in params.items() if k in CAPITAL_DEAL_FIELDS})
-        # No flush of the previous deal's deferred writes here: they touch other rows, and left pending
-        # they run while this deal is in flight instead of before it.
-        journal = self._journal if self._journal is not None else await self._journal_ready(flush=False)
-        # Intent and "the send may have left" in one commit (fsynced first with journalSync="full"): the deal
-        # goes out right below, with no await in between that could let anything else see the row.
-        row, created = journal.record_intent(
-            client_order_id, symbol=market["symbol"], side=side, type=kind, amount=size, price=level,
-            trigger_price=level if kind == "stop" else None,
-            params={"body": body, "reduceOnly": reduce_only, "timeInForce": tif or ("IOC" if not working else "GTC")},
-            state=SENT_UNKNOWN,
-        )
-        if not created:
-            check_repeat(row, {"symbol": market["symbol"], "side": side, "type": kind, "amount": size,
-                               "price": level, "trigger_price": level if kind == "stop" else None},
-                         client_order_id, self.id)
-            return await self._placed_before(journal, row, market, kind, reduce_only, body, working)
-        self._placing.add(client_order_id)
-        try:
-            return await self._place(journal, row, market, kind, reduce_only, body, working)
-        finally:
-            self._placing.discard(client_order_id)
-
-    async def _placed_before(self, journal: OrderJournal, row: JournalOrder, market: dict[str, Any], kind: str,
-                             reduce_only: bool, body: dict[str, Any], working: bool) -> dict[str, Any]:
-        """A clientOrderId journaled before: settle what became of it (normalization.runtime.settle), then
-        return that order -- or, if the broker provably never received it (a 429, a request that never
-        left, absent from the books after the grace), place it now, exactly once per such verdict
-        (``claim_retry`` is a compare-and-set: of two threads or processes, one sends)."""
-        cid = row.client_order_id
-        for _ in range(3):
-            await self._settle_journal([cid])
-            row = journal.get(cid) or row
-            if not row.never_received:
-                return await self._order_from_journal(row)
-            claimed = journal.claim_retry(cid)
-            if claimed is None:
-                continue  # another thread or process claimed it first: its placement settles it
-            self._placing.add(cid)
-            try:
-                return await self._place(journal, claimed, market, kind, reduce_only, body, working)
-            finally:
-                self._placing.discard(cid)
-        raise ReconciliationPending(f"{self.id}: clientOrderId {cid} is being placed elsewhere; ask again shortly")
-
-    async def _settle_journal(self, cids: list[str] | None) -> None:
-        """Every unresolved order among ``cids`` (None: all) settled by reconciliation, or
-        ReconciliationPending after ``options['reconcileWait']`` seconds."""
-        journal = await self._journal_ready()
-        await settle(
-            journal, cids, placements=self._placing, reconcile=self.reconcile_journal,
-            timeout=float(self.safe_number(self.options, "reconcileWait", 10.0)), exchange_id=self.id,
-            grace_ms=int(self.safe_integer(self.options, "reconcileGraceMs", 60_000)), flush=self._flush_deferred,
-        )
-
-    async def _place(self, journal: OrderJournal, row: JournalOrder, market: dict[str, Any], kind: str,
-                     reduce_only: bool, body: dict[str, Any], working: bool) -> dict[str, Any]:
-        """Send a journaled deal (its row ``sent_unknown`` already) once and settle it (see create_order)."""
-        client_order_id = row.client_order_id
-        path = "/workingorders" if working else "/positions"
-        found_on_401: list[str] = []
-
-        async def verify() -> bool:
-            # Capital authenticates before booking, so a 401 means "not booked"; check the books anyway,
-            # and re-send only if they show nothing that could be this deal.
-            reference = await self._find_lost_deal(journal.get(client_order_id) or row)
-            if reference is not None:
-                found_on_401.append(reference)
-                return False
-            return not self._last_lookup_ambiguous
-
-        def send() -> Awaitable[Any]:  # the coroutine itself: no extra frame for every resumption in flight
-            return self._call("POST", path, body=body, kind="deal", verify=verify)
-
-        reference: str | None = None
-        try:
-            answer = await retry_if_never_sent(send, attempts=2, backoff=0.2, sleep=self._sleeper())
-            reference = self.safe_string(answer, "dealReference")
-        except RequestNotSent as error:
-            journal.update_status(client_order_id, "rejected", reason=f"{RETRYABLE}{_reason(error)}")
-            raise
-        except SentButUnknown as error:
-            reference = await self._find_lost_deal(journal.get(client_order_id) or row)
-            if reference is None:
-                # Sent, unanswered, not in the books yet: no status to show (issue #15), never a second send.
-                raise ccxt.RequestTimeout(
-                    f"{self.id} deal {client_order_id} was sent but not answered ({error}); its outcome is unknown. "
-                    "It is never sent twice: create_order / fetch_order with the same clientOrderId return it "
-                    "once reconciliation settles it") from error
-        except ccxt.AuthenticationError:
-            if not found_on_401:
-                journal.update_status(client_order_id, "rejected", reason="not booked: session rejected (401)")
-                raise
-            reference = found_on_401[0]
-        except ccxt.RateLimitExceeded as error:
-            # Refused for the rate before it was looked at: not booked, and safe to try again later.
-            journal.update_status(client_order_id, "rejected", reason=f"{RETRYABLE}{_reason(error)}")
-            raise
-        except (ccxt.ExchangeNotAvailable, ccxt.NetworkError) as error:
-            # A 5xx: behind a proxy the deal may still have been booked. Look before calling it refused.
-            reference = await self._find_lost_deal(journal.get(client_order_id) or row)
-            if reference is None:
-                journal.update_status(client_order_id, "rejected", reason=_reason(error))
-                raise
-        except ccxt.BaseError as error:
-            # The broker answered with an error status: nothing was booked.
-            journal.update_status(client_order_id, "rejected", reason=_reason(error))
-            raise
-        if reference is None:
-            raise ccxt.BadResponse(f"{self.id} POST {path} answered without a dealReference")
-        self._inflight.add(reference)
-        try:
-            return await self._settle(client_order_id, reference, market, kind, reduce_only, raise_rejected=True,
-                                      defer=True)
-        finally:
-            self._inflight.discard(reference)
-
-    async def _confirm(self, reference: str, wait: bool = True) -> dict[str, Any] | None:
-        """GET /confirms/{ref}, polled while it is not ready (404) or the broker stumbles (5xx, a dropped
-        read) for at most ``confirmTimeout`` seconds -- on the injected clock and on the monotonic one,
-        whichever runs out first, so a frozen test clock can never make it poll forever."""
-        clock = self._clock()
-        started, real_started = clock(), time.monotonic()
-        path = f"/confirms/{quote(reference, safe='')}"
-        polling: tuple[float, float, Callable[[float], Awaitable[Any]]] | None = None
-        interval = 0.0
-        while True:
-            try:
-                return await self._call("GET", path, gated=False)
-            except ccxt.OrderNotFound:
-                if not wait:
-                    return None
-            except (ccxt.ExchangeNotAvailable, ccxt.NetworkError) as error:
-                if not wait or isinstance(error, ccxt.AuthenticationError):
-                    raise
-                log.info("%s: confirm %s not readable yet (%s); polling on", self.id, reference, error)
-            if polling is None:  # the usual confirm is ready at once: the poll settings are read only if not
-                timeout = float(self.safe_number(self.options, "confirmTimeout", 10.0))
-                polling = (started + timeout, real_started + timeout, self._sleeper())
-                interval = float(self.safe_number(self.options, "confirmPollInterval", 0.05))
-            deadline, real_deadline, sleep = polling
-            if clock() >= deadline or time.monotonic() >= real_deadline:
-                return None
-            await sleep(interval)
-            interval = min(interval * 2, 0.5)
-
-    async def _settle(self, cid: str, reference: str, market: dict[str, Any], kind: str, reduce_only: bool,
-                      raise_rejected: bool, defer: bool = False) -> dict[str, Any]:
-        """Wait for the confirm, record the outcome in the journal, return the order (or raise the reject).
-
-        ``defer`` (a fresh placement): an accepted deal's ids, fills and status are journaled right after
-        the order is returned (see :meth:`_defer` for why that is safe); a rejection, or no confirm at
-        all, is written before the call returns or raises.
-        """
-        journal = self._journal if defer and self._journal is not None else await self._journal_ready(flush=not defer)
-        confirm = await self._confirm(reference)
-        if confirm is None:
-            log.warning("%s: no confirm for %s within the timeout; reporting it open", self.id, reference)
-            self._flush_deferred()
-            journal.update_status(cid, "acknowledged", ids={"deal_reference": reference})
-            return self._journal_order(journal.get(cid))
-        order = self.parse_confirm_order(confirm, market, kind if kind != "market" else None)
-        if order["status"] == "rejected":
-            self._flush_deferred()
-            reason = self.safe_string(confirm, "rejectReason") or "rejected"
-            journal.update_status(cid, "rejected", confirm, reason=reason,
-                                  ids={"deal_reference": reference, "deal_id": self.safe_string(confirm, "dealId")})
-            if raise_rejected:
-                raise capital_reject_exception(reason, exchange_id=self.id)
-        else:
-            filled_market = order["status"] == "closed" and kind == "market"
-            fills: list[tuple[str, float, float]] = []
-            if filled_market:
-                whole = self._whole_fill(confirm, order)
-                fills = whole if whole is not None else await self._split_fills(reference)
-            self._journal_outcome(journal, cid, reference, confirm, order, fills, defer)
-        order["clientOrderId"] = cid
-        order["reduceOnly"] = reduce_only
-        return order
-
-    def _journal_outcome(self, journal: OrderJournal, cid: str, reference: str, confirm: dict[str, Any],
-                         order: dict[str, Any], fills: list[tuple[str, float, float]], defer: bool) -> None:
-        """A settled deal into the journal: its ids, fills and status in one transaction (a crash leaves
-        all of it or none: none is the state of a lost answer, which reconciliation resolves).
-
-        Everything is read from ``order`` now, not when a deferred write runs: the caller owns the
-        returned order (and its ``info``) and may change it meanwhile; the journal gets its own copy.
-        """
-        deal_id = self.safe_string(confirm, "dealId")
-        info = dict(confirm)
-        status, filled, remaining = order["status"], order["filled"], order["remaining"]
-        symbol, side, timestamp = order["symbol"], order["side"], order["timestamp"]
-        currency = self._account_currency()
-        executions = [
-            {"exec_id": f"{reference}:{fill_deal_id}", "amount": amount, "price": price, "client_order_id": cid,
-             "order_id": reference, "symbol": symbol, "side": side, "timestamp": timestamp, "fee_cost": 0.0,
-             "fee_currency": currency, "info": {"dealId": fill_deal_id, "confirm": info}}
-            for fill_deal_id, amount, price in fills
-        ]
-
-        def outcome() -> None:
-            journal.update_status(cid, status, info, filled=filled, remaining=remaining,
-                                  ids={"deal_reference": reference, "deal_id": deal_id}, fills=executions)
-
-        if defer:
-            self._defer(outcome)
-        else:
-            outcome()
-
-    @staticmethod
-    def _whole_fill(confirm: dict[str, Any], order: dict[str, Any]) -> list[tuple[str, float, float]] | None:
-        """A filled market deal's execution as ``[(dealId, amount, price)]`` when it opened or closed one
-        position (journaled as exec id ``<dealReference>:<dealId>``, as fetch_my_trades names them; fee 0,
-        Capital is spread-only); ``None`` when netting split it over several (:meth:`_split_fills`). Plain
-        code, not a coroutine: it is the usual case, on every market order's way back to the caller."""
-        affected = [a for a in confirm.get("affectedDeals") or [] if isinstance(a, dict)]
-        if len(affected) > 1:
-            return None
-        deal_id = (affected[0].get("dealId") if affected else None) or confirm.get("dealId")
-        return [(str(deal_id), float(order["filled"] or 0), float(order["average"] or 0))]
-
-    async def _split_fills(self, reference: str) -> list[tuple[str, float, float]]:
-        """The executions of a deal that netting split over several positions, one per position, from the
-        activity history (their sizes are there). Empty if it cannot be read now: reconciliation adds them."""
-        try:
-            body = await self._call("GET", "/history/activity", params={"lastPeriod": 600, "detailed": "true"},
-                                    gated=False)
-        except ccxt.BaseError as error:
-            log.info("%s: fills of %s left to reconciliation (%s)", self.id, reference, error)
-            return []
-        fills: list[tuple[str, float, float]] = []
-        for entry in self.safe_list(body, "activities", []) or []:
-            details = entry.get("details") or {}
-            actions = [a.get("actionType") for a in details.get("actions") or [] if isinstance(a, dict)]
-            if (details.get("dealReference") == reference and entry.get("type") == "POSITION"
-                    and entry.get("status") == "ACCEPTED" and any(a in FILL_ACTIONS for a in actions)):
-                fills.append((str(entry.get("dealId")), float(details.get("size") or 0),
-                              float(details.get("level") or 0)))
-        return fills
-
-    async def _find_lost_deal(self, row: JournalOrder) -> str | None:
-        """The dealReference of a deal we sent but never heard back from, from the activity history.
-
-        A match must be on the same epic and direction, for the same total size, booked after the
-        intent was recorded (on the broker's clock: the offset is measured with GET /time), and owned
-        by no other journaled order. Two or more matches are ambiguous: nothing is adopted (and a 401
-        is then not re-sent); the order stays unresolved until reconciliation.
-        """
-        self._last_lookup_ambiguous = False
-        journal = await self._journal_ready()
-        body = row.params.get("body") or {}
-        try:
-            before = self._now_ms()
-            server_now = self.safe_integer(await self._wire().public("GET", "/time"), "serverTime")
-            offset = (server_now or before) - (before + self._now_ms()) // 2
-            period = int(min(max((self._now_ms() - row.created) / 1000 + 120, 60), 86_400))
-            found = await self._call("GET", "/history/activity", params={"lastPeriod": period, "detailed": "true"},
-                                     gated=False)
-        except ccxt.BaseError as error:
-            log.warning("%s: cannot read the activity history to resolve %s: %s", self.id, row.client_order_id, error)
-            self._last_lookup_ambiguous = True
-            return None
-        created = row.created + offset - 2_000  # a little slack for the clocks' resolution
-        groups: dict[str, list[dict[str, Any]]] = {}
-        for entry in self.safe_list(found, "activities", []) or []:
-            details = entry.get("details") or {}
-            reference = details.get("dealReference")
-            if not reference or entry.get("epic") != body.get("epic") or entry.get("source") not in ("USER", None):
-                continue
-            if details.get("direction") != body.get("direction") or reference in self._inflight:
-                continue
-            groups.setdefault(reference, []).append(entry)
-        candidates = []
-        for reference, entries in groups.items():
-            owner = journal.find_by(deal_reference=reference)
-            if owner is not None:
-                if owner.client_order_id == row.client_order_id:
-                    return reference
-                continue
-            when = min(self.parse_capital_date(e.get("dateUTC") or e.get("date")) or 0 for e in entries)
-            if when < created:
-                continue
-            working = [e for e in entries if e.get("type") == "WORKING_ORDER"]
-            sizes = [float((e.get("details") or {}).get("size") or 0) for e in (working[:1] or entries)]
-            if abs(sum(sizes) - float(body.get("size") or 0)) > EPS:
-                continue
-            candidates.append(reference)
-        if len(candidates) > 1:
-            log.warning("%s: %d deals could be %s; not guessing", self.id, len(candidates), row.client_order_id)
-            self._last_lookup_ambiguous = True
-            return None
-        return candidates[0] if candidates else None
-
-    def _journal_order(self, row: JournalOrder | None) -> dict[str, Any]:
-        """What the journal alone knows, as a ccxt order (id = dealReference, else the clientOrderId)."""
-        if row is None:
-            raise ccxt.OrderNotFound(f"{self.id} order is not in the journal")
-        if row.unresolved:
-            raise ReconciliationPending(
-                f"{self.id} order {row.client_order_id}: Capital.com has not confirmed whether it received it; "
-                "ask again shortly")
-        market = self.markets.get(row.symbol) if self.markets else None
-        confirm = row.info if isinstance(row.info, dict) else {}
-        status = row.ccxt_status
-        filled = row.filled if row.filled is not None else (row.amount if status == "closed" else 0.0)
-        timestamp = row.created
-        order_type = row.type if row.type in ("market", "limit", "stop") else None
-        return self.safe_order(
-            {
-                "id": row.deal_reference or row.client_order_id,
-                "clientOrderId": row.client_order_id,
-                "timestamp": timestamp,
-                "datetime": self.iso8601(timestamp),
-                "lastTradeTimestamp": None,
-                "symbol": row.symbol,
-                "type": order_type,
-                "timeInForce": (row.params or {}).get("timeInForce"),
-                "postOnly": False,
-                "reduceOnly": (row.params or {}).get("reduceOnly"),
-                "side": row.side,
-                "price": row.price,
-                "triggerPrice": row.trigger_price,
-                "amount": row.amount,
-                "filled": filled,
-                "remaining": None if status == "open" else 0.0,
-                "average": (self.safe_number(confirm, "level")
-                            if status == "closed" and order_type == "market" else None),
-                "status": status,
-                "fee": None,
-                "trades": None,
-                "info": {"journal": {"state": row.state, "reason": row.reason}, "confirm": confirm or None},
-            },
-            market,
-        )
-
-    async def _order_from_journal(self, row: JournalOrder, raise_rejected: bool = True) -> dict[str, Any]:
-        """The first order placed under a clientOrderId (the idempotent answer to a repeat: a first
-        placement that was refused is refused again, with the same exception class)."""
-        if row.never_received:
-            raise ccxt.OrderNotFound(
-                f"{self.id} order {row.client_order_id} never reached Capital.com ({row.reason}); placing the same "
-                "clientOrderId again sends it once")
-        if row.state == "rejected" and raise_rejected:
-            raise _rejection(row.reason, self.id)
-        if row.unresolved:
-            await self._settle_journal([row.client_order_id])
-            journal = await self._journal_ready()
-            settled = journal.get(row.client_order_id) or row
-            if settled.state != row.state or settled.deal_reference != row.deal_reference:
-                return await self._order_from_journal(settled, raise_rejected)
-        if row.deal_reference is None and row.state == "sent_unknown":
-            reference = await self._find_lost_deal(row)
-            if reference is not None:
-                journal = await self._journal_ready()
-                journal.attach_ids(row.client_order_id, deal_reference=reference)
-                market = self.market(row.symbol)
-                return await self._settle(row.client_order_id, reference, market, row.type,
-                                          bool(row.params.get("reduceOnly")), raise_rejected=False)
-        if row.deal_reference is None:
-            return self._journal_order(row)
-        try:
-            return await self.fetch_order(row.deal_reference, row.symbol)
-        except ccxt.OrderNotFound:
-            return self._journal_order(row)
-
-    async def _lookup(self, id: str) -> tuple[JournalOrder | None, str | None, str | None]:
-        """Any accepted order id (dealReference, dealId, clientOrderId) -> (journal row, reference, dealId)."""
-        if not isinstance(id, str) or not id:
-            raise ccxt.ArgumentsRequired(f"{self.id} needs an order id")
-        journal = await self._journal_ready()
-        row = journal.find_by(deal_reference=id) or journal.get(id) or journal.find_by(deal_id=id)
-        if row is not None:
-            return row, row.deal_reference, row.deal_id
-        return None, None, None
-
-    async def _working_orders(self) -> list[dict[str, Any]]:
-        body = await self._call("GET", "/workingorders")
-        return [w for w in self.safe_list(body, "workingOrders", []) or [] if isinstance(w, dict)]
-
-    def _with_journal(self, order: dict[str, Any], row: JournalOrder | None) -> dict[str, Any]:
-        if row is None:
-            return order
-        order["clientOrderId"] = row.client_order_id
-        if row.deal_reference:
-            order["id"] = row.deal_reference
-        if row.type in ("limit", "stop") and order.get("type") != row.type:
-            order["type"] = row.type
-            if row.type == "stop":
-                order["triggerPrice"] = order.get("triggerPrice") or order.get("price") or row.trigger_price
-                order["stopPrice"] = order["triggerPrice"]
-            elif row.type == "limit":
-                order["triggerPrice"] = order["stopPrice"] = None
-        if order.get("price") is None and row.type in ("limit", "stop"):
-            order["price"] = row.price
-        reduce_only = (row.params or {}).get("reduceOnly")
-        if reduce_only is not None:
-            order["reduceOnly"] = reduce_only
-        return order
+        return await self._open_deal(market, kind, side, amount, price, params)
 
     async def fetch_order(self, id: str, symbol: str | None = None, params: dict[str, Any] = {}) -> dict[str, Any]:
         """By dealReference (what create_order returns), dealId or clientOrderId."""
@@ -1597,33 +652,6 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
             orders.append(self._with_journal(order, row))
         return self.filter_by_symbol_since_limit(orders, market["symbol"] if market else None, since, limit)
 
-    async def _activity_window(self, since: int | None, until: int | None = None) -> list[dict[str, Any]]:
-        """Activity entries from ``since`` (default: the last 24 h), one request per day (the API's maximum)."""
-        if since is None:
-            body = await self._call("GET", "/history/activity", params={"lastPeriod": 86_400, "detailed": "true"})
-            return [e for e in self.safe_list(body, "activities", []) or [] if isinstance(e, dict)]
-        now = until or self._now_ms()
-        earliest = now - int(self.safe_integer(self.options, "historyDays", 30)) * DAY_MS
-        start = max(int(since), earliest)
-        out: list[dict[str, Any]] = []
-        start = start // 1000 * 1000  # the API takes whole seconds: from rounds down ...
-        last = -(-now // 1000) * 1000  # ... and the last window's end rounds up, so nothing is cut off
-        while start <= last:
-            end = min(start + DAY_MS - 1000, last)
-            body = await self._call("GET", "/history/activity", params={
-                "from": _capital_time(start), "to": _capital_time(end + 999), "detailed": "true"})
-            out.extend(e for e in self.safe_list(body, "activities", []) or [] if isinstance(e, dict))
-            start = end + 1000
-        seen: set[tuple[Any, ...]] = set()
-        unique = []
-        for entry in out:  # a line on a window boundary may come twice
-            key = (entry.get("dateUTC"), entry.get("dealId"), entry.get("type"), json.dumps(entry.get("details"),
-                                                                                         sort_keys=True))
-            if key not in seen:
-                seen.add(key)
-                unique.append(entry)
-        return unique
-
     async def fetch_closed_orders(self, symbol: str | None = None, since: int | None = None, limit: int | None = None,
                                   params: dict[str, Any] = {}) -> list[dict[str, Any]]:
         """Filled market deals and filled / cancelled working orders, from the activity history (the last
@@ -1667,10 +695,6 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
         return self.filter_by_since_limit(result, since, limit)
 
     # ================================================================== account
-
-    async def _positions_raw(self) -> list[dict[str, Any]]:
-        body = await self._call("GET", "/positions")
-        return [p for p in self.safe_list(body, "positions", []) or [] if isinstance(p, dict)]
 
     def balance_unrealized_pnl(self, balance: dict[str, Any]) -> float | None:
         """The account's own open PnL (``profitLoss``), for the base-currency figures in ``info``."""
@@ -1737,73 +761,7 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
         settled by reconciliation before it is answered for."""
         symbol, side, params = check_close_position(self.id, symbol, side, params)
         market = await self._market(symbol)
-        self._check_live()
-        self.supervisor.ensure_usable()
-        params = dict(params or {})
-        prefix = self.safe_string(self.options, "clientOrderPrefix", client_ids.DEFAULT_PREFIX)
-        cid = client_ids.take_or_generate(params, prefix)
-        journal = await self._journal_ready()
-        known = journal.get(cid)
-        if known is not None:  # a repeat: the first close, settled; placed again only if never received
-            await self._settle_journal([cid])
-            known = journal.get(cid) or known
-            if not known.never_received:
-                return await self._order_from_journal(known)
-        wanted = {"long": "BUY", "short": "SELL"}.get(side or "", None)
-        targets = [p["position"] for p in await self._positions_raw()
-                   if (p.get("market") or {}).get("epic") == market["id"]
-                   and (wanted is None or (p.get("position") or {}).get("direction") == wanted)]
-        if not targets:
-            raise ccxt.InvalidOrder(f"{self.id} has no open position in {symbol} to close")
-        result: dict[str, Any] | None = None
-        for index, data in enumerate(targets):
-            leg = cid if index == 0 else f"{cid}:{index}"
-            closing = "sell" if data.get("direction") == "BUY" else "buy"
-            size = float(data.get("size") or 0)
-            body = {"epic": market["id"], "direction": DIRECTIONS[closing], "size": size}
-            intent = {"body": body, "reduceOnly": True, "timeInForce": "IOC", "closes": data["dealId"]}
-            if journal.get(leg) is not None:
-                if journal.claim_retry(leg) is None:
-                    result = await self._order_from_journal(journal.get(leg))  # type: ignore[arg-type]
-                    continue
-            else:
-                _, created = journal.record_intent(leg, symbol=market["symbol"], side=closing, type="market",
-                                                   amount=size, params=intent, state=SENT_UNKNOWN)
-                if not created:  # another thread placed it meanwhile: its answer, settled
-                    await self._settle_journal([leg])
-                    result = await self._order_from_journal(journal.get(leg))  # type: ignore[arg-type]
-                    continue
-            self._placing.add(leg)
-            try:
-                result = await self._close_one(journal, leg, data["dealId"], market)
-            finally:
-                self._placing.discard(leg)
-        assert result is not None
-        return result
-
-    async def _close_one(self, journal: OrderJournal, cid: str, deal_id: str, market: dict[str, Any]) -> dict[str, Any]:
-        """One journaled DELETE /positions/{dealId}, settled like a placement (see _place)."""
-        try:
-            answer = await self._call("DELETE", f"/positions/{quote(deal_id, safe='')}", kind="write")
-        except SentButUnknown as error:
-            raise ccxt.RequestTimeout(
-                f"{self.id} close {cid} was sent but not answered ({error}); its outcome is unknown. The same "
-                "clientOrderId returns it once reconciliation settles it") from error
-        except (RequestNotSent, ccxt.RateLimitExceeded) as error:
-            journal.update_status(cid, "rejected", reason=f"{RETRYABLE}{_reason(error)}")
-            raise
-        except ccxt.BaseError as error:
-            journal.update_status(cid, "rejected", reason=_reason(error))
-            raise
-        reference = self.safe_string(answer, "dealReference")
-        if reference is None:
-            raise ccxt.BadResponse(f"{self.id} DELETE /positions/{deal_id} answered without a dealReference")
-        journal.attach_ids(cid, deal_reference=reference)
-        order = await self._settle(cid, reference, market, "market", True, raise_rejected=True)
-        row = journal.get(cid)
-        if order.get("status") == "open" and row is not None and row.state == "acknowledged":
-            raise ccxt.RequestTimeout(f"{self.id} close_position {market['symbol']}: no confirm within the timeout")
-        return order
+        return await self._close_positions(symbol, market, side, params)
 
     async def fetch_my_trades(self, symbol: str | None = None, since: int | None = None, limit: int | None = None,
                               params: dict[str, Any] = {}) -> list[dict[str, Any]]:
@@ -1835,8 +793,8 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
     async def _transactions(self, since: int | None, kind: str | None = None) -> list[dict[str, Any]]:
         query: dict[str, Any] = {}
         if since is not None:
-            query["from"] = _capital_time(since)
-            query["to"] = _capital_time(self._now_ms())
+            query["from"] = capital_time(since)
+            query["to"] = capital_time(self._now_ms())
         else:
             query["lastPeriod"] = int(self.safe_integer(self.options, "historyDays", 30)) * 86_400
         if kind:
@@ -1904,58 +862,3 @@ class CapitalTrader(CapitalParsing, ccxt.async_support.Exchange):
         await wire.ensure_session()
         await wire.ping()
         return True
-
-    async def reconcile_journal(self) -> ReconcileReport:
-        """Match the journal with the broker (working orders + the last 24 h of activity) after a restart
-        or a reconnect. Unanswered placements are first looked up in the activity history and adopted;
-        those still absent after ``options['reconcileGraceMs']`` are marked rejected. Nothing is re-sent."""
-        await self.load_markets()
-        journal = await self._journal_ready()
-        for row in journal.unresolved():
-            if row.client_order_id in self._placing or row.deal_reference is not None:
-                continue
-            reference = await self._find_lost_deal(row)
-            if reference is not None:
-                journal.attach_ids(row.client_order_id, deal_reference=reference)
-                market = self.markets.get(row.symbol)
-                if market is not None:
-                    await self._settle(row.client_order_id, reference, market, row.type,
-                                       bool(row.params.get("reduceOnly")), raise_rejected=False)
-        broker_orders: list[BrokerOrder] = []
-        for entry in await self._working_orders():
-            data = entry.get("workingOrderData") or {}
-            broker_orders.append(BrokerOrder(status="open", deal_id=data.get("dealId"),
-                                             amount=data.get("orderSize"), price=data.get("orderLevel"),
-                                             info=entry))
-        entries = await self._activity_window(None)
-        groups: dict[str, list[dict[str, Any]]] = {}
-        for entry in entries:
-            reference = (entry.get("details") or {}).get("dealReference")
-            if reference and entry.get("source") not in ("SL", "TP"):
-                groups.setdefault(reference, []).append(entry)
-        fills: list[BrokerFill] = []
-        for reference, group in groups.items():
-            order = self.parse_order({"activities": group})
-            deal_ids = {e.get("dealId") for e in group if e.get("type") == "WORKING_ORDER"} - {None}
-            broker_orders.append(BrokerOrder(status=order["status"], deal_reference=reference,
-                                             deal_id=next(iter(deal_ids), None), filled=order["filled"],
-                                             remaining=order["remaining"], amount=order["amount"]))
-        for entry in entries:
-            details = entry.get("details") or {}
-            actions = [a.get("actionType") for a in details.get("actions") or [] if isinstance(a, dict)]
-            if entry.get("type") == "POSITION" and any(a in FILL_ACTIONS for a in actions):
-                trade = self.parse_trade(entry)
-                # Tied by dealReference: a closing fill carries the *closed* position's dealId, which
-                # belongs to the order that opened it.
-                owner = journal.find_by(deal_reference=details.get("dealReference"))
-                fills.append(BrokerFill(exec_id=trade["id"], amount=trade["amount"], price=trade["price"],
-                                        client_order_id=owner.client_order_id if owner else None,
-                                        symbol=trade["symbol"], side=trade["side"], timestamp=trade["timestamp"],
-                                        fee_cost=0.0, fee_currency=self._account_currency()))
-        snapshot = BrokerSnapshot(orders=broker_orders, fills=fills, complete=True)
-        grace = int(self.safe_integer(self.options, "reconcileGraceMs", 60_000))
-        report = reconcile(journal, snapshot, grace_ms=grace, in_flight=set(self._placing),
-                           match_on=("deal_reference", "deal_id"))
-        for item in report.discrepancies:
-            log.info("%s reconcile: %s %s %s", self.id, item.kind, item.client_order_id, item.detail)
-        return report

@@ -24,7 +24,7 @@ from normalization.statuses import capital_order_status
 from normalization.symbols import capital_epic_to_symbol, parse_symbol
 from normalization.tickers import hold_in_range
 
-__all__ = ["CapitalParsing", "ORDER_TYPES", "SIDES"]
+__all__ = ["CapitalParsing", "ORDER_TYPES", "SIDES", "capital_time"]
 
 #: Capital's direction <-> ccxt side.
 SIDES = {"BUY": "buy", "SELL": "sell"}
@@ -45,6 +45,11 @@ LEDGER_TYPES = {
     "TRANSFER": "transfer",
     "ADJUSTMENT": "adjustment",
 }
+
+
+def capital_time(ms: int | float) -> str:
+    """Epoch ms -> the API's query format ``YYYY-MM-DDTHH:MM:SS`` (UTC, no zone; a ``Z`` is refused)."""
+    return datetime.fromtimestamp(int(ms) // 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def _side(pair: Any, price: str) -> float | None:
