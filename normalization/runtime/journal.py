@@ -649,6 +649,18 @@ class OrderJournal:
         )
         return [_order(r) for r in rows]
 
+    def count_since(self, since_ms: int) -> int:
+        """How many orders were journaled at or after ``since_ms`` (pre-trade limits count a day's orders)."""
+        rows = self._read("SELECT COUNT(*) FROM orders WHERE exchange=? AND account=? AND created >= ?",
+                          (*self._scope, int(since_ms)))
+        return int(rows[0][0]) if rows else 0
+
+    def scoped(self, account: str) -> OrderJournal:
+        """A journal over the same store for another ``account`` scope (dry runs keep theirs apart, so a
+        dry run's clientOrderId is never taken for a real order). Shares the store: never close it."""
+        return OrderJournal(self.path or ":memory:", exchange=self.exchange, account=account, sync=self.sync,
+                            now_ms=self.now_ms, store=self._store)
+
     def history(self, client_order_id: str) -> list[StatusChange]:
         """The append-only status history of one order, oldest first."""
         with self._store.reading() as conn:
