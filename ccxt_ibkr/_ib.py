@@ -40,6 +40,7 @@ LimitOrder = ib_lib.LimitOrder
 MarketOrder = ib_lib.MarketOrder
 StopOrder = ib_lib.StopOrder
 StopLimitOrder = ib_lib.StopLimitOrder
+TagValue = ib_lib.TagValue  # algoParams entries
 
 __all__ = [
     "IB",
@@ -53,6 +54,7 @@ __all__ = [
     "Stock",
     "StopLimitOrder",
     "StopOrder",
+    "TagValue",
     "Contract",
     "ContractDetails",
     "ExecutionFilter",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 
 from . import messages as M
 from .catalogue import ContractQuery
@@ -13,6 +14,18 @@ from .matching import OrderRequest, Reject
 from .wire import Fields, ProtocolError
 
 log = logging.getLogger("ccxt_ibkr.sim")
+
+
+@dataclass
+class OrderTail:
+    """The fields of placeOrder after the ones ``place_order`` reads in line."""
+
+    trail_stop_price: float | None = None
+    trailing_percent: float | None = None
+    lmt_price_offset: float | None = None
+    algo_strategy: str = ""
+    algo_params: list[tuple[str, str]] = field(default_factory=list)
+    what_if: bool = False
 
 
 class OrderHandlers(SessionBase):
@@ -53,16 +66,18 @@ class OrderHandlers(SessionBase):
             f.skip(1)  # faProfile
         f.skip(4)  # modelCode shortSaleSlot designatedLocation exemptCode
         oca_type = f.int(0)
-        what_if = self._read_what_if(f)
+        tail = self._read_tail(f)
         if order_type == "STPLMT":
             order_type = "STP LMT"
         req = OrderRequest(
             order_id=order_id, action=action, total_qty=total_qty, order_type=order_type, lmt_price=lmt_price,
             aux_price=aux_price, tif=tif, oca_group=oca_group, account=account, order_ref=order_ref,
             transmit=transmit, parent_id=parent_id, outside_rth=outside_rth, good_till_date=good_till_date,
-            oca_type=oca_type, exchange=q.exchange,
+            oca_type=oca_type, exchange=q.exchange, trail_stop_price=tail.trail_stop_price,
+            trailing_percent=tail.trailing_percent, lmt_price_offset=tail.lmt_price_offset,
+            algo_strategy=tail.algo_strategy, algo_params=tail.algo_params,
         )
-        if what_if:
+        if tail.what_if:
             self._what_if(req, q)
             return
         drop = self.sim.faults.take_order_drop(self.client_id or 0, order_ref)
@@ -83,15 +98,21 @@ class OrderHandlers(SessionBase):
             else:
                 self.abort()
 
-    def _read_what_if(self, f: Fields) -> bool:
-        """Walk the rest of placeOrder (ib_async's layout) up to the whatIf flag."""
+    def _read_tail(self, f: Fields) -> OrderTail:
+        """Walk the rest of placeOrder (ib_async's layout) for the fields the simulator acts on: trailing
+        stop (trailStopPrice, trailingPercent, lmtPriceOffset), algo (algoStrategy + algoParams), whatIf.
+        A layout it cannot walk (conditions, PEG BENCH) leaves the rest at its defaults."""
+        tail = OrderTail()
         try:
             f.skip(17)  # rule80A .. volatilityType
             if f.str():  # deltaNeutralOrderType
                 f.skip(9)
             else:
                 f.skip(1)
-            f.skip(6)  # continuousUpdate .. scaleSubsLevelSize
+            f.skip(2)  # continuousUpdate referencePriceType
+            tail.trail_stop_price = f.float()
+            tail.trailing_percent = f.float()
+            f.skip(2)  # scaleInitLevelSize scaleSubsLevelSize
             increment = f.float()
             if increment is not None and 0 < increment:
                 f.skip(7)
@@ -101,12 +122,19 @@ class OrderHandlers(SessionBase):
             f.skip(4)  # optOutSmartRouting clearingAccount clearingIntent notHeld
             if f.bool():  # delta-neutral contract
                 f.skip(3)
-            if f.str():  # algoStrategy
-                f.skip(2 * f.int())
+            tail.algo_strategy = f.str()
+            if tail.algo_strategy:
+                tail.algo_params = [(f.str(), f.str()) for _ in range(f.int())]
             f.skip(1)  # algoId
-            return f.bool()
+            tail.what_if = f.bool()
+            f.skip(4)  # orderMiscOptions solicited randomizeSize randomizePrice
+            if f.int():  # conditions: not modelled
+                return tail
+            f.skip(2)  # adjustedOrderType triggerPrice
+            tail.lmt_price_offset = f.float()
         except ProtocolError:
-            return False
+            pass
+        return tail
 
     def _what_if(self, req: OrderRequest, q: ContractQuery) -> None:
         """Answer a what-if order with margin and commission estimates; nothing is booked."""

@@ -21,7 +21,9 @@ from .catalogue import Instrument
 from .ledger import Ledger, order_fee
 from .marketdata import MarketData
 
-ORDER_TYPES = {"MKT", "LMT", "STP", "STP LMT"}
+ORDER_TYPES = {"MKT", "LMT", "STP", "STP LMT", "TRAIL", "TRAIL LIMIT"}
+TRAILING = {"TRAIL", "TRAIL LIMIT"}
+STOPS = {"STP", "STP LMT", "TRAIL", "TRAIL LIMIT"}
 TIFS = {"DAY", "GTC", "IOC", "FOK", "GTD"}
 DONE = {"Filled", "Cancelled", "ApiCancelled", "Inactive"}
 
@@ -46,6 +48,11 @@ class OrderRequest:
     good_till_date: str = ""
     oca_type: int = 0
     exchange: str = ""
+    trail_stop_price: float | None = None  # TRAIL / TRAIL LIMIT: the initial stop (else set from the market)
+    trailing_percent: float | None = None  # TRAIL by percent instead of by amount (aux_price)
+    lmt_price_offset: float | None = None  # TRAIL LIMIT: the limit's distance from the moving stop
+    algo_strategy: str = ""
+    algo_params: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -66,6 +73,7 @@ class SimOrder:
     completed_at: float | None = None
     why_held: str = ""
     cancel_requested: bool = False
+    trail_stop: float | None = None  # a trailing stop's current stop price
 
     @property
     def order_id(self) -> int:
@@ -263,6 +271,8 @@ class OrderEngine:
             raise Reject(321, "Error validating request.-'bO' : cause - Limit price is missing")
         if req.order_type in {"STP", "STP LMT"} and req.aux_price is None:
             raise Reject(321, "Error validating request.-'bO' : cause - Stop price is missing")
+        if req.order_type in TRAILING:
+            self._validate_trailing(req)
         for price in (req.lmt_price, req.aux_price):
             if price is not None and req.order_type != "MKT" and not _on_tick(price, inst.min_tick):
                 raise Reject(110, "The price does not conform to the minimum price variation for this contract.")
@@ -288,6 +298,21 @@ class OrderEngine:
                         f"POSITION YOUR EQUITY WITH LOAN VALUE [{equity:.2f} {base}] MUST EXCEED THE "
                         f"INITIAL MARGIN [{needed + summary['InitMarginReq']:.2f} {base}]",
                     )
+
+    @staticmethod
+    def _validate_trailing(req: OrderRequest) -> None:
+        """A trailing stop trails by an amount (auxPrice) or a percentage, never both; a TRAIL LIMIT's limit
+        follows the stop at lmtPriceOffset, or at the distance lmtPrice keeps from trailStopPrice."""
+        amount, percent = req.aux_price, req.trailing_percent
+        if (amount is None) == (percent is None):
+            raise Reject(321, "Error validating request.-'bO' : cause - A trailing stop order needs either a "
+                              "trailing amount (auxPrice) or a trailing percent, not both")
+        if (amount is not None and amount <= 0) or (percent is not None and not 0 < percent < 100):
+            raise Reject(321, "Error validating request.-'bO' : cause - Invalid trailing amount")
+        if req.order_type == "TRAIL LIMIT" and req.lmt_price_offset is None and (
+                req.lmt_price is None or req.trail_stop_price is None):
+            raise Reject(321, "Error validating request.-'bO' : cause - A TRAIL LIMIT order needs lmtPriceOffset "
+                              "(or lmtPrice with trailStopPrice)")
 
     def _modify(self, order: SimOrder, req: OrderRequest, inst: Instrument, now: float) -> SimOrder:
         if inst.con_id != order.inst.con_id or req.action != order.req.action:
@@ -338,7 +363,7 @@ class OrderEngine:
             parent = self.by_key.get((order.client_id, order.req.parent_id))
             if parent is not None and parent.status != "Filled":
                 return "PreSubmitted"
-        if order.req.order_type in {"STP", "STP LMT"} and not order.triggered:
+        if order.req.order_type in STOPS and not order.triggered:
             return "PreSubmitted"
         if not self._market_open(order, now):
             return "PreSubmitted"
@@ -392,6 +417,14 @@ class OrderEngine:
     def _cancel(self, order: SimOrder, now: float, reason: str, user: bool) -> None:
         if order.done:
             return
+        if not order.transmitted:
+            # TWS never announced a staged order (no openOrder / orderStatus): cancelling discards it,
+            # answered with error 202 alone (a live paper Gateway adds 161).
+            order.status = "Cancelled"
+            order.completed_at = now
+            self.emit(Event("error", order.client_id, order, code=202,
+                            text="Order Canceled - reason:Order was discarded", req_id=order.order_id))
+            return
         order.status = "Cancelled"
         order.completed_at = now
         order.cancel_requested = user
@@ -430,8 +463,10 @@ class OrderEngine:
             return
         bid, ask, last = self.market.touch(order.inst, now)
         buy = order.req.action == "BUY"
-        if order.req.order_type in {"STP", "STP LMT"} and not order.triggered:
-            stop = order.req.aux_price or 0.0
+        if order.req.order_type in TRAILING and not order.triggered:
+            self._trail(order, last)
+        if order.req.order_type in STOPS and not order.triggered:
+            stop = order.trail_stop if order.req.order_type in TRAILING else order.req.aux_price or 0.0
             if (buy and last >= stop) or (not buy and last <= stop):
                 order.triggered = True
                 if order.status != "Submitted":
@@ -457,6 +492,33 @@ class OrderEngine:
         if tif == "IOC" and not order.done:
             self._cancel(order, now, reason="", user=False)
 
+    @staticmethod
+    def _trail(order: SimOrder, last: float) -> None:
+        """Move a trailing stop with the market: a sell stop rises with the price and never falls, a buy
+        stop falls with it and never rises; it starts at trailStopPrice, else one trail from the market."""
+        req = order.req
+        distance = req.aux_price if req.aux_price is not None else last * (req.trailing_percent or 0.0) / 100
+        step = order.inst.min_tick
+        if req.action == "SELL":
+            level = math.floor((last - distance) / step + 1e-9) * step
+            start = req.trail_stop_price if req.trail_stop_price is not None else level
+            order.trail_stop = max(order.trail_stop if order.trail_stop is not None else start, level)
+        else:
+            level = math.ceil((last + distance) / step - 1e-9) * step
+            start = req.trail_stop_price if req.trail_stop_price is not None else level
+            order.trail_stop = min(order.trail_stop if order.trail_stop is not None else start, level)
+        order.trail_stop = round(order.trail_stop, 10)
+
+    def trail_limit(self, order: SimOrder) -> float | None:
+        """A TRAIL LIMIT's limit price now: the stop minus (sell) / plus (buy) the limit offset."""
+        req = order.req
+        if order.trail_stop is None:
+            return req.lmt_price
+        offset = req.lmt_price_offset
+        if offset is None:
+            offset = abs((req.trail_stop_price or 0.0) - (req.lmt_price or 0.0))
+        return order.trail_stop - offset if req.action == "SELL" else order.trail_stop + offset
+
     def market_cap(self, order: SimOrder) -> float:
         cap = self.liquidity.cap(order.inst)
         if math.isinf(cap):
@@ -468,9 +530,9 @@ class OrderEngine:
         buy = order.req.action == "BUY"
         touch = ask if buy else bid
         kind = order.req.order_type
-        if kind in {"MKT", "STP"}:
+        if kind in {"MKT", "STP", "TRAIL"}:
             return touch
-        limit = order.req.lmt_price or 0.0
+        limit = (self.trail_limit(order) if kind == "TRAIL LIMIT" else order.req.lmt_price) or 0.0
         if buy and touch <= limit + 1e-12:
             return touch
         if not buy and touch >= limit - 1e-12:

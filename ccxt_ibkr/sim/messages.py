@@ -94,6 +94,13 @@ def _what_if_state(state: dict[str, Any]) -> list[object]:
     return [*befores, *changes, *afters, fee, fee, fee, state["currency"], ""]
 
 
+def _algo(strategy: str, params: list[tuple[str, str]]) -> list[object]:
+    """algoStrategy, then (when set) its TagValue params."""
+    if not strategy:
+        return [""]
+    return [strategy, len(params), *(item for pair in params for item in pair)]
+
+
 def open_order(order: SimOrder, version: int, account: str, what_if: dict[str, Any] | None = None) -> Fields:
     r = order.req
     inst = order.inst
@@ -112,17 +119,17 @@ def open_order(order: SimOrder, version: int, account: str, what_if: dict[str, A
         "", "", "", "", "",  # startingPrice stockRefPrice delta stockRangeLower stockRangeUpper
         "", 0, 0, 0, "",  # displaySize blockOrder sweepToFill allOrNone minQty
         r.oca_type, 0, 0, "", r.parent_id, 0, "", "", "", "",  # ... deltaNeutralAuxPrice
-        0, "", "", "", "", "", "",  # continuousUpdate .. comboLegsDescrip
+        0, "", _price(order.trail_stop), _price(r.trailing_percent), "", "", "",  # continuousUpdate .. comboLegsDescrip
         0, 0, 0,  # combo legs, order combo legs, smart combo params
         "", "", "",  # scale init/subs/increment
         "",  # hedgeType
         0, "", "IB", 0, 0,  # optOutSmartRouting clearingAccount clearingIntent notHeld dncPresent
-        "",  # algoStrategy
+        *_algo(r.algo_strategy, r.algo_params),
         0, int(what_if is not None), order.status,
         *(_what_if_state(what_if) if what_if else [""] * 14),  # margins, commissions, warningText
         0, 0,  # randomizeSize randomizePrice
         0,  # conditions
-        "", "", "", "", "", "", "", 0,  # adjustedOrderType .. adjustableTrailingUnit
+        "", "", _price(order.trail_stop), _price(r.lmt_price_offset), "", "", "", 0,  # adjustedOrderType .. unit
         "", "", "",  # softDollarTier
         "", 0, 0, "", 0,  # cashQty dontUseAutoPriceForHedge isOmsContainer discretionaryUpToLimitPrice usePMA
     ]
