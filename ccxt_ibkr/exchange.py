@@ -65,6 +65,7 @@ from normalization.runtime.supervisor import (
 from normalization.timeframes import IB_BAR_SIZES
 
 from ._ib import IB_LIBRARY_NAME, Contract, Trade
+from .controls import IBControls
 from .history import IBHistory
 from .markets import IBMarkets
 from .orders import IB_ORDER_RULES, IB_ORDER_TYPES, IB_PASSTHROUGH, IBOrders, is_acknowledged, is_done
@@ -79,7 +80,7 @@ LIVE_PORT = 7496
 LIVE_PORTS = frozenset({7496, 4001})
 
 
-class IBTrader(IBParsing, IBOrders, IBMarkets, IBHistory, ccxt.async_support.Exchange):
+class IBTrader(IBParsing, IBOrders, IBControls, IBMarkets, IBHistory, ccxt.async_support.Exchange):
     """Interactive Brokers as a ccxt async exchange (ccxt id ``ibkr``), over ib_async / ib_insync."""
 
     @classmethod
@@ -95,7 +96,7 @@ class IBTrader(IBParsing, IBOrders, IBMarkets, IBHistory, ccxt.async_support.Exc
             "attachedStopLossTakeProfit": {"triggerPriceType": None, "price": True},
             "timeInForce": {"IOC": True, "FOK": True, "PO": False, "GTD": False},
             "hedged": False,
-            "trailing": False,
+            "trailing": True,
             "leverage": False,
             "marketBuyRequiresPrice": False,
             "marketBuyByCost": False,
@@ -150,6 +151,8 @@ class IBTrader(IBParsing, IBOrders, IBMarkets, IBHistory, ccxt.async_support.Exc
                 "createStopMarketOrder": True,
                 "createStopOrder": True,
                 "createTakeProfitOrder": True,
+                "createTrailingAmountOrder": True,
+                "createTrailingPercentOrder": True,
                 "createTriggerOrder": True,
                 "editOrder": True,
                 "fetchBalance": True,
@@ -265,6 +268,7 @@ class IBTrader(IBParsing, IBOrders, IBMarkets, IBHistory, ccxt.async_support.Exc
         self._contracts: dict[str, Contract] = {}
         self._extra_symbols: list[str] = []
         self._init_orders()
+        self._init_controls()  # pre-trade limits, dry run: a bad setting fails here
         self._heads: dict[tuple[int, str, bool], int] = {}  # (conId, whatToShow, useRTH) -> first bar, ms
 
     # ------------------------------------------------------------------ connection, sandbox
@@ -528,6 +532,9 @@ class IBTrader(IBParsing, IBOrders, IBMarkets, IBHistory, ccxt.async_support.Exc
         market = await self._market(symbol)
         self._check_live()
         parent, children, meta = self._build_order(market, type, side, amount, price, params)
+        await self._pre_trade(market, side, meta)  # pre-trade limits (controls.py)
+        if self._dry_run:
+            return await self._dry_run_answer(market, type, side, params, parent, children, meta)
         return await self._place(market, type, side, params, parent, children, meta)
 
     async def cancel_order(self, id: str, symbol: str | None = None, params: dict[str, Any] = {}) -> dict[str, Any]:
@@ -590,6 +597,8 @@ class IBTrader(IBParsing, IBOrders, IBMarkets, IBHistory, ccxt.async_support.Exc
             if order.orderType not in ("STP", "STP LMT"):
                 raise ccxt.InvalidOrder(f"{self.id} order {id} is {order.orderType}; it has no trigger price")
             order.auxPrice = self._check_price(market, trigger, "triggerPrice")
+        if self._is_staged(trade):
+            return await self._edit_staged(trade, order, market, params)  # kept staged, or transmitted
         order.transmit = True
         ib = await self._ib()
         before = len(trade.log)
@@ -642,7 +651,8 @@ class IBTrader(IBParsing, IBOrders, IBMarkets, IBHistory, ccxt.async_support.Exc
         market = await self._market(symbol) if symbol is not None else None
         trades = ib.openTrades() if open_only else ib.trades()
         # An order this process sent that IB has not acknowledged is not shown: IB has not confirmed it.
-        trades = [t for t in trades if is_acknowledged(t) or is_done(t) or t.order.permId or t.orderStatus.permId]
+        trades = [t for t in trades if is_acknowledged(t) or is_done(t) or t.order.permId or t.orderStatus.permId
+                  or self._is_staged(t)]  # a staged order sits in TWS: IB never acknowledges it
         own_only = self.safe_bool(params, "ownOrdersOnly", bool(self.options.get("ownOrdersOnly", False)))
         prefix = str(self.options.get("clientOrderPrefix", client_ids.DEFAULT_PREFIX))
         result = []

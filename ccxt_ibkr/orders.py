@@ -65,7 +65,7 @@ def _order_fields() -> dict[str, tuple[type, ...]]:
 
 IB_ORDER_RULES = OrderRules(
     exchange_id="ibkr",
-    extra_params={"goodTillDate": (str,), "outsideRth": (bool,)},
+    extra_params={"goodTillDate": (str,), "outsideRth": (bool,), "transmit": (bool,), "algoParams": (dict,)},
     broker_fields=_order_fields(),
     reserved=RESERVED_ORDER_FIELDS,
     broker_name="IB Order",
@@ -203,6 +203,8 @@ class IBOrders(_Base):
             "triggerPrice": aux,
             "amount": quantity,
         }
+        if params:
+            self._apply_controls(parent, children, market, type, params, meta)  # trailing, algos, staging
         return parent, children, meta
 
     def _fresh_order(self) -> Order:
@@ -307,6 +309,8 @@ class IBOrders(_Base):
             deferred_intent = None
         if meta["reduceOnly"]:
             self._reduce_only.add(cid)
+        if meta.get("staged"):
+            return await self._staged_answer(trade, market, meta, journal, deferred_intent)
         return await self._answer(trade, market, meta, journal, deferred_intent)
 
     @staticmethod
@@ -349,12 +353,13 @@ class IBOrders(_Base):
         """Hand the order (and its bracket children, transmitted with the last one) to IB."""
         contract = self._contract(market)
         if children:
+            staged = not parent.transmit  # params['transmit'] = False: the whole bracket stays in TWS
             parent.orderId = ib.client.getReqId()
             parent.transmit = False
             for child in children:
                 child.parentId = parent.orderId
                 child.transmit = False
-            children[-1].transmit = True
+            children[-1].transmit = not staged
         trade = ib.placeOrder(contract, parent)
         if children:
             self._bracket_legs[parent.orderId] = [ib.placeOrder(contract, child) for child in children]
@@ -590,12 +595,12 @@ class IBOrders(_Base):
             if fills:
                 trade = copy.copy(trade)
                 trade.fills = fills
-        return self.parse_ib_order(
+        return self._mark_staged(self.parse_ib_order(
             trade,
             market,
             cancel_requested=trade.order.orderId in self._cancel_requested,
             reduce_only=(trade.order.orderRef in self._reduce_only) or None,
-        )
+        ), trade)
 
 
     def _journal_row(self, id: Any, params: dict[str, Any]) -> JournalOrder | None:

@@ -25,7 +25,8 @@ from normalization.tickers import hold_in_range
 from ._ib import ContractDetails, Fill, Ticker, Trade
 
 #: IB orderType -> ccxt order type; stops keep their trigger in ``triggerPrice``.
-ORDER_TYPES = {"MKT": "market", "LMT": "limit", "STP": "market", "STP LMT": "limit", "MIT": "market", "LIT": "limit"}
+ORDER_TYPES = {"MKT": "market", "LMT": "limit", "STP": "market", "STP LMT": "limit", "MIT": "market", "LIT": "limit",
+               "TRAIL": "market", "TRAIL LIMIT": "limit"}
 #: IB secType -> ccxt market type.
 MARKET_TYPES = {"STK": "spot", "CASH": "spot", "CRYPTO": "spot", "CFD": "swap", "FUT": "future", "OPT": "option"}
 UNSET_DOUBLE = 1.7976931348623157e308
@@ -375,6 +376,8 @@ class IBParsing:
         is_trigger = order_type in ("STP", "STP LMT", "MIT", "LIT")
         price = finite(order.lmtPrice) if order_type in ("LMT", "STP LMT", "LIT") else None
         trigger = positive(order.auxPrice) if is_trigger else None  # 0: no trigger set
+        if order_type in ("TRAIL", "TRAIL LIMIT"):  # the stop where it stands (auxPrice is the trailing amount)
+            trigger = positive(finite(order.trailStopPrice))
         average = positive(status.avgFillPrice)
         if average is None and filled_from_fills:
             average = sum(f.execution.shares * f.execution.price for f in fills) / filled_from_fills

@@ -71,12 +71,13 @@ OHLCV_MAX_LIMIT = 10_000
 
 #: Params that are booleans wherever they appear.
 FLAG_PARAMS = frozenset({"reduceOnly", "postOnly", "guaranteedStop", "outsideRth", "useRTH", "ownOrdersOnly",
-                         "trailingStop", "hedged", "equity"})
+                         "trailingStop", "hedged", "equity", "transmit"})
 
 #: ccxt's unified create_order params that both adapters understand.
 UNIFIED_ORDER_PARAMS = frozenset({
     "clientOrderId", "clientOid", "newClientOrderId", "triggerPrice", "stopPrice", "stopLossPrice",
     "takeProfitPrice", "stopLoss", "takeProfit", "reduceOnly", "postOnly", "timeInForce",
+    "trailingAmount", "trailingPercent", "trailingTriggerPrice",
 })
 
 #: ccxt's spellings of the order types, to (kind, needs a trigger).
@@ -370,7 +371,29 @@ def check_create_order(
         if not isinstance(tif, str) or not tif.strip():
             raise BadRequest(f"{eid} params['timeInForce'] must be a string such as 'GTC', got {_show(tif)}")
         out["timeInForce"] = tif.strip().upper()
+    _trailing(out, eid)
     return symbol, kind, side, size, level if kind != "market" and kind != "stop" else None, out
+
+
+def _trailing(params: dict[str, Any], exchange_id: str) -> None:
+    """ccxt's trailing-stop params (``create_trailing_amount_order`` / ``create_trailing_percent_order``):
+    one of ``trailingAmount`` (price units) or ``trailingPercent`` (0-100), and an optional
+    ``trailingTriggerPrice`` (activation); each adapter says what its broker makes of them."""
+    amount, percent = params.get("trailingAmount"), params.get("trailingPercent")
+    if amount is not None and percent is not None:
+        raise InvalidOrder(f"{exchange_id} params['trailingAmount'] and params['trailingPercent'] contradict each "
+                           "other: a stop trails by an amount or by a percentage; give one")
+    if amount is not None:
+        params["trailingAmount"] = check_number(amount, "trailingAmount", exchange_id)
+    if percent is not None:
+        params["trailingPercent"] = check_number(percent, "trailingPercent", exchange_id)
+        if params["trailingPercent"] >= 100:
+            raise InvalidOrder(f"{exchange_id} params['trailingPercent'] is a percentage below 100, got {percent!r}")
+    if params.get("trailingTriggerPrice") is not None:
+        if amount is None and percent is None:
+            raise InvalidOrder(f"{exchange_id} params['trailingTriggerPrice'] needs trailingAmount or trailingPercent")
+        params["trailingTriggerPrice"] = check_number(params["trailingTriggerPrice"], "trailingTriggerPrice",
+                                                      exchange_id)
 
 
 def check_edit_order(
