@@ -123,14 +123,13 @@ class IBControls(_Base):
         return _last_or_mid(ticker)
 
     async def risk_position(self, market: dict[str, Any]) -> float:
-        ib = await self._ib()
-        await self.transport.once("reqPositions", ib.reqPositionsAsync)
+        await self._ready()
         con_id = int(market["id"])
-        return float(sum(p.position for p in ib.positions(self.transport.account) if p.contract.conId == con_id))
+        return float(sum(p.position for p in await self.transport.request_positions() if p.contract.conId == con_id))
 
     async def risk_open_orders(self) -> int:
-        ib = await self._ib()
-        return len(ib.openTrades())  # staged orders count: they can be transmitted at any moment
+        await self._ready()
+        return len(self.transport.open_trades())  # staged orders count: they can be transmitted at any moment
 
     def risk_orders_today(self) -> int:
         self._flush_deferred()  # orders with generated ids are journaled just after their call returns
@@ -182,10 +181,10 @@ class IBControls(_Base):
                            params: dict[str, Any]) -> dict[str, Any]:
         """Edit a staged order: ``transmit=True`` sends it (and waits for IB's acknowledgement as any
         order does); otherwise TWS updates the staged order silently and it stays staged."""
-        ib = await self._ib()
+        await self._ready()
         transmit = params.get("transmit") is True
         order.transmit = transmit
-        ib.placeOrder(trade.contract, order)
+        self.transport.place(trade.contract, order)
         cid = trade.order.orderRef
         journal = self.journal
         if not transmit:

@@ -306,7 +306,7 @@ class IBTrader(IBParsing, IBOrders, IBControls, IBMarkets, IBHistory, ccxt.async
             if port in LIVE_PORTS:
                 facts.append(f"port {port} is a live-trading port")
         if accounts is None and self._transport is not None and self._transport.connected:
-            accounts = list(self._transport.ib.managedAccounts())
+            accounts = self._transport.managed_accounts()
         live_accounts = [a for a in accounts or [] if a and not a.upper().startswith("D")]
         if live_accounts:
             facts.append(f"TWS manages the live account(s) {', '.join(live_accounts)} (paper accounts are DU...)")
@@ -352,14 +352,14 @@ class IBTrader(IBParsing, IBOrders, IBControls, IBMarkets, IBHistory, ccxt.async
         if not self._attached:
             await self._after_connect()
 
-    async def _ib(self, kind: str = EXECUTION) -> Any:
-        """The connected IB, after the live gate and the supervisor's fail-fast gate for ``kind`` traffic."""
+    async def _ready(self, kind: str = EXECUTION) -> IBTransport:
+        """The connected transport, after the live gate and the supervisor's fail-fast gate for ``kind`` traffic."""
         self._check_live()
-        ib = await self.transport.ensure(kind)
+        await self.transport.ensure(kind)
         if not self._attached:
             # Another exchange object opened the shared connection: this one's on-connect work is still due.
             await self._after_connect()
-        return ib
+        return self.transport
 
     @property
     def supervisor(self) -> ConnectionSupervisor:
@@ -368,9 +368,8 @@ class IBTrader(IBParsing, IBOrders, IBControls, IBMarkets, IBHistory, ccxt.async
 
     async def _after_connect(self) -> None:
         transport = self.transport
-        ib = transport.ib
         try:
-            self._check_live(list(ib.managedAccounts()))  # a paper port may still lead to a live account
+            self._check_live(transport.managed_accounts())  # a paper port may still lead to a live account
         except ccxt.PermissionDenied:
             transport.disconnect()
             raise
@@ -381,9 +380,8 @@ class IBTrader(IBParsing, IBOrders, IBControls, IBMarkets, IBHistory, ccxt.async
                 sync=sync_option(self.id, self.options),
             )
         if not getattr(self, "_events_wired", False):
-            ib.orderStatusEvent += self._on_order_status
-            ib.execDetailsEvent += self._on_exec
-            ib.commissionReportEvent += self._on_commission
+            for event, handler in self._journal_hooks():
+                transport.listen(event, handler)
             self._events_wired = True
         await self._sync_orders(executions=False)
 
@@ -409,10 +407,8 @@ class IBTrader(IBParsing, IBOrders, IBControls, IBMarkets, IBHistory, ccxt.async
         if transport is not None:
             transport.forget(self._after_connect, self._heal)
             if getattr(self, "_events_wired", False):
-                ib = transport.ib
-                ib.orderStatusEvent -= self._on_order_status
-                ib.execDetailsEvent -= self._on_exec
-                ib.commissionReportEvent -= self._on_commission
+                for event, handler in self._journal_hooks():
+                    transport.unlisten(event, handler)
                 self._events_wired = False
         if shared is not None and leave_connection(shared, self):
             if transport is not None:
@@ -549,9 +545,9 @@ class IBTrader(IBParsing, IBOrders, IBControls, IBMarkets, IBHistory, ccxt.async
             raise ccxt.InvalidOrder(f"{self.id} order {id} is already filled; there is nothing to cancel")
         if current["status"] != "open":
             return current
-        ib = await self._ib()
+        await self._ready()
         self._cancel_requested.add(trade.order.orderId)
-        ib.cancelOrder(trade.order)
+        self.transport.cancel(trade.order)
         await self.transport.wait_trade(trade, is_done, float(self.options.get("orderTimeout", 10.0)))
         order = await self._parse_trade_order(trade)
         if order["status"] == "closed":
@@ -600,9 +596,9 @@ class IBTrader(IBParsing, IBOrders, IBControls, IBMarkets, IBHistory, ccxt.async
         if self._is_staged(trade):
             return await self._edit_staged(trade, order, market, params)  # kept staged, or transmitted
         order.transmit = True
-        ib = await self._ib()
+        await self._ready()
         before = len(trade.log)
-        ib.placeOrder(trade.contract, order)
+        self.transport.place(trade.contract, order)
         wanted = (order.totalQuantity, order.lmtPrice, order.auxPrice)
 
         def applied(t: Trade) -> bool:
@@ -612,7 +608,7 @@ class IBTrader(IBParsing, IBOrders, IBControls, IBMarkets, IBHistory, ccxt.async
             return is_done(t) or len(t.log) > before + 1 or (echoed and t.order is not order)
 
         await self.transport.wait_trade(
-            trade, applied, float(self.options.get("orderTimeout", 10.0)), extra_events=[ib.openOrderEvent]
+            trade, applied, float(self.options.get("orderTimeout", 10.0)), extra_events=["openOrderEvent"]
         )
         errors = [e for e in trade.log[before:] if getattr(e, "errorCode", 0)]
         if errors:
@@ -647,9 +643,9 @@ class IBTrader(IBParsing, IBOrders, IBControls, IBMarkets, IBHistory, ccxt.async
 
     async def _orders(self, symbol: str | None, since: int | None, limit: int | None,
                       params: dict[str, Any], open_only: bool = False) -> list[dict[str, Any]]:
-        ib = await self._ib()
+        await self._ready()
         market = await self._market(symbol) if symbol is not None else None
-        trades = ib.openTrades() if open_only else ib.trades()
+        trades = self.transport.open_trades() if open_only else self.transport.trades()
         # An order this process sent that IB has not acknowledged is not shown: IB has not confirmed it.
         trades = [t for t in trades if is_acknowledged(t) or is_done(t) or t.order.permId or t.orderStatus.permId
                   or self._is_staged(t)]  # a staged order sits in TWS: IB never acknowledges it
@@ -674,7 +670,7 @@ class IBTrader(IBParsing, IBOrders, IBControls, IBMarkets, IBHistory, ccxt.async
                                 params: dict[str, Any] = {}) -> list[dict[str, Any]]:
         """Open orders; ``options['ownOrdersOnly']`` (or the param) keeps only this bot's prefix."""
         symbol, since, limit, params = check_fetch(self.id, "fetch_open_orders", symbol, since, limit, params)
-        await self._ib()
+        await self._ready()
         if self._journal is not None and self._journal.unresolved():
             await self._settle_journal(None)  # an order IB never confirmed is not open
         orders = await self._orders(symbol, since, None, params, open_only=True)
@@ -697,11 +693,11 @@ class IBTrader(IBParsing, IBOrders, IBControls, IBMarkets, IBHistory, ccxt.async
         without one are waited for (at most ``options['commissionWait']``); later calls fill it in.
         """
         symbol, since, limit, params = check_fetch(self.id, "fetch_my_trades", symbol, since, limit, params)
-        ib = await self._ib(ACCOUNT)
+        await self._ready(ACCOUNT)
         market = await self._market(symbol) if symbol is not None else None
 
         def fills() -> list[Any]:
-            return [f for f in ib.fills() if market is None or f.contract.conId == int(market["id"])]
+            return [f for f in self.transport.fills() if market is None or f.contract.conId == int(market["id"])]
 
         wait = float(self.options.get("commissionWait", 1.0))
         now = time.time()
@@ -713,7 +709,7 @@ class IBTrader(IBParsing, IBOrders, IBControls, IBMarkets, IBHistory, ccxt.async
             )
 
         if wait > 0 and missing():
-            await self.transport.wait_event(ib.commissionReportEvent, lambda: not missing(), wait)
+            await self.transport.wait_event("commissionReportEvent", lambda: not missing(), wait)
         result = []
         for fill in fills():
             fill_market = market or await self._market_for_contract(fill.contract)
@@ -722,14 +718,13 @@ class IBTrader(IBParsing, IBOrders, IBControls, IBMarkets, IBHistory, ccxt.async
         return self.filter_by_since_limit(result, since, limit)
 
     async def _positions(self) -> list[Any]:
-        ib = await self._ib(ACCOUNT)
-        await self.transport.once("reqPositions", ib.reqPositionsAsync)
-        return [p for p in ib.positions(self.transport.account) if p.position]
+        await self._ready(ACCOUNT)
+        return [p for p in await self.transport.request_positions() if p.position]
 
     async def fetch_positions(self, symbols: list[str] | None = None, params: dict[str, Any] = {}) -> list[dict]:
         """Every holding as a position (long/short), futures and stocks alike; leverage 1, cross margin."""
         symbols = check_symbols(symbols, self.id, "fetch_positions")
-        await self._ib(ACCOUNT)
+        await self._ready(ACCOUNT)
         return await self._build_positions(await self._positions(), symbols)
 
     async def _build_positions(self, positions: list[Any], symbols: list[str] | None = None) -> list[dict]:
@@ -757,18 +752,17 @@ class IBTrader(IBParsing, IBOrders, IBControls, IBMarkets, IBHistory, ccxt.async
         """Cash per currency (CashBalance; the base currency's free part from AvailableFunds) plus
         holdings of spot instruments as base currencies, so ``balance['AAPL']['total']`` is the shares held."""
         check_fetch(self.id, "fetch_balance", params=params)
-        ib = await self._ib(ACCOUNT)
+        await self._ready(ACCOUNT)
         positions = await self._positions()
-        values = ib.accountValues(self.transport.account)
+        values = self.transport.account_values()
         if not any(v.tag == "CashBalance" for v in values):
-            values = await self.transport._bounded(ib.accountSummaryAsync(self.transport.account), "accountSummary")
+            values = await self.transport.account_summary()
         return await self._build_balance(values, positions)
 
     async def _build_balance(self, values: list[Any], positions: list[Any]) -> dict[str, Any]:
         """The ccxt balance from account values and position rows (no request: also the stream's view)."""
-        ib = self.transport.ib
         reserved: dict[int, float] = {}
-        for trade in ib.openTrades():
+        for trade in self.transport.open_trades():
             if trade.order.action == "SELL" and not is_done(trade):
                 remaining = max((trade.order.totalQuantity or 0) - (trade.orderStatus.filled or 0), 0.0)
                 reserved[trade.contract.conId] = reserved.get(trade.contract.conId, 0.0) + remaining
@@ -787,8 +781,8 @@ class IBTrader(IBParsing, IBOrders, IBControls, IBMarkets, IBHistory, ccxt.async
 
     async def account_base_currency(self) -> str | None:
         """The account's base currency as TWS reports it (account value ``Currency``), for equity figures."""
-        ib = await self._ib(ACCOUNT)
-        for value in ib.accountValues(self.transport.account):
+        await self._ready(ACCOUNT)
+        for value in self.transport.account_values():
             if value.tag == "Currency" and value.currency not in ("", "BASE"):
                 return str(value.value)
         return None

@@ -97,7 +97,7 @@ class OrderHost(Protocol):
     @property
     def journal(self) -> OrderJournal: ...
     def _check_live(self, accounts: list[str] | None = None) -> None: ...
-    async def _ib(self, kind: str = ...) -> Any: ...
+    async def _ready(self, kind: str = ...) -> IBTransport: ...
     async def _market(self, symbol: str) -> dict[str, Any]: ...
     def _market_by_con_id(self, con_id: int) -> dict[str, Any] | None: ...
     async def _market_for_contract(self, contract: Contract) -> dict[str, Any]: ...
@@ -237,10 +237,9 @@ class IBOrders(_Base):
 
     async def _check_reduce_only(self, market: dict[str, Any], side: str, quantity: float) -> None:
         """IB has no reduceOnly flag: refuse an order that would open, increase or flip the position."""
-        ib = await self._ib()
-        await self.transport.once("reqPositions", ib.reqPositionsAsync)
+        await self._ready()
         con_id = int(market["id"])
-        held = sum(p.position for p in ib.positions(self.transport.account) if p.contract.conId == con_id)
+        held = sum(p.position for p in await self.transport.request_positions() if p.contract.conId == con_id)
         reduces = (held > 0 and side == "sell") or (held < 0 and side == "buy")
         if not reduces:
             raise ccxt.InvalidOrder(
@@ -272,7 +271,7 @@ class IBOrders(_Base):
             return await self._placed_before(known, market, parent, children, meta, self.journal)
         if meta["reduceOnly"]:
             await self._check_reduce_only(market, side, meta["amount"])
-        ib = await self._ib()
+        await self._ready()
         if not parent.account and self.transport.account:
             parent.account = self.transport.account
             for child in children:
@@ -287,7 +286,7 @@ class IBOrders(_Base):
             # OrderJournal.defers_new_intents for why a crash in between loses nothing).
             intent["sent"] = journal.now_ms()
             try:
-                trade = self._send(ib, market, parent, children)
+                trade = self._send(market, parent, children)
             except BaseException:
                 journal.record_after_send(cid, **intent, state=SENT_UNKNOWN)  # it may have left: ask IB later
                 raise
@@ -302,7 +301,7 @@ class IBOrders(_Base):
             # sent twice. After a crash reconciliation asks IB, which lists the order by orderRef if it arrived.
             prefix = str(self.options.get("clientOrderPrefix", client_ids.DEFAULT_PREFIX))
             with journal.sending(cid, **intent, broker_keeps_id=client_ids.is_own(cid, prefix)) as (row, created):
-                trade = self._send(ib, market, parent, children) if created else None
+                trade = self._send(market, parent, children) if created else None
             if trade is None:
                 check_repeat(row, intent, cid, self.id)
                 return await self._placed_before(row, market, parent, children, meta, journal)
@@ -331,8 +330,8 @@ class IBOrders(_Base):
                 return await self._journaled_order(row, market)
             if journal.claim_retry(cid) is None:
                 continue  # another thread or process claimed it first: its placement settles it
-            ib = await self._ib()
-            trade = self._send(ib, market, parent, children)
+            await self._ready()
+            trade = self._send(market, parent, children)
             return await self._answer(trade, market, meta, journal, None)
         raise ReconciliationPending(f"{self.id}: clientOrderId {cid} is being placed elsewhere; ask again shortly")
 
@@ -346,23 +345,16 @@ class IBOrders(_Base):
         )
 
     async def _resync(self) -> None:
-        await self._ib()
+        await self._ready()
         await self._sync_orders(executions=False)
 
-    def _send(self, ib: Any, market: dict[str, Any], parent: Order, children: list[Order]) -> Trade:
-        """Hand the order (and its bracket children, transmitted with the last one) to IB."""
+    def _send(self, market: dict[str, Any], parent: Order, children: list[Order]) -> Trade:
+        """Hand the order (and its bracket children, transmitted with the last one unless staged) to IB."""
         contract = self._contract(market)
-        if children:
-            staged = not parent.transmit  # params['transmit'] = False: the whole bracket stays in TWS
-            parent.orderId = ib.client.getReqId()
-            parent.transmit = False
-            for child in children:
-                child.parentId = parent.orderId
-                child.transmit = False
-            children[-1].transmit = not staged
-        trade = ib.placeOrder(contract, parent)
-        if children:
-            self._bracket_legs[parent.orderId] = [ib.placeOrder(contract, child) for child in children]
+        if not children:
+            return self.transport.place(contract, parent)
+        trade, legs = self.transport.place_bracket(contract, parent, children)
+        self._bracket_legs[parent.orderId] = legs
         return trade
 
     async def _answer(self, trade: Trade, market: dict[str, Any], meta: dict[str, Any], journal: OrderJournal,
@@ -457,8 +449,9 @@ class IBOrders(_Base):
                 else:
                     journal.attach_ids(cid, **ids)
                 self._live_refs[cid] = "sent_unknown"  # IB's late answer lands in the journal when it comes
-        except Exception:  # noqa: BLE001 - a closed journal (exchange closed meanwhile) is not an error here
-            pass
+        except Exception:  # noqa: BLE001 - the order is placed; reconciliation settles the row from IB
+            log.warning("%s: journal write after placing %s failed; reconciliation will settle it", self.id, cid,
+                        exc_info=True)
 
     def _reject_reason(self, trade: Trade) -> str:
         """A rejection as the journal keeps it: ``<ccxt class>: <IB's message>``."""
@@ -532,7 +525,7 @@ class IBOrders(_Base):
         """This connection's trades plus completed ones IB listed that the library did not keep."""
         if self._transport is None:
             return []
-        trades = list(self._transport.ib.trades())
+        trades = self._transport.trades()
         live = {t.order.permId or t.orderStatus.permId for t in trades}
         trades.extend(t for perm, t in self._completed.items() if perm not in live)
         return trades
@@ -562,7 +555,7 @@ class IBOrders(_Base):
         return None
 
     async def _find_trade(self, id: Any, params: dict[str, Any]) -> Trade:
-        ib = await self._ib()
+        await self._ready()
         cid = self.safe_string_2(params, "clientOrderId", "clientOid")
         key = cid if cid is not None and id is None else id
         trade = None
@@ -574,12 +567,7 @@ class IBOrders(_Base):
         trade = trade or self._find_trade_local(key)
         if trade is None:
             # Orders of earlier sessions or other clients: ask IB once, then give up.
-            await self.transport.once("reqAllOpenOrders", ib.reqAllOpenOrdersAsync)
-            completed = await self.transport.once("reqCompletedOrders", lambda: ib.reqCompletedOrdersAsync(False))
-            for done in completed:
-                perm = done.order.permId or done.orderStatus.permId
-                if perm:
-                    self._completed[perm] = done
+            await self._list_orders_at_ib(executions=False)
             trade = self._find_trade_local(key)
         if trade is None:
             raise ccxt.OrderNotFound(f"{self.id} order {key} not found")
@@ -591,7 +579,7 @@ class IBOrders(_Base):
         if not trade.fills and perm and self._transport is not None:
             # Orders rebuilt after a reconnect (or completed ones) come without their fills; IB's
             # executions carry the permId, so attach them for filled / average / fees.
-            fills = [f for f in self._transport.ib.fills() if f.execution.permId == perm]
+            fills = [f for f in self._transport.fills() if f.execution.permId == perm]
             if fills:
                 trade = copy.copy(trade)
                 trade.fills = fills
@@ -619,15 +607,15 @@ class IBOrders(_Base):
 
     async def _cancel_bracket_children(self, con_id: int, closing_action: str) -> None:
         """Cancel the working bracket children (orders with a parent, closing side) of one contract."""
-        ib = await self._ib()
+        await self._ready()
         children = [
-            t for t in ib.openTrades()
+            t for t in self.transport.open_trades()
             if t.contract.conId == con_id and t.order.action == closing_action and not is_done(t)
             and (t.order.parentId or str(t.order.ocaGroup or "").endswith("-oca"))
         ]
         for trade in children:
             self._cancel_requested.add(trade.order.orderId)
-            ib.cancelOrder(trade.order)
+            self.transport.cancel(trade.order)
         timeout = float(self.options.get("orderTimeout", 10.0))
         for trade in children:
             await self.transport.wait_trade(trade, is_done, timeout)
@@ -641,26 +629,29 @@ class IBOrders(_Base):
         """Ask IB for every order it knows (all clients' open ones, completed ones, optionally today's
         executions), then reconcile the journal. ib_async keeps completed orders only in the reply,
         so they are kept here (``_completed``, by permId) for fetch_order / fetch_orders."""
-        transport = self.transport
-        ib = transport.ib
-        if not transport.readonly:
+        if not self.transport.readonly:
             try:
                 # The startup sync lists only this clientId's open orders; orders a bot placed under another
                 # clientId before a restart must not look "absent at the broker" to reconciliation.
-                await transport.once("reqAllOpenOrders", ib.reqAllOpenOrdersAsync)
-                completed = await transport.once("reqCompletedOrders", lambda: ib.reqCompletedOrdersAsync(False))
-                if executions:
-                    await transport._bounded(ib.reqExecutionsAsync(), "reqExecutions")
+                await self._list_orders_at_ib(executions=executions)
             except ccxt.BaseError as exc:
                 log.warning("%s: order sync failed, journal not reconciled: %s", self.id, exc)
                 return
-            for trade in completed:
-                perm = trade.order.permId or trade.orderStatus.permId
-                if perm:
-                    self._completed[perm] = trade
         self._reconcile_journal()
 
+    async def _list_orders_at_ib(self, *, executions: bool) -> None:
+        """IB lists every order it knows (transport.sync_orders); the completed ones are kept by permId."""
+        for trade in await self.transport.sync_orders(executions=executions):
+            perm = trade.order.permId or trade.orderStatus.permId
+            if perm:
+                self._completed[perm] = trade
+
     # ------------------------------------------------------------------ journal wiring
+
+    def _journal_hooks(self) -> tuple[tuple[str, Any], ...]:
+        """The IB events the journal follows, with their handlers (wired through the transport)."""
+        return (("orderStatusEvent", self._on_order_status), ("execDetailsEvent", self._on_exec),
+                ("commissionReportEvent", self._on_commission))
 
     def _on_order_status(self, trade: Trade) -> None:
         """Keep the journal's state of this process's orders current as IB reports changes.
@@ -692,7 +683,8 @@ class IBOrders(_Base):
             if ccxt_status != "open":
                 self._live_refs.pop(ref, None)
         except Exception:  # noqa: BLE001 - bookkeeping must never break the event loop
-            pass
+            log.warning("%s: journal status of %s (%s) not written; reconciliation will settle it", self.id, ref,
+                        status, exc_info=True)
 
     def _on_exec(self, trade: Trade, fill: Any) -> None:
         if self._journal is None:
@@ -712,8 +704,9 @@ class IBOrders(_Base):
                 timestamp=to_ms(execution.time),
                 info=self._execution_payload(fill),
             )
-        except Exception:  # noqa: BLE001
-            pass
+        except Exception:  # noqa: BLE001 - bookkeeping must never break the event loop
+            log.warning("%s: fill %s not journaled; reconciliation will record it", self.id, execution.execId,
+                        exc_info=True)
 
     @staticmethod
     def _execution_payload(fill: Any) -> dict[str, Any]:
@@ -733,8 +726,8 @@ class IBOrders(_Base):
             return
         try:
             self._journal.record_fee(report.execId, report.commission, report.currency)
-        except Exception:  # noqa: BLE001
-            pass
+        except Exception:  # noqa: BLE001 - bookkeeping must never break the event loop
+            log.warning("%s: commission of fill %s not journaled", self.id, report.execId, exc_info=True)
 
     def _reconcile_journal(self) -> None:
         """After each (re)connect, bring the journal in line with what IB reports (never sending).
@@ -746,10 +739,11 @@ class IBOrders(_Base):
         journal = self._journal
         if journal is None:
             return
-        ib = self.transport.ib
-        client_id = self.transport.client_id
+        transport = self.transport
+        client_id = transport.client_id
         fills_by_perm: dict[int, float] = {}
-        for fill in ib.fills():
+        ib_fills = transport.fills()
+        for fill in ib_fills:
             fills_by_perm[fill.execution.permId] = fills_by_perm.get(fill.execution.permId, 0.0) + fill.execution.shares
         orders = []
         in_flight = set(self._placing)
@@ -789,13 +783,13 @@ class IBOrders(_Base):
                 fee_cost=f.commissionReport.commission if f.commissionReport.currency else None,
                 fee_currency=f.commissionReport.currency or None,
             )
-            for f in ib.fills()
+            for f in ib_fills
         ]
         prefix = str(self.options.get("clientOrderPrefix", client_ids.DEFAULT_PREFIX))
         try:
             report = reconcile(
                 journal,
-                BrokerSnapshot(orders=orders, fills=fills, complete=ib.isConnected()),
+                BrokerSnapshot(orders=orders, fills=fills, complete=transport.connected),
                 in_flight=in_flight,
                 grace_ms=int(self.options.get("reconcileGraceMs", 2000)),
                 adopt_unknown=lambda o: client_ids.is_own(o.client_order_id, prefix),

@@ -105,7 +105,7 @@ class IBTraderPro(StreamingExchange, AsyncIBTrader):
 
     async def _wire(self) -> None:
         """Connect and attach the handlers once; the IB object (and so the handlers) outlives reconnects."""
-        await self._ib(MARKET_DATA)
+        await self._ready(MARKET_DATA)
         if self._wired:
             return
         self._wired = True
@@ -349,7 +349,7 @@ class IBTraderPro(StreamingExchange, AsyncIBTrader):
     def _start_account_stream(self, name: str) -> Any:
         async def start() -> None:
             await self._wire()
-            await self._ib(ACCOUNT)
+            await self._ready(ACCOUNT)
             if name == "orders" and self.orders is None:
                 self.orders = ArrayCacheBySymbolById(self.stream_limit("ordersLimit"))
             if name == "myTrades" and self.myTrades is None:
@@ -465,7 +465,7 @@ class IBTraderPro(StreamingExchange, AsyncIBTrader):
         await asyncio.sleep(0)  # let the rest of this burst of account messages land first
         self._account_dirty = False
         try:
-            balance = await self._build_balance(self.transport.account_values(), self.transport.positions())
+            balance = await self._build_balance(self.transport.account_values(), self.transport.held_positions())
         except Exception as exc:  # noqa: BLE001 - a balance that cannot be built now is built next time
             log.debug("%s: balance not rebuilt: %s", self.id, exc)
             return
@@ -484,7 +484,7 @@ class IBTraderPro(StreamingExchange, AsyncIBTrader):
         return await self.hub.unsubscribe("positions")
 
     async def _publish_position(self, position: Any) -> None:
-        rows = [p for p in self.transport.positions() if p.contract.conId == position.contract.conId]
+        rows = [p for p in self.transport.held_positions() if p.contract.conId == position.contract.conId]
         if not rows:
             rows = [position]
         try:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import ccxt
@@ -39,7 +39,7 @@ from normalization.runtime.supervisor import (
     ib_maintenance_windows,
 )
 
-from ._ib import IB, IB_LIBRARY_NAME, BarData, Contract, ContractDetails, RequestError, Ticker, Trade
+from ._ib import IB, IB_LIBRARY_NAME, BarData, Contract, ContractDetails, Order, RequestError, Ticker, Trade
 
 log = logging.getLogger("ccxt_ibkr")
 
@@ -387,21 +387,27 @@ class IBTransport:
     def unlisten(self, event: str, handler: Callable[..., Any]) -> None:
         getattr(self.ib, event).disconnect(handler)
 
-    # The library's local view (kept current by the socket, no request sent).
+    # The library's local view (kept current by the socket, no request sent); each call a new list.
     def fills(self) -> list[Any]:
-        return list(self.ib.fills())
+        return self.ib.fills()
 
     def trades(self) -> list[Trade]:
-        return list(self.ib.trades())
+        return self.ib.trades()
+
+    def open_trades(self) -> list[Trade]:
+        return self.ib.openTrades()
 
     def account_values(self) -> list[Any]:
-        return list(self.ib.accountValues(self.account))
+        return self.ib.accountValues(self.account)
 
-    def positions(self) -> list[Any]:
-        return list(self.ib.positions(self.account))
+    def held_positions(self) -> list[Any]:
+        return self.ib.positions(self.account)
 
     def portfolio(self) -> list[Any]:
-        return list(self.ib.portfolio(self.account))
+        return self.ib.portfolio(self.account)
+
+    def managed_accounts(self) -> list[str]:
+        return list(self.ib.managedAccounts())
 
     async def _resubscribe(self, event: ReconnectEvent) -> None:
         """After a reconnect or 1101 every market-data line is gone at IB: request them again."""
@@ -433,13 +439,14 @@ class IBTransport:
     # ------------------------------------------------------------------ waiting on events
 
     async def wait_trade(
-        self, trade: Trade, done: Callable[[Trade], bool], timeout: float, extra_events: list[Any] = ()
+        self, trade: Trade, done: Callable[[Trade], bool], timeout: float, extra_events: Iterable[str] = ()
     ) -> bool:
         """Wait until ``done(trade)`` holds or ``timeout`` passes; True if it holds.
 
         The predicate is checked inside the trade's own event handlers (status, fills, commissions,
         modifications), so the waiter resumes on the very message that satisfies it: no polling, no
         sleeps, no extra task. A dropped connection ends the wait early (the caller reports what it knows).
+        ``extra_events`` names further ``IB`` events that may change the answer (``openOrderEvent``).
         """
         if done(trade):
             return True
@@ -455,7 +462,7 @@ class IBTransport:
                 future.set_result(done(trade))
 
         events = [trade.statusEvent, trade.fillEvent, trade.commissionReportEvent, trade.modifyEvent,
-                  trade.cancelledEvent, self.ib.disconnectedEvent, *extra_events]
+                  trade.cancelledEvent, self.ib.disconnectedEvent, *(getattr(self.ib, e) for e in extra_events)]
         for event in events:
             event += wake
         timer = loop.call_later(timeout, expire)
@@ -466,10 +473,11 @@ class IBTransport:
             for event in events:
                 event -= wake
 
-    async def wait_event(self, event: Any, predicate: Callable[[], bool], timeout: float) -> bool:
-        """Wait on an eventkit ``event`` until ``predicate()`` holds, at most ``timeout`` seconds."""
+    async def wait_event(self, name: str, predicate: Callable[[], bool], timeout: float) -> bool:
+        """Wait on the ``IB`` event ``name`` until ``predicate()`` holds, at most ``timeout`` seconds."""
         if predicate():
             return True
+        event = getattr(self.ib, name)
         flag = asyncio.Event()
 
         def wake(*_: Any) -> None:
@@ -526,6 +534,50 @@ class IBTransport:
         breaker.after_call(None)
         return result
 
+    # ------------------------------------------------------------------ orders and account
+
+    def place(self, contract: Contract, order: Order) -> Trade:
+        """Hand one order (new, or a modification of one IB has: same orderId) to IB. Not awaited: IB's
+        answer arrives on the trade's events (:meth:`wait_trade`); a placement is never retried here."""
+        return self.ib.placeOrder(contract, order)
+
+    def place_bracket(self, contract: Contract, parent: Order, children: list[Order]) -> tuple[Trade, list[Trade]]:
+        """A parent and its children (take-profit / stop-loss), all transmitted with the last child; a parent
+        with ``transmit`` False (staged) keeps the whole bracket in TWS, unannounced."""
+        staged = not parent.transmit
+        parent.orderId = self.ib.client.getReqId()
+        parent.transmit = False
+        for child in children:
+            child.parentId = parent.orderId
+            child.transmit = False
+        children[-1].transmit = not staged
+        trade = self.ib.placeOrder(contract, parent)
+        return trade, [self.ib.placeOrder(contract, child) for child in children]
+
+    def cancel(self, order: Order) -> None:
+        """Ask IB to cancel ``order``; its confirmation arrives on the trade's events."""
+        self.ib.cancelOrder(order)
+
+    async def sync_orders(self, *, executions: bool = False) -> list[Trade]:
+        """Ask IB for every order it knows: all clients' open orders (they update the library's trades)
+        and the completed ones, returned (ib_async keeps them only in the reply); with ``executions``,
+        today's executions too. Concurrent callers share the requests under way (:meth:`once`)."""
+        ib = self.ib
+        await self.once("reqAllOpenOrders", ib.reqAllOpenOrdersAsync)
+        completed = await self.once("reqCompletedOrders", lambda: ib.reqCompletedOrdersAsync(False))
+        if executions:
+            await self._bounded(ib.reqExecutionsAsync(), "reqExecutions")
+        return list(completed)
+
+    async def request_positions(self) -> list[Any]:
+        """This account's positions as IB lists them now (``reqPositions``, shared by concurrent callers)."""
+        await self.once("reqPositions", self.ib.reqPositionsAsync)
+        return self.held_positions()
+
+    async def account_summary(self) -> list[Any]:
+        """Account values asked for (``reqAccountSummary``), when the subscription has not delivered them."""
+        return list(await self._bounded(self.ib.accountSummaryAsync(self.account), "accountSummary"))
+
     async def contract_details(self, contract: Contract) -> list[ContractDetails]:
         """All contracts matching ``contract``; [] when IB has no security definition (error 200)."""
         ib = await self.ensure()
@@ -549,7 +601,7 @@ class IBTransport:
         ticker = ib.reqMktDepth(contract, numRows=rows)
         try:
             await self.wait_event(
-                ib.pendingTickersEvent, lambda: bool(ticker.domBids) and bool(ticker.domAsks), timeout
+                "pendingTickersEvent", lambda: bool(ticker.domBids) and bool(ticker.domAsks), timeout
             )
             return list(ticker.domBids), list(ticker.domAsks), ticker.time
         finally:

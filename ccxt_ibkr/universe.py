@@ -75,14 +75,13 @@ async def _front_month(exchange: IBTrader, root: str, venue: str) -> Contract | 
 async def _account_contracts(exchange: IBTrader) -> list[Contract]:
     """Contracts of the account's positions and open orders (what the bot must be able to manage)."""
     try:
-        ib = await exchange._ib()
-        await exchange.transport.once("reqPositions", ib.reqPositionsAsync)
+        await exchange._ready()
+        positions = await exchange.transport.request_positions()
     except Exception as error:  # noqa: BLE001 - the universe loads without them; say why
         log.warning("%s: positions not read for the default universe: %s", exchange.id, error)
         return []
-    account = exchange.transport.account
-    held = [p.contract for p in ib.positions(account) if p.position]
-    return held + [t.contract for t in ib.openTrades()]
+    held = [p.contract for p in positions if p.position]
+    return held + [t.contract for t in exchange.transport.open_trades()]
 
 
 async def _market_of(exchange: IBTrader, contract: Contract, seen: set[str]) -> dict[str, Any] | None:

@@ -489,7 +489,8 @@ async def test_acknowledgement_refresh_equals_a_fresh_parse(make_trader, sim: IB
     ex = make_trader(face_="async")
     await ex.load_markets()
     market = ex.market("AAPL/USD")
-    ib = await ex._ib()
+    await ex._ready()
+    ib = ex.transport.ib
     contract = ex._contract(market)
     orders = [
         Order(action="BUY", totalQuantity=1, orderType="LMT", lmtPrice=below_touch(sim), tif="GTC",

@@ -102,8 +102,8 @@ def sim_sleep(sim: Any) -> Callable[[float], Any]:
 
 async def _ib_account_base_currency(self: Any) -> str | None:
     """IB hook (proposed for ccxt_ibkr/exchange.py): the base currency TWS reports as ``Currency``."""
-    ib = await self._ib()
-    for value in ib.accountValues(self.transport.account):
+    await self._ready()
+    for value in self.transport.account_values():
         if value.tag == "Currency" and value.currency not in ("", "BASE"):
             return str(value.value)
     return None
