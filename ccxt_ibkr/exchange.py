@@ -70,7 +70,7 @@ from .history import IBHistory
 from .markets import IBMarkets
 from .orders import IB_ORDER_RULES, IB_ORDER_TYPES, IB_PASSTHROUGH, IBOrders, is_acknowledged, is_done
 from .parsing import IBParsing, finite, to_ms
-from .transport import IBTransport
+from .transport import IBSettings, IBTransport
 from .universe import default_markets
 
 log = logging.getLogger("ccxt_ibkr")
@@ -283,9 +283,8 @@ class IBTrader(IBParsing, IBOrders, IBControls, IBMarkets, IBHistory, ccxt.async
 
     def _home_key(self) -> tuple[Any, ...]:
         """What IB knows a client by: one connection per (host, port, clientId) per process."""
-        options = self.options
-        port = options.get("port") or (LIVE_PORT if self.live else PAPER_PORT)
-        return ("ibkr", options.get("host") or "127.0.0.1", int(port), int(options.get("clientId", 1)))
+        settings = self._settings()
+        return ("ibkr", settings.host, settings.port, settings.client_id)
 
     def _home_loop(self, create: bool = True) -> asyncio.AbstractEventLoop | None:
         """The loop the shared connection lives on (every public coroutine runs there: ``hop_to_home``)."""
@@ -322,25 +321,14 @@ class IBTrader(IBParsing, IBOrders, IBControls, IBMarkets, IBHistory, ccxt.async
             self._transport.supervisor.on_reconnected(self._heal)
         return self._transport
 
+    def _settings(self) -> IBSettings:
+        """The connection settings the options give now (the port: paper, or live once enabled)."""
+        return IBSettings.from_options(self.options, default_port=LIVE_PORT if self.live else PAPER_PORT,
+                                       exchange_id=self.id)
+
     def _new_transport(self) -> IBTransport:
         """The connection the first user opens; later users of the same clientId share it."""
-        options = self.options
-        port = options.get("port") or (LIVE_PORT if self.live else PAPER_PORT)
-        return IBTransport(
-                host=options.get("host") or "127.0.0.1",
-                port=int(port),
-                client_id=int(options.get("clientId", 1)),
-                account=options.get("account") or None,
-                connect_timeout=float(options.get("connectTimeout", 10.0)),
-                request_timeout=float(options.get("requestTimeout", 30.0)),
-                readonly=bool(options.get("readonly", False)),
-                pacer=options.get("pacer"),
-                exchange_id=self.id,
-                reconnect=options.get("reconnect"),
-                auto_reconnect=bool(options.get("autoReconnect", True)),
-                maintenance_windows=options.get("maintenanceWindows"),
-                breaker=options.get("breaker"),
-            )
+        return IBTransport(self._settings())
 
     def ib_client_id(self) -> int | None:
         return self._transport.client_id if self._transport is not None else None

@@ -19,7 +19,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import ccxt
@@ -72,37 +73,67 @@ def to_ccxt_error(exc: BaseException, exchange_id: str = "ibkr", what: str = "re
     return ccxt.ExchangeError(f"{exchange_id} {what}: {type(exc).__name__}: {exc}")
 
 
+@dataclass(frozen=True)
+class IBSettings:
+    """How one connection to TWS / IB Gateway is made and bounded: the exchange's ``options`` (the
+    user-facing surface, camelCase as in ccxt), read and typed once when the connection is created."""
+
+    host: str = "127.0.0.1"
+    port: int = 7497
+    client_id: int = 1
+    account: str = ""  # empty: the first account TWS manages
+    connect_timeout: float = 10.0
+    request_timeout: float = 30.0
+    readonly: bool = False
+    exchange_id: str = "ibkr"
+    backoff: Backoff = field(default_factory=Backoff)
+    auto_reconnect: bool = True
+    maintenance_windows: Any = None  # None: IB's nightly restart (ib_maintenance_windows)
+    breaker_failures: int = 5
+    breaker_reset: float = 30.0
+    pacer: Pacer | None = None  # a caller's own pacer; None: the process-wide one of the gateway
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any], *, default_port: int, exchange_id: str = "ibkr") -> IBSettings:
+        """Read ``options`` (``host``, ``port``, ``clientId``, ``account``, ``connectTimeout``,
+        ``requestTimeout``, ``readonly``, ``pacer``, ``reconnect``, ``autoReconnect``,
+        ``maintenanceWindows``, ``breaker``); ``default_port`` when ``port`` is unset (paper or live)."""
+        breaker = options.get("breaker") or {}
+        return cls(
+            host=options.get("host") or cls.host,
+            port=int(options.get("port") or default_port),
+            client_id=int(options.get("clientId", cls.client_id)),
+            account=options.get("account") or "",
+            connect_timeout=float(options.get("connectTimeout", cls.connect_timeout)),
+            request_timeout=float(options.get("requestTimeout", cls.request_timeout)),
+            readonly=bool(options.get("readonly", cls.readonly)),
+            exchange_id=exchange_id,
+            backoff=Backoff.from_options(options.get("reconnect")),
+            auto_reconnect=bool(options.get("autoReconnect", cls.auto_reconnect)),
+            maintenance_windows=options.get("maintenanceWindows"),
+            breaker_failures=int(breaker.get("failureThreshold", cls.breaker_failures)),
+            breaker_reset=float(breaker.get("resetTimeout", cls.breaker_reset)),
+            pacer=options.get("pacer"),
+        )
+
+
 class IBTransport:
     """One ``IB`` connection with lazy (re)connect and the request helpers the adapter needs."""
 
-    def __init__(
-        self,
-        *,
-        host: str,
-        port: int,
-        client_id: int,
-        account: str | None = None,
-        connect_timeout: float = 10.0,
-        request_timeout: float = 30.0,
-        readonly: bool = False,
-        pacer: Pacer | None = None,
-        exchange_id: str = "ibkr",
-        reconnect: dict[str, Any] | None = None,
-        auto_reconnect: bool = True,
-        maintenance_windows: Any = None,
-        breaker: dict[str, Any] | None = None,
-    ) -> None:
-        self.host = host
-        self.port = int(port)
-        self.client_id = int(client_id)
-        self.account = account or ""
-        self.connect_timeout = connect_timeout
-        self.request_timeout = request_timeout
-        self.readonly = readonly
-        self.exchange_id = exchange_id
+    def __init__(self, settings: IBSettings) -> None:
+        self.settings = settings
+        self.host = settings.host
+        self.port = settings.port
+        self.client_id = settings.client_id
+        self.account = settings.account  # the first managed account once connected, if none was set
+        self.connect_timeout = settings.connect_timeout
+        self.request_timeout = settings.request_timeout
+        self.readonly = settings.readonly
+        self.exchange_id = exchange_id = settings.exchange_id
+        pacer = settings.pacer
         # IB paces historical requests per gateway, whichever connection sends them: one pacer and one
         # table of recent answers per host:port in the process, shared by every clientId.
-        gateway = (host, self.port)
+        gateway = (self.host, self.port)
         self.pacer = pacer or shared_pacer(("ib-historical", gateway), ib_historical_pacer)
         self._recent_bars: RecentAnswers[list[BarData]] = (
             RecentAnswers(IDENTICAL_WINDOW) if pacer is not None
@@ -131,22 +162,19 @@ class IBTransport:
         self._bars: dict[tuple[Any, ...], tuple[Contract, Any, str]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._epoch = 0  # bumped on every successful connect: which connection a request was sent on
-        windows = ib_maintenance_windows() if maintenance_windows is None else maintenance_windows
+        windows = settings.maintenance_windows
         self.supervisor = ConnectionSupervisor(
             exchange_id,
             self.connect,
-            backoff=Backoff.from_options(reconnect),
-            auto_reconnect=auto_reconnect,
-            connect_timeout=connect_timeout + 2,
-            maintenance=windows,
+            backoff=settings.backoff,
+            auto_reconnect=settings.auto_reconnect,
+            connect_timeout=settings.connect_timeout + 2,
+            maintenance=ib_maintenance_windows() if windows is None else windows,
         )
         self.supervisor.on_reconnected(self._resubscribe)
         # Separate breakers: a failing data feed must never block a cancel, and vice versa.
-        breaker = breaker or {}
         self.breakers = Breakers.create(
-            exchange_id,
-            failure_threshold=int(breaker.get("failureThreshold", 5)),
-            reset_timeout=float(breaker.get("resetTimeout", 30.0)),
+            exchange_id, failure_threshold=settings.breaker_failures, reset_timeout=settings.breaker_reset
         )
         # Requests in flight when the socket dies can open a breaker; a reconnect proves IB reachable again.
         self.supervisor.reset_on_connect(self.breakers.market_data, self.breakers.execution)

@@ -77,3 +77,23 @@ def test_shim_names_the_library() -> None:
     from ccxt_ibkr._ib import IB_LIBRARY_NAME
 
     assert IB_LIBRARY_NAME in ("ib_async", "ib_insync") and ccxt_ibkr.IB_LIBRARY_NAME == IB_LIBRARY_NAME
+
+
+def test_transport_settings_are_the_options_typed_once() -> None:
+    """options stay the user's surface; the transport reads them once into a frozen IBSettings."""
+    import dataclasses
+
+    from ccxt_ibkr.transport import IBSettings
+
+    default = IBSettings.from_options({}, default_port=7497)
+    assert (default.host, default.port, default.client_id, default.account) == ("127.0.0.1", 7497, 1, "")
+    assert (default.connect_timeout, default.request_timeout, default.breaker_failures) == (10.0, 30.0, 5)
+    ex = AsyncIBTrader({"options": {"journal": None, "clientId": "7", "requestTimeout": 4, "readonly": True,
+                                    "reconnect": {"initialDelay": 0.1, "maxDelay": 3}, "autoReconnect": False,
+                                    "breaker": {"failureThreshold": 2, "resetTimeout": 9}}})
+    settings = ex.transport.settings
+    assert (settings.port, settings.client_id, settings.request_timeout, settings.readonly) == (7497, 7, 4.0, True)
+    assert (settings.backoff.initial, settings.backoff.maximum, settings.auto_reconnect) == (0.1, 3.0, False)
+    assert ex.transport.breakers.execution.failure_threshold == 2
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.port = 7496  # type: ignore[misc]
