@@ -44,6 +44,7 @@ from normalization.arguments import (
 )
 from normalization.balances import add_zero_rows
 from normalization.errors import IB_BROAD, IB_EXACT, ib_exception
+from normalization.runtime.controls import kill_switch
 from normalization.runtime.home import SharedConnection, after_last_close, leave_connection, shared_connection
 from normalization.runtime.journal import (
     USE_DEFAULT,
@@ -68,6 +69,7 @@ from ._ib import IB_LIBRARY_NAME, Contract, Trade
 from .controls import IBControls
 from .history import IBHistory
 from .markets import IBMarkets
+from .operations import IBOperations
 from .orders import IB_ORDER_RULES, IB_ORDER_TYPES, IB_PASSTHROUGH, IBOrders, is_acknowledged, is_done
 from .parsing import IBParsing, finite, to_ms
 from .transport import IBSettings, IBTransport
@@ -80,7 +82,7 @@ LIVE_PORT = 7496
 LIVE_PORTS = frozenset({7496, 4001})
 
 
-class IBTrader(IBParsing, IBOrders, IBControls, IBMarkets, IBHistory, ccxt.async_support.Exchange):
+class IBTrader(IBParsing, IBOrders, IBControls, IBOperations, IBMarkets, IBHistory, ccxt.async_support.Exchange):
     """Interactive Brokers as a ccxt async exchange (ccxt id ``ibkr``), over ib_async / ib_insync."""
 
     @classmethod
@@ -136,10 +138,10 @@ class IBTrader(IBParsing, IBOrders, IBControls, IBMarkets, IBHistory, ccxt.async
                 "option": False,
                 "publicAPI": False,
                 "privateAPI": True,
-                "cancelAllOrders": False,
+                "cancelAllOrders": True,
                 "cancelOrder": True,
                 "closePosition": True,
-                "closeAllPositions": False,
+                "closeAllPositions": True,
                 "createLimitOrder": True,
                 "createMarketOrder": True,
                 "createOrder": True,
@@ -178,7 +180,7 @@ class IBTrader(IBParsing, IBOrders, IBControls, IBMarkets, IBHistory, ccxt.async
                 "fetchTime": True,
                 "fetchTrades": False,
                 "fetchTradingFee": False,
-                "fetchTradingFees": False,
+                "fetchTradingFees": True,
                 "fetchTransactions": False,
                 "fetchWithdrawals": False,
                 "setLeverage": False,
@@ -203,7 +205,8 @@ class IBTrader(IBParsing, IBOrders, IBControls, IBMarkets, IBHistory, ccxt.async
                 "fees": "https://www.interactivebrokers.com/en/pricing/commissions-home.php",
             },
             # IB charges per share with a minimum (fixed: USD 0.005/share, min 1.00); ccxt can only hold a
-            # rate, so this is a rough estimate for planners. Real commissions come in each fill's fee.
+            # rate, so this is a rough figure for planners: calculate_fee quotes IB's real schedule
+            # (normalization.fees, options['commissions']) and each fill's fee is IB's own report.
             "fees": {"trading": {"tierBased": True, "percentage": True, "taker": 0.0005, "maker": 0.0005}},
             "commonCurrencies": {},
             "features": {
@@ -237,6 +240,9 @@ class IBTrader(IBParsing, IBOrders, IBControls, IBMarkets, IBHistory, ccxt.async
                 "orderTimeout": 10.0,  # seconds to wait for IB to acknowledge (or reject) an order
                 "marketOrderWait": 2.0,  # after the ack, wait this long for a market order to fill
                 "commissionWait": 1.0,  # fetch_my_trades waits this long for fresh fills' commissions
+                # IB's commission plan for calculate_fee / fetch_trading_fees / dry runs (normalization.fees):
+                # {"plan": "fixed"|"tiered", "monthlyVolume": N or {"STK:USD": N}, "venues": {"STK:EUR": {...}}}
+                "commissions": {"plan": "fixed"},
                 "orderBookTimeout": 5.0,
                 "useRTH": False,
                 "outsideRth": False,
@@ -542,6 +548,40 @@ class IBTrader(IBParsing, IBOrders, IBControls, IBMarkets, IBHistory, ccxt.async
             raise ccxt.InvalidOrder(f"{self.id} order {id} filled before the cancel reached IB")
         return order
 
+    async def cancel_all_orders(self, symbol: str | None = None, params: dict[str, Any] = {}) -> list[dict[str, Any]]:
+        """Cancel this clientId's working orders (of ``symbol`` if given) and wait for IB's confirmations;
+        ``params['allClients']`` sends IB's global cancel instead (every order of the account, any client,
+        TWS included). Returns the orders as they ended (a fill that won the race shows as closed)."""
+        symbol, _, _, params = check_fetch(self.id, "cancel_all_orders", symbol, params=params)
+        return await self._cancel_all(symbol, params)
+
+    async def close_all_positions(self, params: dict[str, Any] = {}) -> list[dict[str, Any]]:
+        """The kill switch: cancel_all_orders, then a journaled reduce-only market order per position
+        (normalization.runtime.controls: safe to run twice). Returns the closing orders."""
+        return (await kill_switch(self, params))["closed"]
+
+    def calculate_fee(self, symbol: str, type: str, side: str, amount: float, price: float,
+                      takerOrMaker: str = "taker", params: dict[str, Any] = {}) -> dict[str, Any]:
+        """IB's commission for one order from its published schedule (normalization.fees): per share with
+        a minimum and a 1% cap for US stocks, by value elsewhere; ``options['commissions']`` picks the plan."""
+        return self._quote_fee(symbol, type, side, amount, price, takerOrMaker, params)
+
+    async def fetch_trading_fees(self, params: dict[str, Any] = {}) -> dict[str, Any]:
+        """Per loaded market: the schedule that prices its orders (``info``); ``maker`` / ``taker`` are the
+        rate of a typical order only (IB charges per share with a floor): use calculate_fee for an order."""
+        await self.load_markets()
+        fees = {}
+        for symbol in self.markets or {}:
+            try:
+                quote = self._quote_fee(symbol, "limit", "buy", 100.0, 100.0, "taker", params)
+            except ccxt.NotSupported:
+                continue
+            schedule = quote["info"]["schedule"]
+            rate = schedule.get("fraction") or None
+            fees[symbol] = {"symbol": symbol, "maker": rate, "taker": rate, "percentage": rate is not None,
+                            "tierBased": bool(schedule.get("tiers")), "info": quote["info"]}
+        return fees
+
     async def edit_order(
         self,
         id: str,
@@ -675,7 +715,8 @@ class IBTrader(IBParsing, IBOrders, IBControls, IBMarkets, IBHistory, ccxt.async
 
     async def fetch_my_trades(self, symbol: str | None = None, since: int | None = None, limit: int | None = None,
                               params: dict[str, Any] = {}) -> list[dict[str, Any]]:
-        """This session's fills (and today's from before it, via the startup sync), each once by execId.
+        """This session's fills (and today's from before it, via the startup sync), each once by execId;
+        with ``since``, older fills IB no longer reports come from the journal (``info['source'] == 'journal'``).
 
         IB reports commissions separately, shortly after a fill: fills younger than a few seconds
         without one are waited for (at most ``options['commissionWait']``); later calls fill it in.
@@ -702,6 +743,7 @@ class IBTrader(IBParsing, IBOrders, IBControls, IBMarkets, IBHistory, ccxt.async
         for fill in fills():
             fill_market = market or await self._market_for_contract(fill.contract)
             result.append(self.parse_ib_trade(fill, fill_market))
+        result += self._journal_trades(market["symbol"] if market else None, since, {t["id"] for t in result})
         result = self.sort_by(result, "timestamp")
         return self.filter_by_since_limit(result, since, limit)
 
@@ -745,7 +787,9 @@ class IBTrader(IBParsing, IBOrders, IBControls, IBMarkets, IBHistory, ccxt.async
         values = self.transport.account_values()
         if not any(v.tag == "CashBalance" for v in values):
             values = await self.transport.account_summary()
-        return await self._build_balance(values, positions)
+        balance = await self._build_balance(values, positions)
+        balance["info"]["pnlToday"] = await self._pnl_today()
+        return balance
 
     async def _build_balance(self, values: list[Any], positions: list[Any]) -> dict[str, Any]:
         """The ccxt balance from account values and position rows (no request: also the stream's view)."""

@@ -91,6 +91,12 @@ def effective_status(trade: Trade) -> str:
     return status
 
 
+#: Account values reported in ``fetch_balance()['info']['account']`` (base currency): what a bot sizing
+#: orders or watching margin needs, which ccxt's free/used/total cannot hold.
+ACCOUNT_FIGURES = ("NetLiquidation", "TotalCashValue", "BuyingPower", "AvailableFunds", "ExcessLiquidity",
+                   "InitMarginReq", "MaintMarginReq")
+
+
 def contract_info(contract: Any) -> dict[str, Any]:
     return {
         "conId": contract.conId,
@@ -598,10 +604,11 @@ class IBParsing:
         cash: dict[str, float] = {}
         available: dict[str, float] = {}
         raw: list[dict[str, str]] = []
+        figures: dict[str, Any] = {}
         for value in values:
             if value.currency in ("", "BASE"):
                 continue
-            if value.tag in ("CashBalance", "AvailableFunds", "TotalCashValue", "NetLiquidation"):
+            if value.tag in ("CashBalance", *ACCOUNT_FIGURES):
                 raw.append({"tag": value.tag, "value": value.value, "currency": value.currency})
             number = finite(value.value)
             if number is None:
@@ -610,7 +617,11 @@ class IBParsing:
                 cash[value.currency] = number
             elif value.tag == "AvailableFunds":
                 available[value.currency] = number
-        result: dict[str, Any] = {"info": raw, "timestamp": timestamp, "datetime": self.iso8601(timestamp)}  # type: ignore[attr-defined]
+            if value.tag in ACCOUNT_FIGURES:
+                figures[value.tag] = number
+                figures["currency"] = value.currency
+        info = {"accountValues": raw, "account": figures}
+        result: dict[str, Any] = {"info": info, "timestamp": timestamp, "datetime": self.iso8601(timestamp)}  # type: ignore[attr-defined]
         for code, total in cash.items():
             account = self.account()  # type: ignore[attr-defined]
             if total < 0:

@@ -635,6 +635,28 @@ class IBTransport:
         finally:
             ib.cancelMktDepth(contract)
 
+    def global_cancel(self) -> None:
+        """``reqGlobalCancel``: IB cancels every open order of the account, whichever client (or TWS
+        itself) placed it. Only for an explicit "all clients" kill switch; there is no answer to wait for
+        other than each order's own cancellation."""
+        self.ib.reqGlobalCancel()
+
+    async def pnl(self, account: str, timeout: float | None = None) -> Any:
+        """The account's ``reqPnL`` figures (daily, unrealized, realized: today's, in the base currency).
+
+        One subscription per account, kept for the connection's life (IB pushes an update each second
+        while it lives); the first call waits (bounded) for the first value. ``None`` when IB sends none."""
+        ib = await self.ensure()
+        live = [p for p in ib.pnl(account) if p.account == account]
+        subscription = live[0] if live else ib.reqPnL(account)
+
+        def arrived() -> bool:
+            value = subscription.dailyPnL
+            return value is not None and value == value  # NaN until IB's first pnl message
+
+        await self.wait_event(ib.pnlEvent, arrived, timeout or self.request_timeout)
+        return subscription if arrived() else None
+
     async def current_time(self) -> Any:
         """TWS's clock. ib_async keeps one ``reqCurrentTime`` in flight (a second one's reply is lost and
         its caller times out), so concurrent callers share the request under way."""

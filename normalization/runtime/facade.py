@@ -53,6 +53,9 @@ MARKET_ATTRIBUTES = (
 
 DEFAULT_SYNC_TIMEOUT = 300.0
 
+#: ccxt methods that are synchronous in both faces (pure, no I/O): the sync face calls the twin's directly.
+SYNC_METHODS = ("calculate_fee",)
+
 
 def _own_coroutines(async_class: type) -> list[str]:
     """Public coroutine methods the adapter defines (or overrides) above ccxt's async base."""
@@ -72,6 +75,14 @@ def _make_forwarder(name: str) -> Callable[..., Any]:
 
     forward.__name__ = name
     forward.__qualname__ = f"SyncFacade.{name}"
+    return forward
+
+
+def _make_sync_forwarder(name: str) -> Callable[..., Any]:
+    def forward(self: SyncFacade, *args: Any, **kwargs: Any) -> Any:
+        return getattr(self.impl, name)(*args, **kwargs)
+
+    forward.__name__ = name
     return forward
 
 
@@ -99,6 +110,10 @@ class SyncFacade:
             functools.update_wrapper(forwarder, original, assigned=("__doc__",))
             setattr(cls, name, forwarder)
         cls._forwarded = tuple(names)
+        for name in SYNC_METHODS:
+            own = any(name in vars(k) for k in async_class.__mro__ if not k.__module__.startswith("ccxt."))
+            if own and name not in cls.__dict__:
+                setattr(cls, name, _make_sync_forwarder(name))
 
     def __init__(self, config: dict[str, Any] | None = None) -> None:
         config = dict(config or {})

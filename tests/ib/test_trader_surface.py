@@ -35,10 +35,11 @@ def test_describe_is_shared_and_declarative() -> None:
                            "fetchTime", "fetchStatus", "createOrder", "createStopLossOrder",
                            "createTakeProfitOrder", "createReduceOnlyOrder", "cancelOrder", "editOrder",
                            "fetchOrder", "fetchOrders", "fetchOpenOrders", "fetchClosedOrders", "fetchMyTrades",
-                           "fetchPositions", "fetchBalance", "closePosition"):
+                           "fetchPositions", "fetchBalance", "closePosition", "cancelAllOrders", "closeAllPositions",
+                           "fetchTradingFees"):
             assert ex.has[capability] is True, capability
         for missing in ("withdraw", "fetchDeposits", "transfer", "setLeverage", "fetchTrades", "watchTicker",
-                        "createOrders", "cancelAllOrders"):
+                        "createOrders"):
             assert not ex.has[missing], missing
         create = ex.features["spot"]["createOrder"]
         assert create["triggerPrice"] and create["timeInForce"]["IOC"] and create["timeInForce"]["FOK"]
