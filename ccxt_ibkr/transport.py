@@ -654,7 +654,7 @@ class IBTransport:
             value = subscription.dailyPnL
             return value is not None and value == value  # NaN until IB's first pnl message
 
-        await self.wait_event(ib.pnlEvent, arrived, timeout or self.request_timeout)
+        await self.wait_event("pnlEvent", arrived, timeout or self.request_timeout)
         return subscription if arrived() else None
 
     async def current_time(self) -> Any:
