@@ -63,6 +63,7 @@ from normalization.timeframes import CAPITAL_MAX_BARS, CAPITAL_RESOLUTIONS, resa
 
 from .bars import CapitalBars
 from .connection import CapitalConnection
+from .controls import CapitalControls
 from .orders import CAPITAL_DEAL_FIELDS, CAPITAL_ORDER_RULES, DAY_MS, EPS, CapitalOrders
 from .parsing import FILL_ACTIONS, CapitalParsing, capital_time
 from .transport import DEMO_HOST, LIVE_HOST
@@ -89,7 +90,7 @@ _CREATE_ORDER_FEATURES: dict[str, Any] = {
     "attachedStopLossTakeProfit": {"triggerPriceType": None, "price": False},
     "timeInForce": {"IOC": False, "FOK": False, "PO": False, "GTD": True},
     "hedged": False,
-    "trailing": False,
+    "trailing": True,  # attached to the position the deal opens (controls.py)
     "leverage": False,
     "marketBuyByCost": False,
     "marketBuyRequiresPrice": False,
@@ -113,7 +114,7 @@ _FEATURES: dict[str, Any] = {
 }
 
 
-class CapitalTrader(CapitalOrders, CapitalBars, CapitalConnection, CapitalParsing,
+class CapitalTrader(CapitalOrders, CapitalControls, CapitalBars, CapitalConnection, CapitalParsing,
                     ccxt.async_support.Exchange):
     """Capital.com CFDs as a ccxt exchange (async); id ``capitalcom``."""
 
@@ -148,6 +149,8 @@ class CapitalTrader(CapitalOrders, CapitalBars, CapitalConnection, CapitalParsin
                 "createStopMarketOrder": True,
                 "createStopOrder": True,
                 "createTakeProfitOrder": False,
+                "createTrailingAmountOrder": True,  # a trailing stop attached to the deal's position
+                "createTrailingPercentOrder": True,
                 "createTriggerOrder": True,
                 "editOrder": True,
                 "fetchBalance": True,
@@ -244,6 +247,7 @@ class CapitalTrader(CapitalOrders, CapitalBars, CapitalConnection, CapitalParsin
         super().__init__(config or {})
         self.timeout_on_exit = 0  # no aiohttp session to drain; close() need not sleep
         sync_option(self.id, self.options)  # a bad option fails at construction, before anything is sent
+        self._init_controls()  # pre-trade limits, dry run (controls.py): a bad setting fails here too
         self._live = resolve_live(self.id, self.safe_value(self.options, "live"))
         # ``has`` claims only the market types that load: CFDs are spot markets, or linear swaps with
         # defaultType "swap", never both at once.

@@ -68,7 +68,7 @@ CAPITAL_DEAL_FIELDS = frozenset({"trailingStop", "stopDistance", "stopAmount", "
 CAPITAL_ORDER_RULES = OrderRules(
     exchange_id="capitalcom",
     extra_params={name: (str, int, float) for name in ("goodTillDate", "expiry", "expireTime", "goodTillTime")}
-    | {"guaranteedStop": (bool,)},
+    | {"guaranteedStop": (bool,), "transmit": (bool,)},
     broker_fields={"trailingStop": (bool,), "stopDistance": (float,), "stopAmount": (float,),
                    "profitDistance": (float,), "profitAmount": (float,),
                    **{name: () for name in ("epic", "direction", "size", "level", "type", "stopLevel", "profitLevel")}},
@@ -298,6 +298,8 @@ class CapitalOrders(_Host):
         # Most orders carry no params: everything read from them has its default then, and none of the
         # look-ups below run (a dozen pops and a loop or two, on every order before the send).
         params = dict(params) if params else {}
+        if params:
+            self._refuse_staging(params)  # controls.py: Capital has no untransmitted orders
         trigger = params.pop("triggerPrice", None) if params else None
         if kind == "stop_limit":
             raise ccxt.NotSupported(
@@ -371,6 +373,10 @@ class CapitalOrders(_Host):
         # unified extras such as 'type' or 'marginMode') are not sent, they could change the deal.
         if params:
             body.update({k: v for k, v in params.items() if k in CAPITAL_DEAL_FIELDS})
+            await self._trailing_stop(market, kind, side, level, reduce_only, body, params)  # controls.py
+        await self._pre_trade(market, side, client_order_id, size, level, kind, reduce_only)  # pre-trade limits
+        if self._dry_run:
+            return await self._dry_run_answer(market, kind, side, client_order_id, size, level, reduce_only, body)
         # No flush of the previous deal's deferred writes here: they touch other rows, and left pending
         # they run while this deal is in flight instead of before it.
         journal = self._journal if self._journal is not None else await self._journal_ready(flush=False)

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import ccxt
 
+from normalization.risk import last_quote
 from normalization.runtime.dryrun import dry_run_enabled, dry_run_journal, dry_run_order
 from normalization.runtime.journal import OrderJournal
 from normalization.runtime.risk import RiskGate, start_of_day_ms
@@ -120,7 +121,7 @@ class IBControls(_Base):
 
     async def risk_quote(self, market: dict[str, Any]) -> float | None:
         ticker = await self.fetch_ticker(market["symbol"])
-        return _last_or_mid(ticker)
+        return last_quote(ticker)
 
     async def risk_position(self, market: dict[str, Any]) -> float:
         await self._ready()
@@ -131,7 +132,7 @@ class IBControls(_Base):
         await self._ready()
         return len(self.transport.open_trades())  # staged orders count: they can be transmitted at any moment
 
-    def risk_orders_today(self) -> int:
+    async def risk_orders_today(self) -> int:
         self._flush_deferred()  # orders with generated ids are journaled just after their call returns
         journal = self.journal
         return journal.count_since(start_of_day_ms(journal.now_ms()))
@@ -212,14 +213,6 @@ def _tag(value: Any) -> str:
     if isinstance(value, bool):
         return "1" if value else "0"
     return str(value)
-
-
-def _last_or_mid(ticker: dict[str, Any]) -> float | None:
-    last = ticker.get("last") or ticker.get("close")
-    if last:
-        return float(last)
-    bid, ask = ticker.get("bid"), ticker.get("ask")
-    return (float(bid) + float(ask)) / 2 if bid and ask else None
 
 
 def _order_request(order: Order) -> dict[str, Any]:

@@ -48,6 +48,7 @@ __all__ = [
     "collar_breach",
     "exposure_breaches",
     "instrument_kinds",
+    "last_quote",
     "needs",
     "reduces",
     "refusal",
@@ -161,6 +162,16 @@ def instrument_kinds(market: Mapping[str, Any]) -> frozenset[str]:
         kinds.add("cfd")
         kinds.add(CAPITAL_KINDS.get(str(instrument["type"]).upper(), str(instrument["type"]).lower()))
     return frozenset(kinds)
+
+
+def last_quote(ticker: Mapping[str, Any]) -> float | None:
+    """The price a limit is collared against and a market order valued at: last, else close, else mid."""
+    for name in ("last", "close"):
+        value = ticker.get(name)
+        if value:
+            return float(value)
+    bid, ask = ticker.get("bid"), ticker.get("ask")
+    return (float(bid) + float(ask)) / 2 if bid and ask else None
 
 
 # ------------------------------------------------------------------------------------ the rules

@@ -191,7 +191,7 @@ class RiskSources(Protocol):
     async def risk_open_orders(self) -> int:
         """How many orders are open at the broker for this account."""
 
-    def risk_orders_today(self) -> int:
+    async def risk_orders_today(self) -> int:
         """How many orders were placed since midnight UTC (the journal counts them)."""
 
 
@@ -250,10 +250,9 @@ class RiskGate:
             asks["position"] = sources.risk_position(market)
         if "open_orders" in wanted:
             asks["open_orders"] = sources.risk_open_orders()
-        values = dict(zip(asks, await asyncio.gather(*asks.values()), strict=True)) if asks else {}
         if "orders_today" in wanted:
-            values["orders_today"] = sources.risk_orders_today()
-        return replace(facts, **values)
+            asks["orders_today"] = sources.risk_orders_today()
+        return replace(facts, **dict(zip(asks, await asyncio.gather(*asks.values()), strict=True)))
 
 
 def start_of_day_ms(now_ms: int) -> int:

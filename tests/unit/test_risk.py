@@ -36,7 +36,7 @@ class Sources:
         self.asked.append("open_orders")
         return self.open_orders
 
-    def risk_orders_today(self) -> int:
+    async def risk_orders_today(self) -> int:
         self.asked.append("orders_today")
         return self.today
 
