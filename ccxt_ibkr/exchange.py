@@ -23,7 +23,6 @@ Choices a ccxt user should know (also in the README):
 from __future__ import annotations
 
 import asyncio
-import copy
 import logging
 import time
 from typing import Any
@@ -43,7 +42,7 @@ from normalization.arguments import (
     check_symbols,
 )
 from normalization.balances import add_zero_rows
-from normalization.errors import IB_BROAD, IB_EXACT, ib_exception
+from normalization.errors import IB_BROAD, IB_EXACT
 from normalization.runtime.controls import kill_switch
 from normalization.runtime.home import SharedConnection, after_last_close, leave_connection, shared_connection
 from normalization.runtime.journal import (
@@ -65,12 +64,12 @@ from normalization.runtime.supervisor import (
 )
 from normalization.timeframes import IB_BAR_SIZES
 
-from ._ib import IB_LIBRARY_NAME, Contract, Trade
+from ._ib import IB_LIBRARY_NAME, Contract
 from .controls import IBControls
 from .history import IBHistory
 from .markets import IBMarkets
 from .operations import IBOperations
-from .orders import IB_ORDER_RULES, IB_ORDER_TYPES, IB_PASSTHROUGH, IBOrders, is_acknowledged, is_done
+from .orders import IB_ORDER_RULES, IB_ORDER_TYPES, IBOrders, is_acknowledged, is_done
 from .parsing import IBParsing, finite, to_ms
 from .transport import IBSettings, IBTransport
 from .universe import default_markets
@@ -539,10 +538,7 @@ class IBTrader(IBParsing, IBOrders, IBControls, IBOperations, IBMarkets, IBHisto
             raise ccxt.InvalidOrder(f"{self.id} order {id} is already filled; there is nothing to cancel")
         if current["status"] != "open":
             return current
-        await self._ready()
-        self._cancel_requested.add(trade.order.orderId)
-        self.transport.cancel(trade.order)
-        await self.transport.wait_trade(trade, is_done, float(self.options.get("orderTimeout", 10.0)))
+        await self._cancel(trade)
         order = await self._parse_trade_order(trade)
         if order["status"] == "closed":
             raise ccxt.InvalidOrder(f"{self.id} order {id} filled before the cancel reached IB")
@@ -607,42 +603,10 @@ class IBTrader(IBParsing, IBOrders, IBControls, IBOperations, IBMarkets, IBHisto
         if params.get("stopLoss") is not None or params.get("takeProfit") is not None:
             raise ccxt.NotSupported(f"{self.id} edit_order cannot change a bracket through its parent: edit the "
                                     "stop-loss / take-profit child order by its own id")
-        order = copy.copy(trade.order)
-        for name in IB_PASSTHROUGH & params.keys():  # IB's own Order fields (README)
-            setattr(order, name, params[name])
-        if amount is not None:
-            order.totalQuantity = self._check_amount(market, amount)
-        trigger = self.safe_value_2(params, "triggerPrice", "stopPrice")
-        if price is not None:
-            if order.orderType not in ("LMT", "STP LMT"):
-                raise ccxt.InvalidOrder(f"{self.id} order {id} is {order.orderType}; it has no limit price")
-            order.lmtPrice = self._check_price(market, price)
-        if trigger is not None:
-            if order.orderType not in ("STP", "STP LMT"):
-                raise ccxt.InvalidOrder(f"{self.id} order {id} is {order.orderType}; it has no trigger price")
-            order.auxPrice = self._check_price(market, trigger, "triggerPrice")
+        order = self._edited_order(trade, market, id, amount, price, params)
         if self._is_staged(trade):
             return await self._edit_staged(trade, order, market, params)  # kept staged, or transmitted
-        order.transmit = True
-        await self._ready()
-        before = len(trade.log)
-        self.transport.place(trade.contract, order)
-        wanted = (order.totalQuantity, order.lmtPrice, order.auxPrice)
-
-        def applied(t: Trade) -> bool:
-            # ib_async logs "Modified" when a Submitted order's modify is acknowledged; a held order
-            # (PreSubmitted) only gets its openOrder echo, which updates the trade's own Order.
-            echoed = (t.order.totalQuantity, t.order.lmtPrice, t.order.auxPrice) == wanted
-            return is_done(t) or len(t.log) > before + 1 or (echoed and t.order is not order)
-
-        await self.transport.wait_trade(
-            trade, applied, float(self.options.get("orderTimeout", 10.0)), extra_events=["openOrderEvent"]
-        )
-        errors = [e for e in trade.log[before:] if getattr(e, "errorCode", 0)]
-        if errors:
-            entry = errors[-1]
-            raise ib_exception(entry.errorCode, entry.message, exchange_id=self.id)
-        trade.order.totalQuantity, trade.order.lmtPrice, trade.order.auxPrice = wanted
+        await self._modify(trade, order)
         return await self._parse_trade_order(trade)
 
     async def fetch_order(self, id: str, symbol: str | None = None, params: dict[str, Any] = {}) -> dict[str, Any]:

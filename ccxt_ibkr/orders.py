@@ -623,6 +623,57 @@ class IBOrders(_Base):
                 raise ccxt.RequestTimeout(f"{self.id} the bracket order {trade.order.orderRef or trade.order.orderId} "
                                           "was not confirmed cancelled; the position was not closed")
 
+    # ------------------------------------------------------------------ cancel and modify
+
+    async def _cancel(self, trade: Trade) -> None:
+        """Ask IB to cancel the order and wait (bounded by ``orderTimeout``) for its confirmation."""
+        await self._ready()
+        self._cancel_requested.add(trade.order.orderId)
+        self.transport.cancel(trade.order)
+        await self.transport.wait_trade(trade, is_done, float(self.options.get("orderTimeout", 10.0)))
+
+    def _edited_order(self, trade: Trade, market: dict[str, Any], id: str, amount: Any, price: Any,
+                      params: dict[str, Any]) -> Order:
+        """A copy of the order with the new amount / price / trigger (and IB's own fields), checked; not sent."""
+        order = copy.copy(trade.order)
+        for name in IB_PASSTHROUGH & params.keys():  # IB's own Order fields (README)
+            setattr(order, name, params[name])
+        if amount is not None:
+            order.totalQuantity = self._check_amount(market, amount)
+        trigger = self.safe_value_2(params, "triggerPrice", "stopPrice")
+        if price is not None:
+            if order.orderType not in ("LMT", "STP LMT"):
+                raise ccxt.InvalidOrder(f"{self.id} order {id} is {order.orderType}; it has no limit price")
+            order.lmtPrice = self._check_price(market, price)
+        if trigger is not None:
+            if order.orderType not in ("STP", "STP LMT"):
+                raise ccxt.InvalidOrder(f"{self.id} order {id} is {order.orderType}; it has no trigger price")
+            order.auxPrice = self._check_price(market, trigger, "triggerPrice")
+        return order
+
+    async def _modify(self, trade: Trade, order: Order) -> None:
+        """Re-place ``order`` under its orderId and wait for IB to apply (or refuse) the change."""
+        order.transmit = True
+        await self._ready()
+        before = len(trade.log)
+        self.transport.place(trade.contract, order)
+        wanted = (order.totalQuantity, order.lmtPrice, order.auxPrice)
+
+        def applied(t: Trade) -> bool:
+            # ib_async logs "Modified" when a Submitted order's modify is acknowledged; a held order
+            # (PreSubmitted) only gets its openOrder echo, which updates the trade's own Order.
+            echoed = (t.order.totalQuantity, t.order.lmtPrice, t.order.auxPrice) == wanted
+            return is_done(t) or len(t.log) > before + 1 or (echoed and t.order is not order)
+
+        await self.transport.wait_trade(
+            trade, applied, float(self.options.get("orderTimeout", 10.0)), extra_events=["openOrderEvent"]
+        )
+        errors = [e for e in trade.log[before:] if getattr(e, "errorCode", 0)]
+        if errors:
+            entry = errors[-1]
+            raise ib_exception(entry.errorCode, entry.message, exchange_id=self.id)
+        trade.order.totalQuantity, trade.order.lmtPrice, trade.order.auxPrice = wanted
+
     # ------------------------------------------------------------------ sync with IB
 
     async def _sync_orders(self, *, executions: bool) -> None:
