@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import ccxt
 
-from normalization.risk import last_quote
+from normalization.risk import last_quote, touch_price
 from normalization.runtime.dryrun import dry_run_enabled, dry_run_journal, dry_run_order
 from normalization.runtime.risk import RiskGate, start_of_day_ms
 
@@ -120,7 +120,7 @@ class CapitalControls(_Base):
                               size: float, level: float | None, reduce_only: bool,
                               body: dict[str, Any]) -> dict[str, Any]:
         """Validated, checked and priced like a real deal, journaled as a dry run, never posted."""
-        reference = level if level is not None else await self.risk_quote(market)
+        reference = level if level is not None else touch_price(await self.fetch_ticker(market["symbol"]), side)
         fee = self.calculate_fee(market["symbol"], kind, side, size, reference, "taker") if reference else None
         journal = self._journal if self._journal is not None else await self._journal_ready(flush=False)
         intent = {"symbol": market["symbol"], "side": side, "type": kind, "amount": size, "price": level,

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import ccxt
 
-from normalization.risk import last_quote
+from normalization.risk import last_quote, touch_price
 from normalization.runtime.dryrun import dry_run_enabled, dry_run_journal, dry_run_order
 from normalization.runtime.journal import OrderJournal
 from normalization.runtime.risk import RiskGate, start_of_day_ms
@@ -143,8 +143,8 @@ class IBControls(_Base):
                               parent: Order, children: list[Order], meta: dict[str, Any]) -> dict[str, Any]:
         """Validated, checked and priced like a real order, journaled as a dry run, never sent."""
         reference = meta["price"] if meta["price"] is not None else meta["triggerPrice"]
-        if reference is None:
-            reference = await self.risk_quote(market)
+        if reference is None:  # a market order: priced at the touch it would take
+            reference = touch_price(await self.fetch_ticker(market["symbol"]), side)
         fee = None
         if reference:
             fee = self.calculate_fee(market["symbol"], kind, side, meta["amount"], reference, "taker")

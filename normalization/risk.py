@@ -49,6 +49,7 @@ __all__ = [
     "exposure_breaches",
     "instrument_kinds",
     "last_quote",
+    "touch_price",
     "needs",
     "reduces",
     "refusal",
@@ -172,6 +173,12 @@ def last_quote(ticker: Mapping[str, Any]) -> float | None:
             return float(value)
     bid, ask = ticker.get("bid"), ticker.get("ask")
     return (float(bid) + float(ask)) / 2 if bid and ask else None
+
+
+def touch_price(ticker: Mapping[str, Any], side: str) -> float | None:
+    """What a market order would fill at now: the ask for a buy, the bid for a sell (else the last quote)."""
+    touch = ticker.get("ask") if side == "buy" else ticker.get("bid")
+    return float(touch) if touch else last_quote(ticker)
 
 
 # ------------------------------------------------------------------------------------ the rules

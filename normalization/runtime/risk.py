@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import Any, Protocol
 
+from normalization.arguments import check_number
 from normalization.risk import (
     KINDS,
     RISK_KEYS,
@@ -109,17 +109,7 @@ def _env_value(name: str, text: str, kind: str) -> Any:
 
 
 def _number(exchange_id: str, key: str, raw: Any) -> float:
-    value: float | None = None
-    if isinstance(raw, (int, float)) and not isinstance(raw, bool):
-        value = float(raw)
-    elif isinstance(raw, str):
-        try:
-            value = float(raw.strip())
-        except ValueError:
-            value = None
-    if value is None or not math.isfinite(value) or value <= 0:
-        raise ConfigError(f"{exchange_id} risk limit {key} must be a positive number, got {raw!r}")
-    return value
+    return check_number(raw, f"risk limit {key}", exchange_id, error=ConfigError)
 
 
 def _per_symbol(exchange_id: str, key: str, raw: Any) -> PerSymbol:

@@ -80,7 +80,7 @@ async def test_a_closing_deal_passes_the_exposure_limits(make_face: Any, face_ki
 
 
 def test_bad_risk_settings_fail_at_construction(capital_sim: CapitalSimulator) -> None:
-    with pytest.raises(ccxt.BadRequest, match="maxOrderNotional must be a positive number"):
+    with pytest.raises(ccxt.BadRequest, match="maxOrderNotional must be a positive finite number"):
         ccxt_capital.CapitalTrader({"options": {"baseUrl": capital_sim.base_url, "journal": None,
                                                 "risk": {"maxOrderNotional": 0}}})
 

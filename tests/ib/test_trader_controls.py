@@ -143,6 +143,18 @@ async def test_dry_run_from_the_environment(make_trader, order_messages, monkeyp
     assert order["info"]["dryRun"] is True and order_messages == []
 
 
+@pytest.mark.parametrize(("symbol", "amount"), [("AAPL/USD", 1), ("AAPL/USD", 100), ("KO/USD", 10_000),
+                                              ("EUR/USD", 20_000)])
+async def test_a_dry_runs_fee_is_the_commission_then_charged(make_trader, symbol: str, amount: float) -> None:
+    rehearsal, real = make_trader(dryRun=True), make_trader()
+    estimate = await run(rehearsal.create_order(symbol, "market", "buy", amount))
+    order = await run(real.create_order(symbol, "market", "buy", amount))
+    await run(real.create_order(symbol, "market", "sell", amount))  # flat again for the module's next tests
+    assert estimate["info"]["estimate"]["price"] == pytest.approx(order["average"])  # the touch it took
+    assert estimate["fee"]["currency"] == order["fee"]["currency"]
+    assert estimate["fee"]["cost"] == pytest.approx(order["fee"]["cost"], abs=1e-6)
+
+
 # ---------------------------------------------------------------------------------------- staging
 
 

@@ -78,8 +78,8 @@ def test_env_json_and_per_key_variables_merge_under_options() -> None:
 
 @pytest.mark.parametrize(("risk", "env", "words"), [
     ({"maxOrderNotionl": 1}, {}, "'maxOrderNotionl' is unknown"),
-    ({"maxOrderAmount": -1}, {}, "maxOrderAmount must be a positive number"),
-    ({"maxOrderAmount": {"AAPL/USD": "lots"}}, {}, "maxOrderAmount['AAPL/USD'] must be a positive number"),
+    ({"maxOrderAmount": -1}, {}, "maxOrderAmount must be a positive finite number"),
+    ({"maxOrderAmount": {"AAPL/USD": "lots"}}, {}, "maxOrderAmount['AAPL/USD'] must be a positive finite number"),
     ({"maxOpenOrders": 2.5}, {}, "maxOpenOrders must be a whole number"),
     ({"priceCollarPct": 150}, {}, "percentage below 100"),
     ({"allowTypes": ["stocks"]}, {}, "unknown instrument kind 'stocks'"),
