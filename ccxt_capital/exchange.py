@@ -55,6 +55,7 @@ from normalization.arguments import (
 from normalization.balances import add_zero_rows
 from normalization.errors import capital_reject_exception
 from normalization.runtime.breaker import Breakers
+from normalization.runtime.controls import kill_switch
 from normalization.runtime.journal import USE_DEFAULT, sync_option
 from normalization.runtime.safety import check_sandbox_switch, resolve_live
 from normalization.runtime.supervisor import Backoff, ConnectionSupervisor, ReconnectEvent
@@ -64,6 +65,7 @@ from normalization.timeframes import CAPITAL_MAX_BARS, CAPITAL_RESOLUTIONS, resa
 from .bars import CapitalBars
 from .connection import CapitalConnection
 from .controls import CapitalControls
+from .operations import CapitalOperations
 from .orders import CAPITAL_DEAL_FIELDS, CAPITAL_ORDER_RULES, DAY_MS, EPS, CapitalOrders
 from .parsing import FILL_ACTIONS, CapitalParsing, capital_time
 from .transport import DEMO_HOST, LIVE_HOST
@@ -114,8 +116,8 @@ _FEATURES: dict[str, Any] = {
 }
 
 
-class CapitalTrader(CapitalOrders, CapitalControls, CapitalBars, CapitalConnection, CapitalParsing,
-                    ccxt.async_support.Exchange):
+class CapitalTrader(CapitalOrders, CapitalControls, CapitalOperations, CapitalBars, CapitalConnection,
+                    CapitalParsing, ccxt.async_support.Exchange):
     """Capital.com CFDs as a ccxt exchange (async); id ``capitalcom``."""
 
     # ================================================================== description
@@ -138,7 +140,9 @@ class CapitalTrader(CapitalOrders, CapitalControls, CapitalBars, CapitalConnecti
                 "swap": True,
                 "future": False,
                 "option": False,
+                "cancelAllOrders": True,
                 "cancelOrder": True,
+                "closeAllPositions": True,
                 "closePosition": True,
                 "createLimitOrder": True,
                 "createMarketOrder": True,
@@ -171,7 +175,7 @@ class CapitalTrader(CapitalOrders, CapitalControls, CapitalBars, CapitalConnecti
                 "fetchTime": True,
                 "fetchTrades": False,
                 "fetchTradingFee": False,
-                "fetchTradingFees": False,
+                "fetchTradingFees": True,
                 "setLeverage": False,
                 "setSandboxMode": True,
                 "withdraw": False,
@@ -562,6 +566,35 @@ class CapitalTrader(CapitalOrders, CapitalControls, CapitalBars, CapitalConnecti
             journal.update_status(row.client_order_id, "canceled", confirm, filled=0.0, remaining=0.0)
         return self._with_journal(order, row)
 
+    async def cancel_all_orders(self, symbol: str | None = None, params: dict[str, Any] = {}) -> list[dict[str, Any]]:
+        """Cancel every working order (of ``symbol`` if given), each as cancel_order does (confirmed,
+        journaled); returns the cancelled orders."""
+        symbol, _, _, params = check_fetch(self.id, "cancel_all_orders", symbol, params=params)
+        return await self._cancel_all(symbol, params)
+
+    async def close_all_positions(self, params: dict[str, Any] = {}) -> list[dict[str, Any]]:
+        """The kill switch: cancel_all_orders, then close_position for every open position
+        (normalization.runtime.controls: safe to run twice). Returns the closing orders."""
+        return (await kill_switch(self, params))["closed"]
+
+    def calculate_fee(self, symbol: str, type: str, side: str, amount: float, price: float,
+                      takerOrMaker: str = "taker", params: dict[str, Any] = {}) -> dict[str, Any]:
+        """No commission (the spread is the cost); ``info['overnightFunding']`` estimates a night's funding."""
+        return self._quote_fee(symbol, side, amount, price, takerOrMaker)
+
+    async def fetch_trading_fees(self, params: dict[str, Any] = {}) -> dict[str, Any]:
+        """0 maker / taker for every market (spread-only CFDs); ``info`` holds the overnight funding rates."""
+        await self.load_markets()
+        fees = {}
+        for symbol in self.markets or {}:
+            info = self._quote_fee(symbol, "buy", 1.0, 1.0, "taker")["info"]
+            short = self._quote_fee(symbol, "sell", 1.0, 1.0, "taker")["info"]["overnightFunding"]
+            funding = {"long": (info["overnightFunding"] or {}).get("ratePercentPerDay"),
+                       "short": (short or {}).get("ratePercentPerDay")}
+            fees[symbol] = {"symbol": symbol, "maker": 0.0, "taker": 0.0, "percentage": True, "tierBased": False,
+                            "info": {"pricing": "spread", "overnightFundingPercentPerDay": funding}}
+        return fees
+
     async def edit_order(self, id: str, symbol: str, type: str, side: str, amount: float | None = None,
                          price: float | None = None, params: dict[str, Any] = {}) -> dict[str, Any]:
         """A working order: new level / goodTillDate / stopLoss / takeProfit (PUT /workingorders/{dealId}).
@@ -745,6 +778,8 @@ class CapitalTrader(CapitalOrders, CapitalControls, CapitalBars, CapitalConnecti
             signed = size if data.get("direction") == "BUY" else "-" + size
             holdings[market["base"]] = Precise.string_add(holdings.get(market["base"], "0"), signed)
         balance = self.parse_balance(account, {k: v for k, v in holdings.items() if v not in ("0", "-0")})
+        if isinstance(balance.get("info"), dict):
+            balance["info"]["account"], balance["info"]["pnlToday"] = await self._account_figures(account)
         return add_zero_rows(balance, (self.markets or {}).values())
 
     async def fetch_positions(self, symbols: list[str] | None = None,
