@@ -538,6 +538,7 @@ class IBTrader(IBParsing, IBOrders, IBControls, IBOperations, IBMarkets, IBHisto
             raise ccxt.InvalidOrder(f"{self.id} order {id} is already filled; there is nothing to cancel")
         if current["status"] != "open":
             return current
+        self._follow_in_journal([trade])  # an order another process placed: journal its end too
         await self._cancel(trade)
         order = await self._parse_trade_order(trade)
         if order["status"] == "closed":

@@ -55,6 +55,7 @@ class IBOperations(_Base):
         ids = {t.order.orderId for t in targets}
         for trade in targets:
             self._cancel_requested.add(trade.order.orderId)
+        self._follow_in_journal(targets)
         if all_clients:
             self.transport.global_cancel()
         else:
@@ -75,6 +76,19 @@ class IBOperations(_Base):
             await self._list_orders_at_ib(executions=False)
             targets = [t if t in mine else self._completed.get(t.order.permId, t) for t in targets]
         return [await self._parse_trade_order(t) for t in targets]
+
+    def _follow_in_journal(self, trades: list[Trade]) -> None:
+        """Journal the end of orders this process did not place (an earlier run's, another process's)
+        that it is about to cancel: the status hook follows only the orders it tracks."""
+        journal = self._journal
+        if journal is None:
+            return
+        for trade in trades:
+            ref = trade.order.orderRef
+            if ref and ref not in self._live_refs:
+                row = journal.get(ref)
+                if row is not None and row.is_open:
+                    self._live_refs[ref] = "open"
 
     async def _pnl_today(self) -> dict[str, Any] | None:
         """reqPnL's figures for the account (base currency), or None when IB sends none."""

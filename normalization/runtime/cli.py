@@ -44,7 +44,10 @@ from typing import IO, Any
 
 import ccxt
 
+from .cli_journal import add_journal_parser
+from .cli_orders import add_order_parsers
 from .factory import ConfigError
+from .market_cache import save_markets
 
 __all__ = [
     "simulator_runner",
@@ -387,33 +390,8 @@ def build_parser(
     p.add_argument("--symbol")
     p.add_argument("--since", type=parse_time)
     p.add_argument("--limit", type=int)
-    for name, help_text in (
-        ("place", "place an order; with --dry-run it is validated and priced but never sent"),
-        ("validate", "validate and price an order without sending it (place --dry-run)"),
-    ):
-        p = add(name, _cmd_place, help_text)
-        p.add_argument("symbol", metavar="SYMBOL")
-        p.add_argument("side", choices=("buy", "sell"))
-        p.add_argument("amount", type=_positive_float, help="in base units (shares, contracts, lots)")
-        p.add_argument("--type", dest="order_type", default="market", choices=("market", "limit", "stop", "stop-limit"))
-        p.add_argument("--price", type=_positive_float, help="limit price")
-        p.add_argument("--trigger-price", type=_positive_float, help="stop trigger price")
-        p.add_argument("--stop-loss", type=_positive_float, help="attached stop-loss trigger price")
-        p.add_argument("--take-profit", type=_positive_float, help="attached take-profit price")
-        p.add_argument("--tif", choices=("GTC", "DAY", "IOC", "FOK", "PO"), help="time in force")
-        p.add_argument("--client-order-id", help="idempotency key; placing it twice returns the first")
-        p.add_argument("--reduce-only", action="store_true")
-        p.add_argument(
-            "--param",
-            action="append",
-            type=_key_value,
-            default=[],
-            metavar="KEY=VALUE",
-            help="extra ccxt params (value parsed as JSON when it can be); repeatable",
-        )
-        p.set_defaults(dry_run=name == "validate")
-        if name == "place":
-            p.add_argument("--dry-run", action="store_true", help="validate and price only, never send")
+    add_order_parsers(add, _positive_float, _key_value, UsageError)
+    add_journal_parser(add, UsageError)
     p = add("watch", _cmd_watch, "follow one order: a JSON line per change, exit 0 once it is done")
     p.add_argument("--id", dest="order_id", required=True, help="order id or clientOrderId")
     p.add_argument("--symbol")
@@ -545,6 +523,7 @@ def run_cli(
         secrets |= _secret_values(exchange, args)
         args.emit_line = lambda doc: _emit_line(out, doc, secrets, args)
         result = args.handler(exchange, args, runner)
+        _cache_markets(exchange, args)
         if isinstance(result, _Text):
             out.write(redact_text(result.text, secrets))
         else:
@@ -560,6 +539,17 @@ def run_cli(
         return exit_code_for(exc)
     finally:
         _close_quietly(exchange, runner)
+
+
+def _cache_markets(exchange: Any, args: argparse.Namespace) -> None:
+    """Keep the markets a connected command loaded, for ``validate`` without a connection (best effort)."""
+    markets = getattr(exchange, "markets", None)
+    if getattr(args, "offline", False) or getattr(args, "command", None) == "journal" or not markets:
+        return
+    try:
+        save_markets(str(exchange.id), markets)
+    except (OSError, TypeError, ValueError):
+        pass  # a cache that cannot be written must never fail the command
 
 
 def _emit_line(out: IO[str], doc: Any, secrets: set[str], args: argparse.Namespace) -> None:
@@ -763,116 +753,3 @@ def _cmd_stream(exchange: Any, args: argparse.Namespace, call: _Runner) -> Any:
 def _cmd_cancel(exchange: Any, args: argparse.Namespace, call: _Runner) -> Any:
     call(exchange.load_markets)
     return call(exchange.cancel_order, args.order_id, args.symbol)
-
-
-def _limit(market: Mapping[str, Any], kind: str, bound: str) -> float | None:
-    value = ((market.get("limits") or {}).get(kind) or {}).get(bound)
-    return None if value is None else float(value)
-
-
-def _check_limits(market: Mapping[str, Any], kind: str, value: float | None, what: str) -> None:
-    if value is None:
-        return
-    lo, hi = _limit(market, kind, "min"), _limit(market, kind, "max")
-    if lo is not None and value < lo:
-        raise ccxt.InvalidOrder(f"{market.get('symbol')}: {what} {value} is below the minimum {lo}")
-    if hi is not None and value > hi:
-        raise ccxt.InvalidOrder(f"{market.get('symbol')}: {what} {value} is above the maximum {hi}")
-
-
-def _to_precision(fn: Callable[[str, float], Any], symbol: str, value: float | None) -> float | None:
-    if value is None:
-        return None
-    result = float(fn(symbol, value))
-    if result <= 0:
-        raise ccxt.InvalidOrder(f"{symbol}: {value} rounds to {result} at the market's precision")
-    return result
-
-
-def _cmd_place(exchange: Any, args: argparse.Namespace, call: _Runner) -> Any:
-    call(exchange.load_markets)
-    market = exchange.market(args.symbol)
-    symbol = market["symbol"]
-    unified_type = "limit" if args.order_type in ("limit", "stop-limit") else "market"
-    trigger = args.trigger_price
-    if unified_type == "limit" and args.price is None:
-        raise ccxt.ArgumentsRequired(f"a {args.order_type} order needs --price")
-    if args.order_type in ("stop", "stop-limit") and trigger is None:
-        raise ccxt.ArgumentsRequired(f"a {args.order_type} order needs --trigger-price")
-    if unified_type == "market" and args.price is not None:
-        raise ccxt.BadRequest("--price applies to limit orders; use --type limit or stop-limit")
-    precision = market.get("precision") or {}
-    amount = (
-        _to_precision(exchange.amount_to_precision, symbol, args.amount)
-        if precision.get("amount") is not None
-        else args.amount
-    )
-    has_price_precision = precision.get("price") is not None
-    price_fn = exchange.price_to_precision
-    price = _to_precision(price_fn, symbol, args.price) if has_price_precision else args.price
-    trigger = _to_precision(price_fn, symbol, trigger) if has_price_precision else trigger
-    stop_loss = _to_precision(price_fn, symbol, args.stop_loss) if has_price_precision else args.stop_loss
-    take_profit = _to_precision(price_fn, symbol, args.take_profit) if has_price_precision else args.take_profit
-    _check_limits(market, "amount", amount, "amount")
-    for label, value in (("price", price), ("trigger price", trigger)):
-        _check_limits(market, "price", value, label)
-
-    params: dict[str, Any] = dict(args.param)
-    if args.client_order_id:
-        params["clientOrderId"] = args.client_order_id
-    if args.tif:
-        params["timeInForce"] = args.tif
-    if trigger is not None:
-        params["triggerPrice"] = trigger
-    if stop_loss is not None:
-        params["stopLoss"] = {"triggerPrice": stop_loss}
-    if take_profit is not None:
-        params["takeProfit"] = {"triggerPrice": take_profit}
-    if args.reduce_only:
-        params["reduceOnly"] = True
-    order = {
-        "symbol": symbol,
-        "type": unified_type,
-        "side": args.side,
-        "amount": amount,
-        "price": price,
-        "params": params,
-    }
-    if not args.dry_run:
-        if price is not None:
-            _check_limits(market, "cost", amount * price * float(market.get("contractSize") or 1), "cost")
-        return call(exchange.create_order, symbol, unified_type, args.side, amount, price, params)
-
-    ticker = call(exchange.fetch_ticker, symbol)
-    reference = _reference_price(ticker, args.side, price, trigger)
-    if reference is None:
-        raise ccxt.ExchangeError(f"{symbol}: no bid/ask/last price to estimate the order with")
-    cost = amount * reference * float(market.get("contractSize") or 1)
-    _check_limits(market, "cost", cost, "estimated cost")
-    taker = market.get("taker")
-    return {
-        "dryRun": True,
-        "sent": False,
-        "order": order,
-        "estimate": {
-            "price": reference,
-            "cost": cost,
-            "currency": market.get("quote"),
-            "fee": None if taker is None else cost * float(taker),
-        },
-        "ticker": {k: ticker.get(k) for k in ("symbol", "timestamp", "datetime", "bid", "ask", "last")},
-        "market": {k: market.get(k) for k in ("id", "symbol", "type", "precision", "limits", "contractSize")},
-    }
-
-
-def _reference_price(ticker: Mapping[str, Any], side: str, price: float | None, trigger: float | None) -> float | None:
-    """What the order would likely fill at: its limit, else its trigger, else the touch."""
-    if price is not None:
-        return price
-    if trigger is not None:
-        return trigger
-    touch = ticker.get("ask") if side == "buy" else ticker.get("bid")
-    for candidate in (touch, ticker.get("last"), ticker.get("close")):
-        if candidate is not None and float(candidate) > 0:
-            return float(candidate)
-    return None

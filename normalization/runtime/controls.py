@@ -18,6 +18,7 @@ should have to re-derive:
 from __future__ import annotations
 
 import asyncio
+import inspect
 import weakref
 from collections.abc import Mapping
 from typing import Any
@@ -31,6 +32,12 @@ def _open(positions: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [p for p in positions if float(p.get("contracts") or 0.0) != 0.0]
 
 
+async def _call(method: Any, *args: Any) -> Any:
+    """Await an async exchange's method; a sync exchange's (a plain ccxt class) answers at once."""
+    result = method(*args)
+    return await result if inspect.isawaitable(result) else result
+
+
 async def kill_switch(exchange: Any, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Cancel every working order (``cancel_all_orders``; ``params['allClients']`` passes through), then
     close every open position; returns ``{"canceled": [...], "closed": [...], "remaining": [...]}``
@@ -39,8 +46,8 @@ async def kill_switch(exchange: Any, params: Mapping[str, Any] | None = None) ->
     cancel_params = {"allClients": True} if params.pop("allClients", False) else {}
     lock = _locks.setdefault(exchange, asyncio.Lock())
     async with lock:
-        canceled = await exchange.cancel_all_orders(None, cancel_params)
-        closed = [await exchange.close_position(p["symbol"], p.get("side"), dict(params))
-                  for p in _open(await exchange.fetch_positions())]
-        remaining = _open(await exchange.fetch_positions()) if closed else []
+        canceled = await _call(exchange.cancel_all_orders, None, cancel_params)
+        closed = [await _call(exchange.close_position, p["symbol"], p.get("side"), dict(params))
+                  for p in _open(await _call(exchange.fetch_positions))]
+        remaining = _open(await _call(exchange.fetch_positions)) if closed else []
     return {"canceled": canceled, "closed": closed, "remaining": remaining}

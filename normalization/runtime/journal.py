@@ -629,6 +629,11 @@ class OrderJournal:
                 return _order(rows[0])
         return None
 
+    def accounts(self) -> list[str]:
+        """The accounts of this exchange with orders in the store (one file may hold several)."""
+        rows = self._read("SELECT DISTINCT account FROM orders WHERE exchange=? ORDER BY account", (self.exchange,))
+        return [r[0] for r in rows]
+
     def unresolved(self) -> list[JournalOrder]:
         """Orders whose placement outcome is unknown: ``pending_send`` and ``sent_unknown``."""
         return self._by_states(UNRESOLVED_STATES)

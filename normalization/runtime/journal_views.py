@@ -17,12 +17,15 @@ from typing import Any
 
 from normalization.runtime.journal import JournalFill, JournalOrder, OrderJournal
 
-__all__ = ["journal_trades", "order_record", "fill_record", "to_csv", "to_json"]
+__all__ = ["FILL_COLUMNS", "ORDER_COLUMNS", "journal_trades", "order_record", "fill_record", "to_csv", "to_json"]
 
 #: Columns of ``journal export --format csv`` (orders), in order.
 ORDER_COLUMNS = ("client_order_id", "symbol", "side", "type", "amount", "price", "trigger_price", "state",
                  "reason", "filled", "remaining", "order_id", "perm_id", "deal_reference", "deal_id",
                  "created", "updated", "exchange", "account")
+#: Columns of ``journal export --fills --format csv``.
+FILL_COLUMNS = ("exec_id", "client_order_id", "order_id", "symbol", "side", "amount", "price", "fee_cost",
+                "fee_currency", "timestamp")
 
 
 def journal_trades(exchange: Any, journal: OrderJournal, *, since: int | None = None, until: int | None = None,

@@ -158,6 +158,12 @@ class Harness:
         return code, out.getvalue(), err.getvalue()
 
 
+@pytest.fixture(autouse=True)
+def _markets_cache(tmp_path, monkeypatch) -> None:
+    """Connected commands cache their markets (for validate): in this test's directory, not the user's."""
+    monkeypatch.setenv("CCXT_BROKERS_MARKETS_CACHE", str(tmp_path / "markets"))
+
+
 @pytest.fixture
 def cli() -> Harness:
     return Harness()
