@@ -13,8 +13,9 @@ Contract, which scripts and monitoring rely on:
 - secrets never appear: keys such as apiKey/secret/password/token/cst are masked anywhere in the
   output, and the values of the exchange's credentials are masked inside any text, error messages
   included;
-- ``place --dry-run`` (and ``validate``) check the order against the market's precision and limits
-  and price it from ``fetch_ticker`` without ever calling ``create_order``.
+- ``place --dry-run`` and ``validate`` never call ``create_order``; ``validate`` never connects (the
+  order commands are :mod:`~normalization.runtime.cli_orders`, the journal's
+  :mod:`~normalization.runtime.cli_journal`).
 
 The exchange may be a sync ccxt class or an ``async_support`` one: awaitables are run on a private
 event loop that lives for the duration of the command.
