@@ -53,10 +53,10 @@ from normalization.arguments import (
     check_symbols,
 )
 from normalization.balances import add_zero_rows
-from normalization.errors import capital_reject_exception
+from normalization.errors import CAPITAL_BROAD, CAPITAL_EXACT, capital_reject_exception
 from normalization.runtime.breaker import Breakers
 from normalization.runtime.controls import kill_switch
-from normalization.runtime.journal import USE_DEFAULT, sync_option
+from normalization.runtime.journal import TERMINAL_STATES, USE_DEFAULT, sync_option
 from normalization.runtime.safety import check_sandbox_switch, resolve_live
 from normalization.runtime.supervisor import Backoff, ConnectionSupervisor, ReconnectEvent
 from normalization.symbols import symbol_to_capital_epic
@@ -239,7 +239,13 @@ class CapitalTrader(CapitalOrders, CapitalControls, CapitalOperations, CapitalBa
                 "clock": None,  # epoch-seconds clock (tests inject the simulator's)
                 "sleep": None,  # async sleep matching that clock
             },
-            "exceptions": {"exact": {}, "broad": {}},  # mapped by normalization.errors instead
+            # The table the transport and the confirms map Capital's errors with (normalization.errors): an
+            # errorCode exactly, else the first broad substring of an errorCode or a confirm's rejectReason;
+            # an HTTP status that says more (401, 403, 408, 429, 5xx) decides before the broad rules.
+            "exceptions": {
+                "exact": dict(CAPITAL_EXACT),
+                "broad": dict(CAPITAL_BROAD),
+            },
         }
 
     def describe(self) -> Any:
@@ -714,7 +720,7 @@ class CapitalTrader(CapitalOrders, CapitalControls, CapitalOperations, CapitalBa
             order = self._with_journal(order, journal.find_by(deal_reference=reference))
             orders[order["id"]] = order
         cutoff = since if since is not None else self._now_ms() - DAY_MS  # the same window as the history
-        for row in journal.orders(frozenset({"closed", "canceled", "rejected", "expired"})):
+        for row in journal.orders(TERMINAL_STATES):
             key = row.deal_reference or row.client_order_id
             if key not in orders and row.created >= cutoff:
                 orders[key] = self._journal_order(row)

@@ -28,10 +28,11 @@ import math
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote
 
 import ccxt
+import ccxt.async_support
 
 from normalization import client_ids
 from normalization.arguments import OrderRules, check_repeat
@@ -40,20 +41,19 @@ from normalization.orders import amount_on_grid, positive_number, price_on_grid,
 from normalization.runtime.journal import (
     RETRYABLE_PREFIX,
     SENT_UNKNOWN,
-    USE_DEFAULT,
     JournalOrder,
     OrderJournal,
-    open_journal,
-    sync_option,
 )
 from normalization.runtime.reconcile import BrokerFill, BrokerOrder, BrokerSnapshot, ReconcileReport, reconcile
 from normalization.runtime.retry import RequestNotSent, retry_if_never_sent
 from normalization.runtime.settle import Placements, ReconciliationPending, settle
+from normalization.runtime.supervisor import ConnectionSupervisor
 
-from .parsing import DIRECTIONS, FILL_ACTIONS, capital_time
-from .transport import SentButUnknown
+from .journaling import CapitalJournaling
+from .parsing import DIRECTIONS, FILL_ACTIONS, CapitalParsing, capital_time
+from .transport import CapitalTransport, SentButUnknown
 
-__all__ = ["CAPITAL_DEAL_FIELDS", "CAPITAL_ORDER_RULES", "DAY_MS", "EPS", "CapitalOrders"]
+__all__ = ["CAPITAL_DEAL_FIELDS", "CAPITAL_ORDER_RULES", "DAY_MS", "EPS", "CapitalOrders", "OrderHost"]
 
 log = logging.getLogger("ccxt_capital")
 
@@ -92,128 +92,44 @@ def _rejection(reason: str | None, exchange_id: str) -> ccxt.BaseError:
     return capital_reject_exception(text or None, exchange_id=exchange_id)
 
 
+class OrderHost(Protocol):
+    """What the order lifecycle needs from the exchange it is mixed into (the rest is ccxt's ``Exchange``
+    and :class:`~ccxt_capital.parsing.CapitalParsing`); :class:`~ccxt_capital.connection.CapitalConnection`
+    provides all but the last two."""
+
+    supervisor: ConnectionSupervisor
+    _transport: CapitalTransport | None
+
+    def _wire(self) -> CapitalTransport: ...
+    async def _call(self, method: str, path: str, *, params: dict[str, Any] | None = None, body: Any = None,
+                    kind: str | None = None, verify: Callable[[], Awaitable[bool]] | None = None,
+                    gated: bool = True) -> Any: ...
+    def _check_live(self) -> None: ...
+    def _clock(self) -> Callable[[], float]: ...
+    def _sleeper(self) -> Callable[[float], Awaitable[Any]]: ...
+    def _now_ms(self) -> int: ...
+    def _account_currency(self) -> str | None: ...
+    async def _market(self, symbol: str) -> dict[str, Any]: ...
+    async def fetch_order(self, id: str, symbol: str | None = None, params: dict[str, Any] = ...) -> dict[str, Any]: ...
+
+
 if TYPE_CHECKING:
-    from .connection import CapitalConnection
-    from .parsing import CapitalParsing
-
-    class _Host(CapitalConnection, CapitalParsing):
-        """What the lifecycle needs of the exchange it is mixed into, beyond ccxt's base, the parsers and
-        the connection (``_call``, ``_wire``, ``_check_live``, the clocks, ``supervisor``)."""
-
-        async def _market(self, symbol: str) -> dict[str, Any]: ...
-
-        async def fetch_order(self, id: str, symbol: str | None = None,
-                              params: dict[str, Any] = {}) -> dict[str, Any]: ...
-
+    class _Base(CapitalJournaling, CapitalParsing, ccxt.async_support.Exchange, OrderHost):
+        pass
 else:
-    _Host = object
+    _Base = CapitalJournaling
 
 
-class CapitalOrders(_Host):
+class CapitalOrders(_Base):
     """The order lifecycle; mixed into the exchange class before ``ccxt.async_support.Exchange``."""
 
     def _init_orders(self) -> None:
         """The lifecycle's state, set before ccxt's constructor runs (it may already call into us)."""
-        self._journal: OrderJournal | None = None
-        self._journal_owned = False
+        self._init_journal()
         #: dealReferences being settled right now: never adopted by another row's lost-deal search.
         self._inflight: set[str] = set()
-        #: Journal writes that follow a settled deal, run after create_order returns (see _defer).
-        self._deferred: list[Callable[[], None]] = []
-        self._fallback_due = False
         self._last_lookup_ambiguous = False
         self._placing = Placements()
-
-    def _close_journal(self) -> None:
-        """On close: the deferred writes done, then the journal closed if this object opened it."""
-        self._flush_deferred()
-        if self._journal is not None and self._journal_owned:
-            self._journal.close()
-        self._journal = None
-
-    # ================================================================== the journal
-
-    async def _journal_ready(self, flush: bool = True) -> OrderJournal:
-        """The order journal of the logged-in account (opened after the first login).
-
-        ``flush`` (every caller but the placement path) first runs the deferred post-send writes, so
-        whatever reads the journal through here sees every order this object has returned, settled.
-        """
-        if self._journal is None:
-            wire = self._wire()
-            await wire.ensure_session()
-            account = wire.session.account_id if wire.session else None
-            option = self.options.get("journal", USE_DEFAULT)
-            sync = sync_option(self.id, self.options)
-            self._journal = open_journal(option, exchange=self.id, account=account, sync=sync)
-            self._journal_owned = not isinstance(option, OrderJournal)
-            if self._journal_owned:
-                self._journal.now_ms = self._now_ms  # journal times on the same clock as the broker's
-        elif flush and self._deferred:
-            self._flush_deferred()
-        return self._journal
-
-    def _defer(self, *writes: Callable[[], None]) -> None:
-        """Run journal writes that follow the broker's answer off the caller's latency.
-
-        Only the write that comes *after* the answer is deferred -- the deal's ids, fills and final status,
-        one transaction -- never the intent, which is committed before the send. It runs while the broker
-        works on the bot's next request: when that request is on the wire (the transport's ``on_wire``),
-        so it rides on the next deal's POST instead of delaying either answer (run inline, or at the
-        loop's next turn -- which comes before httpx writes the next request -- its cost came straight
-        back). With no request in flight it runs at once, at the loop's next turn (the sync face's caller
-        already has its answer then). It also runs before any read of the journal through this object
-        (``_journal_ready``) and on ``close()``; a caller that reads the journal file directly lets the
-        exchange's loop turn once first.
-
-        If the process dies before it runs, the row is ``sent_unknown`` without its deal reference:
-        exactly the state of a deal whose answer was lost, which reconciliation resolves from the broker's
-        activity history (``_find_lost_deal``: same epic, direction and size, booked after the intent, owned
-        by no other row). Every earlier deal is owned by its row by then, so only this one is left to match;
-        with ``journalSync`` "full" or "behind" the intent itself reached the disk, so that holds after a
-        power cut too (with "behind", unless the cut came within a disk flush of the send).
-        """
-        self._deferred.extend(writes)
-        wire = self._wire()
-        wire.on_wire = self._write_one
-        self._fallback_soon()
-
-    def _write_one(self) -> None:
-        """A request is on the wire: run the oldest deferred write while the broker answers it."""
-        if self._deferred:
-            self._run_deferred(self._deferred.pop(0))
-        if self._deferred and self._transport is not None:
-            self._transport.on_wire = self._write_one
-
-    def _fallback_soon(self) -> None:
-        if not self._fallback_due:
-            self._fallback_due = True
-            asyncio.get_running_loop().call_soon(self._fallback)
-
-    def _fallback(self) -> None:
-        """The loop's next turn: with no request in flight (none to ride on), run what is left now."""
-        self._fallback_due = False
-        if not self._deferred:
-            return
-        wire = self._transport
-        if wire is not None and wire.in_flight:
-            wire.on_idle = self._fallback_soon  # look again when the requests in flight are answered
-            return
-        self._flush_deferred()
-
-    def _flush_deferred(self) -> None:
-        """Every deferred journal write done, oldest first."""
-        if self._transport is not None:
-            self._transport.on_wire = None
-        while self._deferred:
-            self._run_deferred(self._deferred.pop(0))
-
-    def _run_deferred(self, write: Callable[[], None]) -> None:
-        try:
-            write()
-        except Exception:  # the row stays unresolved, and reconciliation settles it from the broker
-            log.warning("%s: a journal write after a settled deal failed; reconciliation will settle the order",
-                        self.id, exc_info=True)
 
     # ================================================================== argument checks, the deal body
 
@@ -899,6 +815,17 @@ class CapitalOrders(_Host):
                 if market is not None:
                     await self._settle(row.client_order_id, reference, market, row.type,
                                        bool(row.params.get("reduceOnly")), raise_rejected=False)
+        snapshot = await self._broker_snapshot(journal)
+        grace = int(self.safe_integer(self.options, "reconcileGraceMs", 60_000))
+        report = reconcile(journal, snapshot, grace_ms=grace, in_flight=set(self._placing),
+                           match_on=("deal_reference", "deal_id"))
+        for item in report.discrepancies:
+            log.info("%s reconcile: %s %s %s", self.id, item.kind, item.client_order_id, item.detail)
+        return report
+
+    async def _broker_snapshot(self, journal: OrderJournal) -> BrokerSnapshot:
+        """The broker's side of reconciliation: working orders, the deals of the last 24 h of activity and
+        their fills (each tied to the journaled order that owns its dealReference)."""
         broker_orders: list[BrokerOrder] = []
         for entry in await self._working_orders():
             data = entry.get("workingOrderData") or {}
@@ -930,10 +857,4 @@ class CapitalOrders(_Host):
                                         client_order_id=owner.client_order_id if owner else None,
                                         symbol=trade["symbol"], side=trade["side"], timestamp=trade["timestamp"],
                                         fee_cost=0.0, fee_currency=self._account_currency()))
-        snapshot = BrokerSnapshot(orders=broker_orders, fills=fills, complete=True)
-        grace = int(self.safe_integer(self.options, "reconcileGraceMs", 60_000))
-        report = reconcile(journal, snapshot, grace_ms=grace, in_flight=set(self._placing),
-                           match_on=("deal_reference", "deal_id"))
-        for item in report.discrepancies:
-            log.info("%s reconcile: %s %s %s", self.id, item.kind, item.client_order_id, item.detail)
-        return report
+        return BrokerSnapshot(orders=broker_orders, fills=fills, complete=True)

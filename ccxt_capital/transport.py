@@ -156,6 +156,7 @@ def _routes_to(client: httpx.AsyncClient, url: str) -> httpx.AsyncBaseTransport 
     try:
         return choose(httpx.URL(url)) if choose is not None else None
     except Exception:  # pragma: no cover - depends on the httpx version
+        log.debug("httpx's transport choice is not readable; requests go through client.send", exc_info=True)
         return None
 
 

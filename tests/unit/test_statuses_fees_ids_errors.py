@@ -186,3 +186,18 @@ def test_generated_ids_are_unique_and_a_forked_child_draws_its_own() -> None:
     os.close(read)
     parent = client_ids.generate()
     assert child != parent and child[5:25] != parent[5:25]  # different 80-bit stems
+
+
+def test_both_exchanges_show_the_error_table_they_map_with() -> None:
+    # describe()['exceptions'] is what a bot (or ccxt tooling) reads to know the broker's codes; it must be
+    # the table the adapters map with, not an empty placeholder nor a copy that could drift.
+    from ccxt_capital.async_support import CapitalTrader
+    from ccxt_ibkr.async_support import IBTrader
+
+    capital = CapitalTrader.description()["exceptions"]
+    assert capital["exact"] == errors.CAPITAL_EXACT and list(capital["broad"].items()) == list(errors.CAPITAL_BROAD)
+    for code, cls in capital["exact"].items():
+        assert errors.capital_error_class(400, code) is cls
+    ib = IBTrader.description()["exceptions"]
+    assert ib["exact"] == {str(code): cls for code, cls in errors.IB_EXACT.items()}
+    assert list(ib["broad"].items()) == list(errors.IB_BROAD)
