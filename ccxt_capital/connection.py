@@ -24,7 +24,7 @@ from normalization.runtime.shared import fingerprint as _fingerprint
 from normalization.runtime.shared import process_wide
 from normalization.runtime.supervisor import ConnectionSupervisor
 
-from .transport import DEMO_HOST, CapitalTransport, SharedSession
+from .transport import DEMO_HOST, CapitalSettings, CapitalTransport, SharedSession
 
 __all__ = ["MARKET_DATA_PATHS", "CapitalConnection"]
 
@@ -108,23 +108,12 @@ class CapitalConnection(_Host):
             self._transport = CapitalTransport(
                 self._host(),
                 lambda: (self.apiKey, self.login, self.password),
+                CapitalSettings.from_options(self.options, timeout_ms=self.timeout, demo=not self._live),
                 exchange_id=self.id,
-                timeout=max(self.timeout, 1) / 1000,
-                clock=self._clock(),
-                sleep=self._sleeper(),
-                pacing=bool(self.safe_value(self.options, "pacing", True)),
-                demo=not self._live,
-                refresh_after=float(self.safe_number(self.options, "sessionRefreshAfter", 540.0)),
-                account_id=self.safe_string(self.options, "accountId"),
-                http_transport=self.safe_value(self.options, "httpTransport"),
-                http2=self.safe_value(self.options, "http2"),
-                pacer_clock=self._clock() if callable(self.safe_value(self.options, "sleep")) else time.monotonic,
-                on_lost=self._on_lost,
-                on_login=self._logged_in,
                 pacer=self._shared_pacer(),
                 shared_session=self._shared_session(),
-                rate_limit_wait=float(self.safe_number(self.options, "rateLimitWait", 10.0)),
-                deal_wait=float(self.safe_number(self.options, "orderTimeout", 10.0)),
+                on_lost=self._on_lost,
+                on_login=self._logged_in,
             )
         return self._transport
 

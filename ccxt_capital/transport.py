@@ -56,6 +56,7 @@ __all__ = [
     "API_PREFIX",
     "DEMO_HOST",
     "LIVE_HOST",
+    "CapitalSettings",
     "CapitalTransport",
     "SentButUnknown",
     "SessionInfo",
@@ -160,6 +161,73 @@ def _routes_to(client: httpx.AsyncClient, url: str) -> httpx.AsyncBaseTransport 
         return None
 
 
+def _option(options: Mapping[str, Any], key: str) -> Any:
+    """An option as ccxt's ``safe_value`` reads it: None and "" count as unset."""
+    value = options.get(key)
+    return None if value is None or value == "" else value
+
+
+@dataclass(frozen=True)
+class CapitalSettings:
+    """How a transport is configured, typed and frozen: read once from the exchange's ``options`` (which
+    stay what users set, ccxt-style) by :meth:`from_options`, so the transport never looks in the dict.
+
+    The defaults are a bare transport's (tests build one directly); ``from_options`` applies the
+    exchange's defaults, which are the same except the clock (the exchange's is epoch seconds).
+    """
+
+    #: Seconds per request (ccxt's ``timeout`` is in milliseconds).
+    timeout: float = 10.0
+    #: The client-side limiter (``options['pacing']``); off only when the caller paces itself.
+    pacing: bool = True
+    #: The demo host's limits apply (the exchange is not live).
+    demo: bool = True
+    #: Seconds of idleness after which the session is renewed (``options['sessionRefreshAfter']``).
+    refresh_after: float = DEFAULT_REFRESH_AFTER
+    #: The account to switch to after login (``options['accountId']``); None keeps the login's.
+    account_id: str | None = None
+    #: ``options['http2']``: None = HTTP/2 towards https hosts when the h2 package is installed.
+    http2: bool | None = None
+    #: How long a 429 is waited out before a read (``options['rateLimitWait']``) or a deal
+    #: (``options['orderTimeout']``) sees it.
+    rate_limit_wait: float = 10.0
+    deal_wait: float = 10.0
+    #: Session idleness and 429 waits run on this clock and sleep (``options['clock']`` / ``['sleep']``).
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep
+    #: The limiter's clock: the one its sleep moves (None: ``clock``). A frozen test clock with real
+    #: sleeps would make it wait forever.
+    pacer_clock: Callable[[], float] | None = None
+    #: ``options['httpTransport']``: an httpx transport to send through (tests: a MockTransport).
+    http_transport: httpx.AsyncBaseTransport | None = None
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any] | None, *, timeout_ms: float = 10_000.0,
+                     demo: bool = True) -> CapitalSettings:
+        """Build from an exchange's ``options`` (camelCase, as ccxt options are), its ``timeout`` in
+        milliseconds and whether it trades on the demo host."""
+        options = options or {}
+        clock, sleep = _option(options, "clock"), _option(options, "sleep")
+        injected = callable(sleep)  # a simulated clock: the limiter runs on it too
+        pacing = _option(options, "pacing")
+        refresh, account = _option(options, "sessionRefreshAfter"), _option(options, "accountId")
+        rate_wait, deal_wait = _option(options, "rateLimitWait"), _option(options, "orderTimeout")
+        return cls(
+            timeout=max(timeout_ms, 1) / 1000,
+            pacing=True if pacing is None else bool(pacing),
+            demo=demo,
+            refresh_after=DEFAULT_REFRESH_AFTER if refresh is None else float(refresh),
+            account_id=None if account is None else str(account),
+            http2=_option(options, "http2"),
+            rate_limit_wait=10.0 if rate_wait is None else float(rate_wait),
+            deal_wait=10.0 if deal_wait is None else float(deal_wait),
+            clock=clock if callable(clock) else time.time,
+            sleep=sleep if injected else asyncio.sleep,
+            pacer_clock=(clock if callable(clock) else time.time) if injected else time.monotonic,
+            http_transport=_option(options, "httpTransport"),
+        )
+
+
 @dataclass(eq=False)
 class SharedSession:
     """One Capital.com session (tokens, idle time, account) per host, API key and login in the process.
@@ -185,53 +253,46 @@ class CapitalTransport:
         self,
         host: str,
         credentials: Callable[[], tuple[str | None, str | None, str | None]],
+        settings: CapitalSettings | None = None,
         *,
         exchange_id: str = "capitalcom",
-        timeout: float = 10.0,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
-        pacing: bool = True,
-        demo: bool = True,
-        refresh_after: float = DEFAULT_REFRESH_AFTER,
-        account_id: str | None = None,
-        http_transport: httpx.AsyncBaseTransport | None = None,
-        http2: bool | None = None,
-        pacer_clock: Callable[[], float] | None = None,
+        pacer: Pacer | None = None,
+        shared_session: SharedSession | None = None,
         gate: Callable[[], None] | None = None,
         on_lost: Callable[[str], None] | None = None,
         on_login: Callable[[], None] | None = None,
-        pacer: Pacer | None = None,
-        rate_limit_wait: float = 10.0,
-        deal_wait: float = 10.0,
-        shared_session: SharedSession | None = None,
     ) -> None:
+        settings = settings or CapitalSettings()
+        self.settings = settings
         self._state = shared_session or SharedSession()
         self._state_shared = shared_session is not None
         self.host = host.rstrip("/")
         if self.host.endswith(API_PREFIX):
             self.host = self.host[: -len(API_PREFIX)]
         self.exchange_id = exchange_id
-        self.timeout = timeout
-        self.clock = clock
-        self.sleep = sleep
-        self.refresh_after = refresh_after
-        self.account_id = account_id
-        # The limiter's clock must be the one its sleep moves: a frozen test clock with real sleeps
-        # would make it wait forever, so the caller passes the pair (default: monotonic + asyncio).
+        # Read on every request: plain attributes, not a look-up through ``settings``.
+        self.timeout = settings.timeout
+        self.clock = settings.clock
+        self.sleep = settings.sleep
+        self.refresh_after = settings.refresh_after
+        self.account_id = settings.account_id
         # The caller passes the process-wide pacer of this API key (the broker counts per key, not per
         # exchange object); tests on a simulated clock get their own.
         self.pacer: Pacer | None = (
-            (pacer or capital_pacer(clock=pacer_clock or clock, sleep=sleep, demo=demo)) if pacing else None
+            (pacer or capital_pacer(clock=settings.pacer_clock or settings.clock, sleep=settings.sleep,
+                                    demo=settings.demo))
+            if settings.pacing else None
         )
         #: How long a 429 is waited out (seconds) before it reaches the bot: a refusal for the rate proves
         #: nothing was applied, so even a deal is sent again, until ``deal_wait`` has passed.
-        self.rate_limit_wait = rate_limit_wait
-        self.deal_wait = deal_wait
+        self.rate_limit_wait = settings.rate_limit_wait
+        self.deal_wait = settings.deal_wait
         self._gate = gate
         self._on_lost = on_lost
         self._on_login = on_login
         self._credentials = credentials
-        self._http_transport = http_transport
+        self._http_transport = settings.http_transport
+        http2 = settings.http2
         self.http2 = _h2_available() and self.host.startswith("https://") if http2 is None else bool(http2)
         self._client: httpx.AsyncClient | None = None
         #: The transport the client routes our URL to, when requests may go straight to it (``_exchange``).

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import time
 
 import httpx
 import pytest
 
-from ccxt_capital.transport import DEMO_HOST, CapitalTransport
+from ccxt_capital.transport import DEMO_HOST, CapitalSettings, CapitalTransport
 from normalization.runtime.retry import RequestNotSent
 
 HOST = "http://broker.test"
@@ -36,8 +37,8 @@ class Recorder:
 
 
 def transport(recorder: Recorder) -> CapitalTransport:
-    return CapitalTransport(HOST, lambda: ("key", "me", "secret"), pacing=False,
-                            http_transport=httpx.MockTransport(recorder))
+    return CapitalTransport(HOST, lambda: ("key", "me", "secret"),
+                            CapitalSettings(pacing=False, http_transport=httpx.MockTransport(recorder)))
 
 
 def _wire(request: httpx.Request) -> tuple[str, str, bytes, dict[str, str]]:
@@ -93,7 +94,7 @@ async def test_a_proxy_from_the_environment_carries_the_requests(monkeypatch) ->
     for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
-    wire = CapitalTransport(HOST, lambda: ("key", "me", "secret"), pacing=False)
+    wire = CapitalTransport(HOST, lambda: ("key", "me", "secret"), CapitalSettings(pacing=False))
     with pytest.raises(RequestNotSent):
         await wire.ensure_session()
     client = wire.client()
@@ -108,5 +109,27 @@ def test_http2_is_used_towards_https_hosts_when_httpx_can_speak_it() -> None:
     credentials = lambda: ("key", "me", "secret")  # noqa: E731
     assert CapitalTransport(DEMO_HOST, credentials).http2 is can
     assert CapitalTransport(HOST, credentials).http2 is False
-    assert CapitalTransport(HOST, credentials, http2=False).http2 is False
-    assert CapitalTransport(DEMO_HOST, credentials, http2=False).http2 is False
+    assert CapitalTransport(HOST, credentials, CapitalSettings(http2=False)).http2 is False
+    assert CapitalTransport(DEMO_HOST, credentials, CapitalSettings(http2=False)).http2 is False
+
+
+def test_settings_are_read_once_from_the_options_typed_and_frozen() -> None:
+    # The options dict stays the user's surface; the transport is configured from its typed, frozen reading.
+    async def sleep(seconds: float) -> None:
+        return None
+
+    clock = lambda: 1_000.0  # noqa: E731
+    settings = CapitalSettings.from_options(
+        {"pacing": False, "sessionRefreshAfter": "300", "accountId": 42, "http2": False, "rateLimitWait": 3,
+         "orderTimeout": 4, "clock": clock, "sleep": sleep}, timeout_ms=2500, demo=False)
+    assert (settings.timeout, settings.pacing, settings.demo, settings.refresh_after, settings.account_id) == (
+        2.5, False, False, 300.0, "42")
+    assert (settings.http2, settings.rate_limit_wait, settings.deal_wait) == (False, 3.0, 4.0)
+    assert settings.clock is clock and settings.sleep is sleep and settings.pacer_clock is clock
+    with pytest.raises(AttributeError):
+        settings.timeout = 1.0  # type: ignore[misc]
+    default = CapitalSettings.from_options({"pacing": None, "accountId": ""})  # unset, as ccxt's safe_value reads
+    assert default.pacing is True and default.account_id is None and default.refresh_after == 540.0
+    assert default.pacer_clock is time.monotonic and default.clock is time.time
+    wire = CapitalTransport(HOST, lambda: ("key", "me", "secret"), settings)
+    assert wire.timeout == 2.5 and wire.pacer is None and wire.account_id == "42" and wire.http2 is False
