@@ -46,7 +46,7 @@ from normalization.runtime.journal import (
 )
 from normalization.runtime.reconcile import BrokerFill, BrokerOrder, BrokerSnapshot, ReconcileReport, reconcile
 from normalization.runtime.retry import RequestNotSent, retry_if_never_sent
-from normalization.runtime.settle import Placements, ReconciliationPending, settle
+from normalization.runtime.settle import Placements, ReconciliationPending, placed_before, settle
 from normalization.runtime.supervisor import ConnectionSupervisor
 
 from .journaling import CapitalJournaling
@@ -319,25 +319,19 @@ class CapitalOrders(_Base):
 
     async def _placed_before(self, journal: OrderJournal, row: JournalOrder, market: dict[str, Any], kind: str,
                              reduce_only: bool, body: dict[str, Any], working: bool) -> dict[str, Any]:
-        """A clientOrderId journaled before: settle what became of it (normalization.runtime.settle), then
-        return that order -- or, if the broker provably never received it (a 429, a request that never
-        left, absent from the books after the grace), place it now, exactly once per such verdict
-        (``claim_retry`` is a compare-and-set: of two threads or processes, one sends)."""
-        cid = row.client_order_id
-        for _ in range(3):
-            await self._settle_journal([cid])
-            row = journal.get(cid) or row
-            if not row.never_received:
-                return await self._order_from_journal(row)
-            claimed = journal.claim_retry(cid)
-            if claimed is None:
-                continue  # another thread or process claimed it first: its placement settles it
-            self._placing.add(cid)
+        """A clientOrderId journaled before: that order, or -- if the broker provably never received it (a
+        429, a request that never left, absent from the books after the grace) -- placed now, exactly once
+        per such verdict (normalization.runtime.settle.placed_before)."""
+
+        async def place_again(claimed: JournalOrder) -> dict[str, Any]:
+            self._placing.add(claimed.client_order_id)
             try:
                 return await self._place(journal, claimed, market, kind, reduce_only, body, working)
             finally:
-                self._placing.discard(cid)
-        raise ReconciliationPending(f"{self.id}: clientOrderId {cid} is being placed elsewhere; ask again shortly")
+                self._placing.discard(claimed.client_order_id)
+
+        return await placed_before(journal, row, settle_one=lambda cid: self._settle_journal([cid]),
+                                   answer=self._order_from_journal, place_again=place_again, exchange_id=self.id)
 
     async def _settle_journal(self, cids: list[str] | None) -> None:
         """Every unresolved order among ``cids`` (None: all) settled by reconciliation, or

@@ -30,7 +30,7 @@ from normalization.errors import ib_exception
 from normalization.orders import amount_on_grid, positive_number, price_on_grid, require_within
 from normalization.runtime.journal import SENT_UNKNOWN, JournalOrder, OrderJournal
 from normalization.runtime.reconcile import BrokerFill, BrokerOrder, BrokerSnapshot, reconcile
-from normalization.runtime.settle import Placements, ReconciliationPending, settle
+from normalization.runtime.settle import Placements, ReconciliationPending, placed_before, settle
 from normalization.statuses import IB_DONE_STATES, ib_order_status
 
 from ._ib import Contract, Order, OrderStatus, Trade
@@ -320,20 +320,19 @@ class IBOrders(_Base):
 
     async def _placed_before(self, row: JournalOrder, market: dict[str, Any], parent: Order, children: list[Order],
                              meta: dict[str, Any], journal: OrderJournal) -> dict[str, Any]:
-        """A clientOrderId journaled before: settle what became of it (normalization.runtime.settle), then
-        return that order -- or, if IB provably never received it, place it now, exactly once."""
-        cid = row.client_order_id
-        for _ in range(3):
-            await self._settle_journal([cid])
-            row = journal.get(cid) or row
-            if not row.never_received:
-                return await self._journaled_order(row, market)
-            if journal.claim_retry(cid) is None:
-                continue  # another thread or process claimed it first: its placement settles it
+        """A clientOrderId journaled before: that order, or -- if IB provably never received it -- placed now,
+        exactly once (normalization.runtime.settle.placed_before)."""
+
+        async def answer(settled: JournalOrder) -> dict[str, Any]:
+            return await self._journaled_order(settled, market)
+
+        async def place_again(claimed: JournalOrder) -> dict[str, Any]:
             await self._ready()
             trade = self._send(market, parent, children)
             return await self._answer(trade, market, meta, journal, None)
-        raise ReconciliationPending(f"{self.id}: clientOrderId {cid} is being placed elsewhere; ask again shortly")
+
+        return await placed_before(journal, row, settle_one=lambda cid: self._settle_journal([cid]), answer=answer,
+                                   place_again=place_again, exchange_id=self.id)
 
     async def _settle_journal(self, cids: list[str] | None) -> None:
         """Every unresolved order among ``cids`` (None: all) settled by reconciliation, or

@@ -25,12 +25,15 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
+from typing import TypeVar
 
 import ccxt
 
 from .journal import JournalOrder, OrderJournal
 
-__all__ = ["Placements", "ReconciliationPending", "settle"]
+__all__ = ["Placements", "ReconciliationPending", "placed_before", "settle"]
+
+T = TypeVar("T")
 
 #: How often a still-unresolved order is looked up again at the broker (seconds), at most / at least.
 POLL_MAX = 0.5
@@ -144,3 +147,33 @@ async def settle(
         f"Ask again shortly: the same clientOrderId then returns the order, or places it once if the "
         f"broker never received it" + (f" (last look failed: {last_error})" if last_error is not None else "")
     )
+
+
+async def placed_before(
+    journal: OrderJournal,
+    row: JournalOrder,
+    *,
+    settle_one: Callable[[str], Awaitable[None]],
+    answer: Callable[[JournalOrder], Awaitable[T]],
+    place_again: Callable[[JournalOrder], Awaitable[T]],
+    exchange_id: str,
+) -> T:
+    """A clientOrderId journaled before, placed again: settle what became of the first placement, then
+    ``answer`` with that order -- or, if the broker provably never received it (its row is rejected with a
+    never-received reason), ``place_again`` with the row :meth:`OrderJournal.claim_retry` hands back.
+
+    ``claim_retry`` is a compare-and-set, so of two threads or processes repeating one clientOrderId only
+    one sends; the other settles again and answers with that placement (three rounds, then
+    :class:`ReconciliationPending`). ``settle_one`` is the adapter's :func:`settle` of one clientOrderId.
+    """
+    cid = row.client_order_id
+    for _ in range(3):
+        await settle_one(cid)
+        row = journal.get(cid) or row
+        if not row.never_received:
+            return await answer(row)
+        claimed = journal.claim_retry(cid)
+        if claimed is None:
+            continue  # another thread or process claimed it first: its placement settles it
+        return await place_again(claimed)
+    raise ReconciliationPending(f"{exchange_id}: clientOrderId {cid} is being placed elsewhere; ask again shortly")

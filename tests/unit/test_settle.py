@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from normalization.runtime.journal import ABSENT_AFTER_SYNC, SENT_UNKNOWN, OrderJournal
-from normalization.runtime.settle import Placements, ReconciliationPending, settle
+from normalization.runtime.settle import Placements, ReconciliationPending, placed_before, settle
 
 INTENT = dict(symbol="AAPL/USD", side="buy", type="limit", amount=1, price=10.0)
 
@@ -61,3 +61,34 @@ async def test_a_placement_in_this_process_is_waited_for_not_reconciled(journal:
     await settle(journal, ["c1"], placements=placements, reconcile=reconcile, timeout=1.0, exchange_id="x")
     await task
     assert journal.get("c1").state == "open"
+
+
+async def test_a_repeat_answers_the_first_order_or_places_a_never_received_one_once(journal: OrderJournal) -> None:
+    # Both brokers' repeated-clientOrderId path (normalization.runtime.settle.placed_before).
+    async def settle_one(cid: str) -> None:
+        return None
+
+    async def answer(row) -> str:
+        return f"answer {row.state}"
+
+    sent: list[str] = []
+
+    async def place_again(claimed) -> str:
+        sent.append(claimed.client_order_id)
+        return "placed"
+
+    row, _ = journal.record_intent("open-1", **INTENT, state=SENT_UNKNOWN)
+    journal.update_status("open-1", "open")
+    assert await placed_before(journal, row, settle_one=settle_one, answer=answer, place_again=place_again,
+                               exchange_id="x") == "answer open"
+    row, _ = journal.record_intent("lost-1", **INTENT, state=SENT_UNKNOWN)
+    journal.update_status("lost-1", "rejected", reason=ABSENT_AFTER_SYNC)
+    assert await placed_before(journal, row, settle_one=settle_one, answer=answer, place_again=place_again,
+                               exchange_id="x") == "placed"
+    assert sent == ["lost-1"]
+    # Claimed by another thread or process first: this repeat never sends; it answers with that placement.
+    journal.update_status("lost-1", "rejected", reason=ABSENT_AFTER_SYNC)
+    assert journal.claim_retry("lost-1") is not None
+    assert await placed_before(journal, journal.get("lost-1"), settle_one=settle_one, answer=answer,
+                               place_again=place_again, exchange_id="x") == f"answer {SENT_UNKNOWN}"
+    assert sent == ["lost-1"]
