@@ -708,6 +708,15 @@ class CapitalTransport:
         """``GET /ping``: keeps the session alive without logging in again."""
         return await self.request("GET", "/ping")
 
+    async def keep_alive(self) -> bool:
+        """Ping if the session has been idle for ``refresh_after`` (logging in again first if it is near its
+        expiry); True if a request was made."""
+        if self.logged_in and self._idle() < self.refresh_after:
+            return False
+        await self.ensure_session()
+        await self.ping()
+        return True
+
     async def stream_tokens(self) -> tuple[str, str]:
         """The session's ``(cst, securityToken)`` for the streaming WebSocket (logging in if needed).
 
