@@ -60,7 +60,7 @@ from normalization.arguments import (
 from normalization.balances import add_zero_rows
 from normalization.errors import CAPITAL_BROAD, CAPITAL_EXACT, capital_reject_exception
 from normalization.runtime.breaker import Breakers
-from normalization.runtime.controls import kill_switch
+from normalization.runtime.controls import KillSwitch
 from normalization.runtime.journal import TERMINAL_STATES, USE_DEFAULT, sync_option
 from normalization.runtime.safety import check_sandbox_switch, resolve_live
 from normalization.runtime.supervisor import Backoff, ConnectionSupervisor, ReconnectEvent
@@ -122,8 +122,8 @@ _FEATURES: dict[str, Any] = {
 }
 
 
-class CapitalTrader(CapitalOrders, CapitalControls, CapitalOperations, CapitalAccount, CapitalBars, CapitalConnection,
-                    CapitalParsing, ccxt.async_support.Exchange):
+class CapitalTrader(CapitalOrders, CapitalControls, CapitalOperations, KillSwitch, CapitalAccount, CapitalBars,
+                    CapitalConnection, CapitalParsing, ccxt.async_support.Exchange):
     """Capital.com CFDs as a ccxt exchange (async); id ``capitalcom``."""
 
     # ================================================================== description
@@ -583,11 +583,6 @@ class CapitalTrader(CapitalOrders, CapitalControls, CapitalOperations, CapitalAc
         journaled); returns the cancelled orders."""
         symbol, _, _, params = check_fetch(self.id, "cancel_all_orders", symbol, params=params)
         return await self._cancel_all(symbol, params)
-
-    async def close_all_positions(self, params: dict[str, Any] = {}) -> list[dict[str, Any]]:
-        """The kill switch: cancel_all_orders, then close_position for every open position
-        (normalization.runtime.controls: safe to run twice). Returns the closing orders."""
-        return (await kill_switch(self, params))["closed"]
 
     def calculate_fee(self, symbol: str, type: str, side: str, amount: float, price: float,
                       takerOrMaker: str = "taker", params: dict[str, Any] = {}) -> dict[str, Any]:

@@ -43,7 +43,7 @@ from normalization.arguments import (
 )
 from normalization.balances import add_zero_rows
 from normalization.errors import IB_BROAD, IB_EXACT
-from normalization.runtime.controls import kill_switch
+from normalization.runtime.controls import KillSwitch
 from normalization.runtime.home import SharedConnection, after_last_close, leave_connection, shared_connection
 from normalization.runtime.journal import (
     USE_DEFAULT,
@@ -81,7 +81,8 @@ LIVE_PORT = 7496
 LIVE_PORTS = frozenset({7496, 4001})
 
 
-class IBTrader(IBParsing, IBOrders, IBControls, IBOperations, IBMarkets, IBHistory, ccxt.async_support.Exchange):
+class IBTrader(IBParsing, IBOrders, IBControls, IBOperations, KillSwitch, IBMarkets, IBHistory,
+               ccxt.async_support.Exchange):
     """Interactive Brokers as a ccxt async exchange (ccxt id ``ibkr``), over ib_async / ib_insync."""
 
     @classmethod
@@ -551,11 +552,6 @@ class IBTrader(IBParsing, IBOrders, IBControls, IBOperations, IBMarkets, IBHisto
         TWS included). Returns the orders as they ended (a fill that won the race shows as closed)."""
         symbol, _, _, params = check_fetch(self.id, "cancel_all_orders", symbol, params=params)
         return await self._cancel_all(symbol, params)
-
-    async def close_all_positions(self, params: dict[str, Any] = {}) -> list[dict[str, Any]]:
-        """The kill switch: cancel_all_orders, then a journaled reduce-only market order per position
-        (normalization.runtime.controls: safe to run twice). Returns the closing orders."""
-        return (await kill_switch(self, params))["closed"]
 
     def calculate_fee(self, symbol: str, type: str, side: str, amount: float, price: float,
                       takerOrMaker: str = "taker", params: dict[str, Any] = {}) -> dict[str, Any]:

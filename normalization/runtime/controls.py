@@ -23,7 +23,7 @@ import weakref
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["kill_switch"]
+__all__ = ["KillSwitch", "kill_switch"]
 
 _locks: weakref.WeakKeyDictionary[Any, asyncio.Lock] = weakref.WeakKeyDictionary()
 
@@ -51,3 +51,14 @@ async def kill_switch(exchange: Any, params: Mapping[str, Any] | None = None) ->
                   for p in _open(await _call(exchange.fetch_positions))]
         remaining = _open(await _call(exchange.fetch_positions)) if closed else []
     return {"canceled": canceled, "closed": closed, "remaining": remaining}
+
+
+class KillSwitch:
+    """``close_all_positions`` for an adapter (mixed in before ccxt's ``Exchange``); the adapter brings
+    ``cancel_all_orders``, ``fetch_positions`` and ``close_position``."""
+
+    async def close_all_positions(self, params: dict[str, Any] = {}) -> list[dict[str, Any]]:
+        """The kill switch: cancel_all_orders, then close_position for every open position (journaled
+        reduce-only market orders), safe to run twice (see :mod:`normalization.runtime.controls`).
+        Returns the closing orders."""
+        return (await kill_switch(self, params))["closed"]
