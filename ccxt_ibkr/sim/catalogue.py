@@ -186,7 +186,6 @@ class Instrument:
     #: One market-rule id per valid exchange (TWS order); empty = derived from ``min_tick``.
     market_rule_ids: str = ""
     margin_rate: float = 0.5
-    fee_scheme: str = "us_stock"
     volume_scale: float = 1_000.0
     #: Futures: the index they settle on (contractDetails underConId/underSymbol/underSecType).
     under_con_id: int = 0
@@ -252,17 +251,17 @@ def _us(con_id: int, symbol: str, primary: str, name: str, price: float, industr
         primary_exchange=primary, local_symbol=symbol, trading_class=trading_class, long_name=name,
         min_tick=0.01, start_price=price, hours=US_STOCK_HOURS,
         valid_exchanges=("SMART", primary, "ARCA", "BATS", "IEX", "ISLAND"),
-        industry=industry, category=industry, stock_type="COMMON", fee_scheme="us_stock", **kw,
+        industry=industry, category=industry, stock_type="COMMON", **kw,
     )
 
 
 def _stock(con_id: int, symbol: str, primary: str, currency: str, name: str, price: float, hours: Hours,
-           scheme: str, tick: float = 0.01) -> Instrument:
+           tick: float = 0.01) -> Instrument:
     return Instrument(
         con_id=con_id, symbol=symbol, sec_type="STK", currency=currency, exchange="SMART",
         primary_exchange=primary, local_symbol=symbol, trading_class=symbol, long_name=name,
         min_tick=tick, start_price=price, hours=hours, valid_exchanges=("SMART", primary),
-        stock_type="COMMON", fee_scheme=scheme,
+        stock_type="COMMON",
     )
 
 
@@ -273,7 +272,7 @@ def _fx(con_id: int, base: str, quote: str, price: float, tick: float = 0.00005)
         long_name="European Monetary Union Euro" if base == "EUR" else f"{base} {quote}",
         min_tick=tick, start_price=price, hours=FX_HOURS, min_size=1.0, size_increment=1.0,
         valid_exchanges=("IDEALPRO",), daily_vol=0.005, spread_ticks=2, margin_rate=0.03,
-        fee_scheme="fx", agg_group=4, volume_scale=0.0,
+        agg_group=4, volume_scale=0.0,
     )
 
 
@@ -282,7 +281,7 @@ def _crypto(con_id: int, symbol: str, name: str, price: float, tick: float, min_
         con_id=con_id, symbol=symbol, sec_type="CRYPTO", currency="USD", exchange="PAXOS",
         primary_exchange="", local_symbol=f"{symbol}.USD", trading_class=symbol, long_name=name,
         min_tick=tick, start_price=price, hours=CRYPTO_HOURS, min_size=min_size, size_increment=min_size,
-        valid_exchanges=("PAXOS",), daily_vol=0.03, spread_ticks=2, margin_rate=1.0, fee_scheme="crypto",
+        valid_exchanges=("PAXOS",), daily_vol=0.03, spread_ticks=2, margin_rate=1.0,
         order_types="DAY,GTC,IOC,LMT,MKT,STP,STPLMT", volume_scale=5.0,
     )
 
@@ -320,7 +319,7 @@ def es_futures(now: float, count: int = 4, expired: int = 1) -> list[Instrument]
                 long_name="E-mini S&P 500", min_tick=0.25, start_price=5500.0, hours=CME_HOURS,
                 multiplier="50", last_trade_date=f"{day:%Y%m%d}", contract_month=f"{day:%Y%m}",
                 valid_exchanges=("CME", "QBALGO"), daily_vol=0.012, spread_ticks=1, margin_rate=0.06,
-                fee_scheme="future", volume_scale=200.0,
+                volume_scale=200.0,
                 under_con_id=ES_INDEX_CON_ID, under_symbol="ES", under_sec_type="IND",
             )
         )
@@ -344,11 +343,11 @@ def default_instruments(now: float) -> list[Instrument]:
         # Dual listings: without a currency these are ambiguous, as at TWS.
         _us(4036813, "BHP", "NYSE", "BHP GROUP LTD-SPON ADR", 60.0, "Basic Materials"),
         _us(3857, "SAP", "NYSE", "SAP SE-SPONSORED ADR", 205.0, "Technology"),
-        _stock(4036812, "BHP", "ASX", "AUD", "BHP GROUP LTD", 45.0, ASX_HOURS, "asx"),
-        _stock(4036818, "CBA", "ASX", "AUD", "COMMONWEALTH BANK OF AUSTRAL", 120.0, ASX_HOURS, "asx"),
-        _stock(4036826, "CSL", "ASX", "AUD", "CSL LTD", 290.0, ASX_HOURS, "asx"),
-        _stock(4036857, "WBC", "ASX", "AUD", "WESTPAC BANKING CORP", 28.0, ASX_HOURS, "asx", tick=0.005),
-        _stock(14204, "SAP", "IBIS", "EUR", "SAP SE", 190.0, IBIS_HOURS, "eu_stock"),
+        _stock(4036812, "BHP", "ASX", "AUD", "BHP GROUP LTD", 45.0, ASX_HOURS),
+        _stock(4036818, "CBA", "ASX", "AUD", "COMMONWEALTH BANK OF AUSTRAL", 120.0, ASX_HOURS),
+        _stock(4036826, "CSL", "ASX", "AUD", "CSL LTD", 290.0, ASX_HOURS),
+        _stock(4036857, "WBC", "ASX", "AUD", "WESTPAC BANKING CORP", 28.0, ASX_HOURS, tick=0.005),
+        _stock(14204, "SAP", "IBIS", "EUR", "SAP SE", 190.0, IBIS_HOURS),
         _fx(12087792, "EUR", "USD", 1.08),
         _fx(12087797, "GBP", "USD", 1.27),
         _fx(15016059, "USD", "JPY", 150.0, tick=0.005),
