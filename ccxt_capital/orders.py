@@ -11,7 +11,8 @@ ccxt surface, and call in here for what a deal goes through:
 3. **the send, once** -- a deal whose answer was lost is looked up in the activity history
    (:meth:`CapitalOrders._find_lost_deal`), never sent again unless the broker provably never got it;
 4. **the confirm and the settled row** (:meth:`CapitalOrders._settle`) -- ids, fills and status, written
-   after the answer is returned (:meth:`CapitalOrders._defer`), riding on the next request;
+   after the answer is returned (:meth:`ccxt_capital.journaling.CapitalJournaling._defer`), riding on the
+   next request;
 5. **reconciliation** -- the broker's books as a :class:`~normalization.runtime.reconcile.BrokerSnapshot`
    matched against the journal after a restart or a reconnect (:meth:`CapitalOrders.reconcile_journal`).
 
