@@ -95,6 +95,15 @@ class CapitalControls(_Base):
             return
         await self._risk.check(self, market, side, size, level, level if kind == "limit" else None, reduce_only)
 
+    async def _pre_edit(self, market: dict[str, Any], working: dict[str, Any], level: float | None) -> None:
+        """A working order's new level against the exposure limits and the collar (its size cannot change)."""
+        if not self._risk.active or level is None:
+            return
+        side = "buy" if working.get("direction") == "BUY" else "sell"
+        limit = level if working.get("orderType") == "LIMIT" else None
+        await self._risk.check(self, market, side, float(working.get("orderSize") or 0), level, limit, False,
+                               edit=True)
+
     async def risk_quote(self, market: dict[str, Any]) -> float | None:
         return last_quote(await self.fetch_ticker(market["symbol"]))
 

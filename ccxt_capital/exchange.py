@@ -637,6 +637,7 @@ class CapitalTrader(CapitalOrders, CapitalControls, CapitalOperations, KillSwitc
                 body["goodTillDate"] = self._good_till(good_till)
             body.update(protection)
             body.update({k: v for k, v in params.items() if k in CAPITAL_DEAL_FIELDS and v is not None})
+            await self._pre_edit(market, data, body.get("level"))  # pre-trade limits (controls.py)
             if not body:
                 raise ccxt.ArgumentsRequired(f"{self.id} edit_order needs a new price, triggerPrice, goodTillDate, "
                                              "stopLoss or takeProfit")

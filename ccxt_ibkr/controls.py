@@ -35,6 +35,7 @@ from normalization.runtime.journal import OrderJournal
 from normalization.runtime.risk import RiskGate, start_of_day_ms
 
 from ._ib import Order, TagValue, Trade
+from .parsing import finite
 
 if TYPE_CHECKING:
     from .orders import IBOrders as _Base
@@ -118,6 +119,16 @@ class IBControls(_Base):
         price, trigger = meta["price"], meta["triggerPrice"]
         await self._risk.check(self, market, side, meta["amount"], price if price is not None else trigger, price,
                                meta["reduceOnly"])
+
+    async def _pre_edit(self, market: dict[str, Any], order: Order) -> None:
+        """An edit's new size and price against the exposure limits and the collar."""
+        if not self._risk.active:
+            return
+        limit = finite(order.lmtPrice) if order.orderType in ("LMT", "STP LMT") else None
+        trigger = finite(order.auxPrice) if order.orderType in ("STP", "STP LMT") else None
+        await self._risk.check(self, market, order.action.lower(), float(order.totalQuantity),
+                               limit if limit is not None else trigger, limit, order.orderRef in self._reduce_only,
+                               edit=True)
 
     async def risk_quote(self, market: dict[str, Any]) -> float | None:
         ticker = await self.fetch_ticker(market["symbol"])

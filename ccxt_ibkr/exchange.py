@@ -601,6 +601,7 @@ class IBTrader(IBParsing, IBOrders, IBControls, IBOperations, KillSwitch, IBMark
             raise ccxt.NotSupported(f"{self.id} edit_order cannot change a bracket through its parent: edit the "
                                     "stop-loss / take-profit child order by its own id")
         order = self._edited_order(trade, market, id, amount, price, params)
+        await self._pre_edit(market, order)  # the new size / price against the pre-trade limits (controls.py)
         if self._is_staged(trade):
             return await self._edit_staged(trade, order, market, params)  # kept staged, or transmitted
         await self._modify(trade, order)

@@ -202,12 +202,18 @@ class RiskGate:
         return self.limits.active
 
     async def check(self, sources: RiskSources, market: Mapping[str, Any], side: str, amount: float,
-                    price: float | None, limit_price: float | None, reduce_only: bool) -> None:
+                    price: float | None, limit_price: float | None, reduce_only: bool, *,
+                    edit: bool = False) -> None:
         """Refuse the order (``InvalidOrder`` naming the rules and numbers) or return.
 
         ``price``: the price the order is valued at (its limit, else its trigger), ``None`` for a market
-        order (the quote values it then); ``limit_price``: the limit the collar compares."""
+        order (the quote values it then); ``limit_price``: the limit the collar compares. ``edit``: an
+        order already placed, changed: its new size and price meet the exposure limits and the collar,
+        while the symbol, kind and count rules, met when it was placed, are not asked again."""
         limits = self.limits
+        if edit:
+            limits = replace(limits, allow_symbols=None, deny_symbols=frozenset(), allow_types=None,
+                             max_open_orders=None, max_orders_per_day=None)
         if not limits.active:
             return
         facts = OrderFacts(

@@ -68,6 +68,19 @@ async def test_each_limit_refuses_before_anything_is_posted(make_face: Any, face
     assert booked(capital_sim) == before and len(deal_posts) == posts  # nothing reached the broker
 
 
+async def test_an_edited_level_meets_the_collar(make_face: Any, face_kind: str,
+                                                 capital_sim: CapitalSimulator) -> None:
+    ex = await limited(make_face, face_kind, priceCollarPct=5)
+    bid = capital_sim.quote("AAPL").bid
+    order = await ex.call("create_order", "AAPL/USD", "limit", "buy", 1, round(bid * 0.98, 2))
+    with pytest.raises(ccxt.InvalidOrder, match="priceCollarPct"):
+        await ex.call("edit_order", order["id"], "AAPL/USD", "limit", "buy", None, round(bid * 0.5, 2))
+    [working] = capital_sim.working_orders()
+    assert working.level == order["price"]  # unchanged at the broker
+    edited = await ex.call("edit_order", order["id"], "AAPL/USD", "limit", "buy", None, round(bid * 0.97, 2))
+    assert edited["price"] == round(bid * 0.97, 2)
+
+
 async def test_a_closing_deal_passes_the_exposure_limits(make_face: Any, face_kind: str,
                                                          capital_sim: CapitalSimulator) -> None:
     opener = make_face(face_kind)

@@ -85,6 +85,22 @@ async def test_each_limit_refuses_before_anything_is_sent(make_trader, sim: IBSi
         await run(ex.cancel_order(first["id"], "AAPL/USD"))
 
 
+async def test_an_edit_meets_the_limits_too(make_trader, sim: IBSimulator, tag: str) -> None:
+    ex = make_trader(risk={"maxOrderAmount": 5, "priceCollarPct": 5, "maxOpenOrders": 1000})
+    quote = sim.quote("AAPL")
+    order = await run(ex.create_order("AAPL/USD", "limit", "buy", 2, round(quote.bid * 0.98, 2),
+                                      {"clientOrderId": f"edit-{tag}"}))
+    with pytest.raises(ccxt.InvalidOrder, match="maxOrderAmount: amount 6 AAPL/USD exceeds the limit 5"):
+        await run(ex.edit_order(order["id"], "AAPL/USD", "limit", "buy", 6))
+    with pytest.raises(ccxt.InvalidOrder, match="priceCollarPct"):
+        await run(ex.edit_order(order["id"], "AAPL/USD", "limit", "buy", None, round(quote.bid * 0.5, 2)))
+    held = sim_order(sim, f"edit-{tag}")
+    assert held.req.total_qty == 2 and held.req.lmt_price == order["price"]  # unchanged at TWS
+    moved = await run(ex.edit_order(order["id"], "AAPL/USD", "limit", "buy", 3))  # within the limits
+    assert moved["amount"] == 3
+    await run(ex.cancel_order(order["id"], "AAPL/USD"))
+
+
 async def test_a_closing_order_passes_the_exposure_limits(make_trader, sim: IBSimulator) -> None:
     opener = make_trader()
     await run(opener.create_order("AAPL/USD", "market", "buy", 5))
