@@ -206,9 +206,12 @@ class IBControls(_Base):
             return self._mark_staged(await self._parse_trade_order(trade), trade)
         self._staged.discard(trade.order.orderId)
         trade.order.transmit = True
-        from .orders import is_acknowledged
+        from .orders import is_acknowledged, is_done
 
         await self.transport.wait_trade(trade, is_acknowledged, float(self.options.get("orderTimeout", 10.0)))
+        if trade.order.orderType == "MKT" and is_acknowledged(trade) and not is_done(trade):
+            # As create_order answers a market order: with its fill when it comes within marketOrderWait.
+            await self.transport.wait_trade(trade, is_done, float(self.options.get("marketOrderWait", 2.0)))
         if cid and journal.get(cid) is not None:
             perm = trade.order.permId or trade.orderStatus.permId or None
             journal.update_status(cid, "open", {"staged": False, "transmit": True}, reason=TRANSMITTED,
