@@ -58,6 +58,8 @@ from pathlib import Path
 from typing import Any
 
 from normalization.runtime.journal_store import Connection, JournalStore
+from normalization.runtime.latency import COLUMNS as LATENCY_COLUMNS
+from normalization.runtime.latency import Stamps, from_row
 
 __all__ = [
     "ABSENT_AFTER_SYNC",
@@ -139,6 +141,7 @@ class JournalOrder:
     created: int
     updated: int
     info: Any = None
+    latency: Stamps | None = None  # the order's stage stamps (normalization.runtime.latency)
 
     @property
     def unresolved(self) -> bool:
@@ -329,6 +332,7 @@ class OrderJournal:
         trigger_price: float | None = None,
         params: Mapping[str, Any] | None = None,
         state: str = PENDING_SEND,
+        latency: Stamps | None = None,
     ) -> tuple[JournalOrder, bool]:
         """Record an order before it is sent (fsynced with ``sync="full"``). Returns ``(order, created)``.
 
@@ -336,11 +340,13 @@ class OrderJournal:
         order comes back with ``created=False`` -- that is how "the same clientOrderId placed twice
         returns the first order" works, across restarts and processes. The caller sends only when
         ``created`` is True. ``state=SENT_UNKNOWN`` records intent and send mark in one commit, for a
-        caller that sends right after; reconciliation passes the state of an order it adopts.
+        caller that sends right after; reconciliation passes the state of an order it adopts. ``latency``:
+        the order's stage stamps so far (its intent; :mod:`normalization.runtime.latency`).
         """
         if state not in STATES:
             raise ValueError(f"unknown journal state {state!r}")
-        order = self._intent(client_order_id, symbol, side, type, amount, price, trigger_price, params, state)
+        order = self._intent(client_order_id, symbol, side, type, amount, price, trigger_price, params, state,
+                             latency)
         with self._write(durable=True, single=True) as conn:
             return self._insert(conn, order)
 
@@ -357,6 +363,7 @@ class OrderJournal:
         trigger_price: float | None = None,
         params: Mapping[str, Any] | None = None,
         broker_keeps_id: bool = False,
+        latency: Stamps | None = None,
     ) -> Iterator[tuple[JournalOrder, bool]]:
         """Record the intent as ``sent_unknown`` around the send in the ``with`` block; yields
         ``(order, created)`` as :meth:`record_intent` does (send only when ``created``).
@@ -374,7 +381,7 @@ class OrderJournal:
         broker. The block must not await: the journal's lock may be held while it runs.
         """
         order = self._intent(client_order_id, symbol, side, type, amount, price, trigger_price, params,
-                             SENT_UNKNOWN)
+                             SENT_UNKNOWN, latency)
         if self._commit_first or not broker_keeps_id:
             with self._write(durable=True, single=True) as conn:
                 inserted = self._insert(conn, order)
@@ -419,6 +426,7 @@ class OrderJournal:
         filled: float | None = None,
         remaining: float | None = None,
         ids: Mapping[str, Any] | None = None,
+        latency: Stamps | None = None,
     ) -> None:
         """Journal an order sent before it was recorded (see :attr:`defers_new_intents`): its intent as
         ``sent_unknown`` at ``sent`` (ms) and the state the broker answered with, in one transaction --
@@ -426,19 +434,20 @@ class OrderJournal:
         if state not in STATES:
             raise ValueError(f"unknown journal state {state!r}")
         order = self._intent(client_order_id, symbol, side, type, amount, price, trigger_price, params,
-                             SENT_UNKNOWN)
+                             SENT_UNKNOWN, latency)
         new_ids = _broker_ids(ids or {})
         now = self.now_ms()
         with self._write(durable=True) as conn:
             columns = "".join(f", {k}" for k in new_ids)
             cur = conn.execute(
                 "INSERT INTO orders (exchange, account, client_order_id, symbol, side, type, amount,"
-                f" price, trigger_price, params, state, initial_state, created, updated, filled, remaining{columns})"
-                f" VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?{',?' * len(new_ids)}) ON CONFLICT DO NOTHING",
+                f" price, trigger_price, params, state, initial_state, created, updated, filled, remaining,"
+                f" {_LATENCY_LIST}{columns})"
+                f" VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?{',?' * len(new_ids)}) ON CONFLICT DO NOTHING",
                 (order.exchange, order.account, client_order_id, order.symbol, order.side, order.type,
                  order.amount, order.price, order.trigger_price, _dumps(order.params), state, SENT_UNKNOWN,
                  sent, now, None if filled is None else float(filled),
-                 None if remaining is None else float(remaining), *new_ids.values()),
+                 None if remaining is None else float(remaining), *_stamp_values(latency), *new_ids.values()),
             )
             if cur.rowcount and state != SENT_UNKNOWN:
                 conn.execute(
@@ -447,11 +456,11 @@ class OrderJournal:
                     (*self._scope, client_order_id, state, now),
                 )
         if not cur.rowcount:  # reconciliation adopted it meanwhile (a reconnect in between): bring it up to date
-            self.update_status(client_order_id, state, filled=filled, remaining=remaining, ids=ids)
+            self.update_status(client_order_id, state, filled=filled, remaining=remaining, ids=ids, latency=latency)
 
     def _intent(
         self, client_order_id: str, symbol: str, side: str, type: str, amount: float, price: float | None,
-        trigger_price: float | None, params: Mapping[str, Any] | None, state: str,
+        trigger_price: float | None, params: Mapping[str, Any] | None, state: str, latency: Stamps | None,
     ) -> JournalOrder:
         """The row an intent writes, built from the arguments (the write never reads it back)."""
         now = self.now_ms()
@@ -462,18 +471,18 @@ class OrderJournal:
             "trigger_price": None if trigger_price is None else float(trigger_price),
             "params": dict(params or {}), "state": state, "reason": None, "filled": None, "remaining": None,
             "order_id": None, "perm_id": None, "deal_reference": None, "deal_id": None,
-            "created": now, "updated": now, "info": None,
+            "created": now, "updated": now, "info": None, "latency": None if latency is None else latency.copy(),
         })
 
     def _insert(self, conn: Connection, order: JournalOrder) -> tuple[JournalOrder, bool]:
         """The intent's one statement: INSERT OR IGNORE answers "seen before?" and writes at once."""
         cur = conn.execute(
             "INSERT INTO orders (exchange, account, client_order_id, symbol, side, type, amount,"
-            " price, trigger_price, params, state, initial_state, created, updated)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
+            f" price, trigger_price, params, state, initial_state, created, updated, {_LATENCY_LIST})"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
             (order.exchange, order.account, order.client_order_id, order.symbol, order.side, order.type,
              order.amount, order.price, order.trigger_price, _dumps(order.params), order.state, order.state,
-             order.created, order.updated),
+             order.created, order.updated, *_stamp_values(order.latency)),
         )
         if not cur.rowcount:
             return self._require(conn, order.client_order_id), False
@@ -544,6 +553,7 @@ class OrderJournal:
         force: bool = False,
         ids: Mapping[str, Any] | None = None,
         fills: Sequence[Mapping[str, Any]] = (),
+        latency: Stamps | None = None,
     ) -> bool:
         """Record a status the broker reported (or reconciliation decided); returns True if it changed.
 
@@ -553,7 +563,8 @@ class OrderJournal:
         state change is appended to the status history. ``ids``: broker ids learned with this status
         (as :meth:`attach_ids`, durable like it) and ``fills``: executions learned with it (each the
         keyword arguments of :meth:`record_fill`), written in the same transaction -- "settled, with its
-        ids and fills" is then one write, and a crash leaves either all of it or none.
+        ids and fills" is then one write, and a crash leaves either all of it or none. ``latency``: the
+        order's stage stamps as this process knows them, merged with the row's (:meth:`Stamps.merge`).
         """
         if status not in STATES:
             raise ValueError(f"unknown journal state {status!r}; expected one of {sorted(STATES)}")
@@ -563,8 +574,9 @@ class OrderJournal:
             for fill in fills:
                 self._insert_fill(conn, **fill)
             current = conn.execute(
-                "SELECT state, reason, filled, remaining, info, order_id, perm_id, deal_reference, deal_id"
-                " FROM orders WHERE exchange=? AND account=? AND client_order_id=?" + self._store.row_lock,
+                "SELECT state, reason, filled, remaining, info, order_id, perm_id, deal_reference, deal_id,"
+                f" {_LATENCY_LIST} FROM orders WHERE exchange=? AND account=? AND client_order_id=?"
+                + self._store.row_lock,
                 (*self._scope, client_order_id),
             ).fetchone()
             if current is None:
@@ -580,13 +592,19 @@ class OrderJournal:
                 current[3] if remaining is None else float(remaining),
                 current[4] if info is None else _dumps(info),  # stored as _dumps wrote it: compared as text
             )
-            if row == tuple(current)[:5] and not new_ids:
+            stamps: tuple[Any, ...] = ()
+            if latency is not None:
+                known = tuple(current[c] for c in LATENCY_COLUMNS)
+                merged = from_row(known) or Stamps()
+                if merged.merge(latency) or merged.values() != known:
+                    stamps = merged.values()
+            if row == tuple(current)[:5] and not new_ids and not stamps:
                 return False  # nothing new: leave ``updated`` alone
-            assignments = "".join(f", {k}=?" for k in new_ids)
+            assignments = "".join(f", {k}=?" for k in new_ids) + (_LATENCY_SET if stamps else "")
             conn.execute(
                 f"UPDATE orders SET state=?, reason=?, filled=?, remaining=?, info=?, updated=?{assignments}"
                 " WHERE exchange=? AND account=? AND client_order_id=?",
-                (*row, now, *new_ids.values(), *self._scope, client_order_id),
+                (*row, now, *new_ids.values(), *stamps, *self._scope, client_order_id),
             )
             return change
 
@@ -697,15 +715,33 @@ class OrderJournal:
         fee_cost: float | None = None,
         fee_currency: str | None = None,
         info: Any = None,
+        latency: Stamps | None = None,
     ) -> bool:
         """Record one execution; returns False (a no-op) if ``exec_id`` was already recorded.
 
         A fee recorded earlier by :meth:`record_fee` (commission before execution) is folded in.
+        ``latency``: the order's stamps with this fill in them, merged into its row (if it has one yet)
+        in the same transaction -- by the database, so two processes' writes merge, never overwrite.
         """
         with self._write() as conn:
-            return self._insert_fill(conn, exec_id, amount=amount, price=price, client_order_id=client_order_id,
-                                     order_id=order_id, symbol=symbol, side=side, timestamp=timestamp,
-                                     fee_cost=fee_cost, fee_currency=fee_currency, info=info)
+            new = self._insert_fill(conn, exec_id, amount=amount, price=price, client_order_id=client_order_id,
+                                    order_id=order_id, symbol=symbol, side=side, timestamp=timestamp,
+                                    fee_cost=fee_cost, fee_currency=fee_currency, info=info)
+            if new and latency is not None and client_order_id is not None:
+                self._merge_latency(conn, client_order_id, latency)
+            return new
+
+    def record_latency(self, client_order_id: str, latency: Stamps) -> None:
+        """Merge an order's stage stamps into its row (a stage seen without any other write to make)."""
+        with self._write() as conn:
+            self._merge_latency(conn, client_order_id, latency)
+
+    def _merge_latency(self, conn: Connection, client_order_id: str, latency: Stamps) -> None:
+        values = latency.values()
+        conn.execute(
+            f"UPDATE orders SET {_LATENCY_MERGE} WHERE exchange=? AND account=? AND client_order_id=?",
+            (*(v for value in values for v in (value, value)), *self._scope, client_order_id),
+        )
 
     def _insert_fill(
         self, conn: Connection, exec_id: str, *, amount: float, price: float,
@@ -897,9 +933,24 @@ def _broker_ids(ids: Mapping[str, Any]) -> dict[str, str]:
     return {k: str(v) for k, v in ids.items() if v is not None}
 
 
+#: The latency columns, as an INSERT lists them, as an UPDATE sets them, and as a merge keeps the earliest
+#: intent / submit / ack / first fill and the latest last fill (portable SQL: SQLite has no GREATEST).
+_LATENCY_LIST = ", ".join(LATENCY_COLUMNS)
+_LATENCY_SET = "".join(f", {c}=?" for c in LATENCY_COLUMNS)
+_LATENCY_MERGE = ", ".join(
+    f"{c} = CASE WHEN {c} IS NULL OR {c} {'<' if c == 'lat_last_fill' else '>'} ? THEN ? ELSE {c} END"
+    for c in LATENCY_COLUMNS
+)
+
+
+def _stamp_values(latency: Stamps | None) -> tuple[int | None, ...]:
+    return (None,) * len(LATENCY_COLUMNS) if latency is None else latency.values()
+
+
 def _order(row: Any) -> JournalOrder:
     fields = dict(zip(row.keys(), row, strict=True))
     del fields["initial_state"]
+    fields["latency"] = from_row(tuple(fields.pop(c) for c in LATENCY_COLUMNS))
     fields["params"] = _loads(fields["params"]) or {}
     fields["info"] = _loads(fields["info"])
     return _journal_order(fields)

@@ -42,7 +42,7 @@ from normalization.runtime.journal_disk import JournalDisk
 __all__ = ["DEFAULT_SCHEMA", "SCHEMA_VERSION", "PostgresStore", "redact_url"]
 
 DEFAULT_SCHEMA = "ccxt_brokers"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 POOL_SIZE = 4  # the adapter's loop thread, the caller's thread, reconciliation, the flush thread
 POOL_TIMEOUT = 3.0  # seconds a journal call waits for a busy pool before ExchangeNotAvailable
 _POLL = 0.05  # while waiting, how often to look whether the server refused meanwhile
@@ -130,6 +130,9 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """CREATE TRIGGER history_on_change AFTER UPDATE OF state ON orders FOR EACH ROW
         WHEN (NEW.state IS DISTINCT FROM OLD.state) EXECUTE FUNCTION history_on_change()""",
     ),
+    # 2: each order's latency stamps (normalization.runtime.latency), epoch ns; NULL in older rows.
+    tuple(f"ALTER TABLE orders ADD COLUMN {column} BIGINT"
+          for column in ("lat_intent", "lat_submit", "lat_ack", "lat_first_fill", "lat_last_fill")),
 )
 assert len(_MIGRATIONS) == SCHEMA_VERSION
 

@@ -26,7 +26,10 @@ __all__ = ["CHECKPOINT_EVERY", "SCHEMA_VERSION", "SQLiteStore"]
 #: threshold is 1000 pages).
 CHECKPOINT_EVERY = 200
 
-SCHEMA_VERSION = 2  # 2: the status history is written by triggers; partial broker-id indexes
+SCHEMA_VERSION = 3  # 2: the status history is written by triggers; partial broker-id indexes; 3: latency stamps
+
+#: Version 3's columns: each order's stage stamps (normalization.runtime.latency), epoch ns or NULL.
+LATENCY_DDL = ("lat_intent", "lat_submit", "lat_ack", "lat_first_fill", "lat_last_fill")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS orders (
@@ -52,6 +55,11 @@ CREATE TABLE IF NOT EXISTS orders (
     updated         INTEGER NOT NULL,
     info            TEXT,
     initial_state   TEXT,  -- the history's first entry (state at ``created``), kept on the row itself
+    lat_intent      INTEGER,  -- the order's latency stamps (normalization.runtime.latency): epoch ns
+    lat_submit      INTEGER,
+    lat_ack         INTEGER,
+    lat_first_fill  INTEGER,
+    lat_last_fill   INTEGER,
     PRIMARY KEY (exchange, account, client_order_id)
 ) WITHOUT ROWID;
 -- Every b-tree an insert touches is one more page in the WAL per commit, so the broker-id indexes are
@@ -177,6 +185,9 @@ class SQLiteStore:
                 for name in ("order_id", "perm_id", "deal_reference", "deal_id"):
                     self._conn.execute(f"DROP INDEX IF EXISTS orders_{name}")
                 self._conn.execute("ALTER TABLE orders ADD COLUMN initial_state TEXT")
+            if 0 < version < 3:
+                for column in LATENCY_DDL:  # NULL in the rows written before: no stage is known for them
+                    self._conn.execute(f"ALTER TABLE orders ADD COLUMN {column} INTEGER")
             self._conn.execute("DROP TRIGGER IF EXISTS history_on_insert")  # an earlier draft of version 2
             for statement in _statements(_SCHEMA):
                 self._conn.execute(statement)

@@ -26,6 +26,8 @@ from normalization.runtime.journal import (
     default_journal_path,
     open_journal,
 )
+from normalization.runtime.journal_sqlite import SCHEMA_VERSION
+from normalization.runtime.latency import Stamps
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -398,8 +400,11 @@ def test_version_1_file_upgrades_in_place(tmp_path: Path) -> None:
         assert [h.state for h in j.history("old-1")] == ["open"]
         intent(j, "new-1")
         assert [h.state for h in j.history("new-1")] == [PENDING_SEND]
+        assert j.get("old-1").latency is None  # written before version 3: no stage known
+        intent(j, "new-2", latency=Stamps(1, 2))
+        assert j.get("new-2").latency == Stamps(1, 2)
     check = sqlite3.connect(path)
-    assert check.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert check.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
     check.close()
 
 
@@ -572,3 +577,30 @@ def test_new_files_use_small_pages_and_old_files_keep_theirs(tmp_path: Path) -> 
     journal.record_intent("c-1", **INTENT)
     assert journal.get("c-1") is not None
     journal.close()
+
+
+def test_latency_stamps_are_kept_and_merged(journal: OrderJournal) -> None:
+    """Each order's stage stamps: written with the intent, merged by status writes and fills (the
+    earliest intent / submit / ack / first fill, the latest last fill), and read back in order."""
+    intent(journal, state=SENT_UNKNOWN, latency=Stamps(100, 200))
+    assert journal.get("bot-1").latency == Stamps(100, 200)
+    assert journal.update_status("bot-1", "open", latency=Stamps(100, 200, 300)) is True
+    assert journal.get("bot-1").latency == Stamps(100, 200, 300)
+    assert journal.update_status("bot-1", "open", latency=Stamps(100, 200, 300)) is False  # nothing new
+    for exec_id, at in (("x-1", 500), ("x-2", 900), ("x-3", 700)):  # x-3: an older fill seen later
+        journal.record_fill(exec_id, amount=1, price=1, client_order_id="bot-1",
+                            latency=Stamps(first_fill=at, last_fill=at))
+    assert journal.get("bot-1").latency == Stamps(100, 200, 300, 500, 900)
+    # A stage stamped by another process's clock earlier than the stage before it reads as that stage.
+    journal.record_latency("bot-1", Stamps(ack=50))
+    assert journal.get("bot-1").latency == Stamps(100, 200, 200, 500, 900)
+    # record_after_send writes the stamps with the row.
+    journal.record_after_send("bot-2", symbol="AAPL/USD", side="buy", type="market", amount=1, sent=1,
+                              state="closed", latency=Stamps(1, 2, 3, 4, 4))
+    assert journal.get("bot-2").latency == Stamps(1, 2, 3, 4, 4)
+    with journal.sending("bot-3", symbol="AAPL/USD", side="buy", type="market", amount=1,
+                         latency=Stamps(7, 8)) as (row, created):
+        assert created and row.latency == Stamps(7, 8)
+    assert journal.get("bot-3").latency == Stamps(7, 8)
+    intent(journal, "bot-4")
+    assert journal.get("bot-4").latency is None

@@ -107,3 +107,24 @@ def test_sync_modes_map_to_commit_settings(pg_server: Any) -> None:
         with OrderJournal(url, exchange="ibkr", sync=sync) as j, j._store.reading() as conn:
             assert conn.execute("SHOW synchronous_commit").fetchone()[0] == setting
     assert os.environ.get("CCXT_BROKERS_JOURNAL") is None
+
+
+def test_a_version_1_schema_gains_the_latency_columns(pg_server: Any) -> None:
+    """Version 2 adds each order's latency stamps; a database written by version 1 upgrades in place and
+    its rows read with no stage known."""
+    from normalization.runtime.latency import Stamps
+
+    url = pg_server.fresh_url()
+    conninfo, schema = PostgresStore._conninfo(url)
+    with OrderJournal(url, exchange="ibkr") as j:
+        j.record_intent("old", **INTENT)
+    with psycopg.connect(conninfo, autocommit=True) as conn:  # back to what version 1 wrote
+        for column in ("lat_intent", "lat_submit", "lat_ack", "lat_first_fill", "lat_last_fill"):
+            conn.execute(f'ALTER TABLE "{schema}".orders DROP COLUMN {column}')
+        conn.execute(f'UPDATE "{schema}".journal_schema SET version = 1')
+    with OrderJournal(url, exchange="ibkr") as j:
+        assert j.get("old").latency is None
+        j.record_intent("new", **INTENT, latency=Stamps(1, 2))
+        assert j.get("new").latency == Stamps(1, 2)
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        assert conn.execute(f'SELECT version FROM "{schema}".journal_schema').fetchall() == [(2,)]
