@@ -10,7 +10,8 @@ The rules it keeps (capital-api.md §6 and Capital.com's API docs):
   caller notices nothing but the gap (quotes are state: the next one brings it up to date).
 
 Updates go to one callback, ``on_update(destination, payload)``: ``quote`` and ``ohlc.event`` payloads
-as the broker sends them. aiohttp (already a ccxt dependency) carries the WebSocket.
+as the broker sends them, from inside the socket's read callback (:mod:`.websocket`: no reader task
+between the bytes and the watcher).
 """
 
 from __future__ import annotations
@@ -24,10 +25,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiohttp
 import ccxt
 
 from normalization.runtime.supervisor import Backoff
+
+from .websocket import HandshakeError, WebSocket
 
 log = logging.getLogger("ccxt_capital")
 
@@ -44,10 +46,10 @@ OnUpdate = Callable[[str, dict[str, Any]], None]
 class _Connection:
     quotes: set[str] = field(default_factory=set)
     ohlc: set[tuple[str, str, str]] = field(default_factory=set)  # epic, resolution, bar type
-    ws: aiohttp.ClientWebSocketResponse | None = None
-    reader: asyncio.Task[None] | None = None
+    ws: WebSocket | None = None
     pinger: asyncio.Task[None] | None = None
     ready: asyncio.Event = field(default_factory=asyncio.Event)
+    reopening: bool = False
 
     def epics(self) -> set[str]:
         return self.quotes | {epic for epic, _, _ in self.ohlc}
@@ -69,7 +71,6 @@ class CapitalStreamWire:
         self.pings = 0
         self._tokens = tokens
         self._on_update = on_update
-        self._session: aiohttp.ClientSession | None = None
         self._replies: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._ids = itertools.count(1)
         self._closed = False
@@ -114,28 +115,25 @@ class CapitalStreamWire:
     async def close(self) -> None:
         self._closed = True
         for conn in self.connections:
-            for task in (conn.reader, conn.pinger):
-                if task is not None:
-                    task.cancel()
+            if conn.pinger is not None:
+                conn.pinger.cancel()
             if conn.ws is not None:
-                with contextlib.suppress(Exception):
-                    await conn.ws.close()
-        tasks = [t for c in self.connections for t in (c.reader, c.pinger) if t is not None]
-        await asyncio.gather(*tasks, return_exceptions=True)
+                conn.ws.close()
+        await asyncio.gather(*(c.pinger for c in self.connections if c.pinger is not None), return_exceptions=True)
+        lost = [c.ws.lost for c in self.connections if c.ws is not None]
+        if lost:  # the transports have closed (no "unclosed transport" left behind), boundedly
+            await asyncio.wait(lost, timeout=self.timeout)
         self.connections.clear()
         for future in self._replies.values():
             if not future.done():
                 future.cancel()
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
 
     def drop(self) -> None:
         """Cut every connection as a network failure would (tests, fault drills): they reconnect."""
         for conn in self.connections:
             if conn.ws is not None:
                 conn.ready.clear()
-                asyncio.ensure_future(conn.ws.close())
+                conn.ws.abort()
 
     # ------------------------------------------------------------------ connections
 
@@ -155,33 +153,31 @@ class CapitalStreamWire:
     async def _open(self, conn: _Connection) -> None:
         if self._closed:
             raise ccxt.ExchangeClosedByUser(f"{self.exchange_id}: the exchange was closed")
-        if self._session is None:
-            self._session = aiohttp.ClientSession()
         try:
-            conn.ws = await self._session.ws_connect(self.url, heartbeat=None, timeout=aiohttp.ClientWSTimeout(
-                ws_close=self.timeout))
-        except (aiohttp.ClientError, OSError) as exc:
-            raise ccxt.NetworkError(f"{self.exchange_id} streaming connect to {self.url}: {exc}") from exc
+            ws = await WebSocket.connect(self.url, self._on_text, timeout=self.timeout)
+        except (OSError, asyncio.TimeoutError, HandshakeError) as exc:
+            raise ccxt.NetworkError(f"{self.exchange_id} streaming connect to {self.url}: {exc!r}") from exc
+        conn.ws = ws
         conn.ready.set()
-        conn.reader = asyncio.ensure_future(self._read(conn))
+        ws.lost.add_done_callback(lambda _: self._lost(conn, ws))
         if conn.pinger is None:
             conn.pinger = asyncio.ensure_future(self._ping(conn))
 
-    async def _read(self, conn: _Connection) -> None:
-        ws = conn.ws
-        assert ws is not None
-        try:
-            async for message in ws:
-                if message.type != aiohttp.WSMsgType.TEXT:
-                    continue
-                self._dispatch(json.loads(message.data))
-        except (aiohttp.ClientError, OSError, ValueError) as exc:
-            log.debug("%s streaming read failed: %s", self.exchange_id, exc)
-        if not self._closed:
-            conn.ready.clear()
-            asyncio.ensure_future(self._reopen(conn))
+    def _lost(self, conn: _Connection, ws: WebSocket) -> None:
+        """A connection ended: open it again, unless the wire is closing or a reopen is under way."""
+        if self._closed or conn.ws is not ws or conn.reopening:
+            return
+        log.debug("%s streaming connection lost", self.exchange_id)
+        conn.ready.clear()
+        asyncio.ensure_future(self._reopen(conn))
 
-    def _dispatch(self, message: dict[str, Any]) -> None:
+    def _on_text(self, text: str) -> None:
+        """A message, in the socket's read callback: an update goes to ``on_update`` right here."""
+        try:
+            message = json.loads(text)
+        except ValueError:
+            log.debug("%s streaming: not JSON: %.200s", self.exchange_id, text)
+            return
         destination = message.get("destination")
         correlation = message.get("correlationId")
         if correlation is not None and str(correlation) in self._replies:
@@ -194,6 +190,13 @@ class CapitalStreamWire:
 
     async def _reopen(self, conn: _Connection) -> None:
         """The socket dropped: open it again (with backoff) and send its subscriptions again."""
+        conn.reopening = True
+        try:
+            await self._reopen_attempts(conn)
+        finally:
+            conn.reopening = False
+
+    async def _reopen_attempts(self, conn: _Connection) -> None:
         attempt = 0
         while not self._closed:
             attempt += 1
@@ -213,8 +216,7 @@ class CapitalStreamWire:
             except Exception as exc:  # noqa: BLE001 - any failure: try again later
                 log.info("%s streaming reconnect attempt %d failed: %s", self.exchange_id, attempt, exc)
                 if conn.ws is not None:
-                    with contextlib.suppress(Exception):
-                        await conn.ws.close()
+                    conn.ws.abort()
                 continue
             self.reconnects += 1
             log.info("%s streaming connection re-opened after %d attempt(s)", self.exchange_id, attempt)
@@ -241,15 +243,15 @@ class CapitalStreamWire:
         message = {"destination": destination, "correlationId": correlation, "cst": cst,
                    "securityToken": token, "payload": payload}
         ws = conn.ws
-        if ws is None or ws.closed:
+        if ws is None or ws.closed or ws.lost.done():
             self._replies.pop(correlation, None)
             raise ccxt.NetworkError(f"{self.exchange_id} streaming connection is down")
         try:
-            await ws.send_str(json.dumps(message))
+            ws.send_text(json.dumps(message))
             reply = await asyncio.wait_for(future, self.timeout)
         except asyncio.TimeoutError as exc:
             raise ccxt.RequestTimeout(f"{self.exchange_id} streaming {destination}: no answer") from exc
-        except (aiohttp.ClientError, ConnectionError, RuntimeError) as exc:
+        except ConnectionError as exc:
             raise ccxt.NetworkError(f"{self.exchange_id} streaming {destination}: {exc}") from exc
         finally:
             self._replies.pop(correlation, None)
