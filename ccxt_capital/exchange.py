@@ -59,6 +59,7 @@ from normalization.arguments import (
 )
 from normalization.balances import add_zero_rows
 from normalization.errors import CAPITAL_BROAD, CAPITAL_EXACT, capital_reject_exception
+from normalization.runtime import latency
 from normalization.runtime.breaker import Breakers
 from normalization.runtime.controls import KillSwitch
 from normalization.runtime.journal import TERMINAL_STATES, USE_DEFAULT, sync_option
@@ -470,10 +471,11 @@ class CapitalTrader(CapitalOrders, CapitalControls, CapitalOperations, KillSwitc
         """market -> POST /positions; limit / stop -> POST /workingorders (LIMIT / STOP); waits for the
         confirm (bounded) and returns the ccxt order, id = dealReference. A rejected deal raises the
         mapped exception with the broker's reason."""
+        intent = latency.now()
         symbol, kind, side, amount, price, params = check_create_order(symbol, type, side, amount, price, params,
                                                                        CAPITAL_ORDER_RULES)
         market = self.market(symbol) if self.markets else await self._market(symbol)
-        return await self._open_deal(market, kind, side, amount, price, params)
+        return await self._open_deal(market, kind, side, amount, price, params, intent)
 
     async def fetch_order(self, id: str, symbol: str | None = None, params: dict[str, Any] = {}) -> dict[str, Any]:
         """By dealReference (what create_order returns), dealId or clientOrderId."""

@@ -45,6 +45,8 @@ from normalization.runtime.journal import (
     JournalOrder,
     OrderJournal,
 )
+from normalization.runtime.latency import LatencyBook, Stamps
+from normalization.runtime.latency import now as latency_now
 from normalization.runtime.reconcile import BrokerFill, BrokerOrder, BrokerSnapshot, ReconcileReport, reconcile
 from normalization.runtime.retry import RequestNotSent, retry_if_never_sent
 from normalization.runtime.settle import Placements, ReconciliationPending, placed_before, settle
@@ -131,6 +133,8 @@ class CapitalOrders(_Base):
         self._inflight: set[str] = set()
         self._last_lookup_ambiguous = False
         self._placing = Placements()
+        #: Stage stamps of the orders placed here (normalization.runtime.latency), for order['info']['latency'].
+        self._latency = LatencyBook()
 
     # ================================================================== argument checks, the deal body
 
@@ -209,9 +213,10 @@ class CapitalOrders(_Base):
         return total
 
     async def _open_deal(self, market: dict[str, Any], kind: str, side: str, amount: Any, price: Any,
-                         params: dict[str, Any]) -> dict[str, Any]:
+                         params: dict[str, Any], intent: int | None = None) -> dict[str, Any]:
         """create_order once its arguments passed normalization.arguments: the deal body built and checked
-        against the market's rules, the intent journaled, the deal sent once and settled."""
+        against the market's rules, the intent journaled, the deal sent once and settled. ``intent``: the
+        latency stamp of the create_order call (normalization.runtime.latency)."""
         # Most orders carry no params: everything read from them has its default then, and none of the
         # look-ups below run (a dozen pops and a loop or two, on every order before the send).
         params = dict(params) if params else {}
@@ -299,20 +304,25 @@ class CapitalOrders(_Base):
         journal = self._journal if self._journal is not None else await self._journal_ready(flush=False)
         # Intent and "the send may have left" in one commit (fsynced first with journalSync="full"): the deal
         # goes out right below, with no await in between that could let anything else see the row.
+        stamps = Stamps(intent if intent is not None else latency_now())
         row, created = journal.record_intent(
             client_order_id, symbol=market["symbol"], side=side, type=kind, amount=size, price=level,
             trigger_price=level if kind == "stop" else None,
             params={"body": body, "reduceOnly": reduce_only, "timeInForce": tif or ("IOC" if not working else "GTC")},
-            state=SENT_UNKNOWN,
+            state=SENT_UNKNOWN, latency=stamps,
         )
         if not created:
             check_repeat(row, {"symbol": market["symbol"], "side": side, "type": kind, "amount": size,
                                "price": level, "trigger_price": level if kind == "stop" else None},
                          client_order_id, self.id)
             return await self._placed_before(journal, row, market, kind, reduce_only, body, working)
+        self._latency.start(client_order_id, stamps)
         self._placing.add(client_order_id)
         try:
             return await self._place(journal, row, market, kind, reduce_only, body, working)
+        except BaseException:
+            journal.record_latency(client_order_id, stamps)  # a refused or unanswered deal keeps its stages too
+            raise
         finally:
             self._placing.discard(client_order_id)
 
@@ -364,8 +374,13 @@ class CapitalOrders(_Base):
             return self._call("POST", path, body=body, kind="deal", verify=verify)
 
         reference: str | None = None
+        stamps = self._latency.get(client_order_id)
+        if stamps is not None:
+            stamps.mark("submit")
         try:
             answer = await retry_if_never_sent(send, attempts=2, backoff=0.2, sleep=self._sleeper())
+            if stamps is not None:
+                stamps.mark("ack")
             reference = self.safe_string(answer, "dealReference")
         except RequestNotSent as error:
             journal.update_status(client_order_id, "rejected", reason=f"{RETRYABLE}{_reason(error)}")
@@ -395,6 +410,8 @@ class CapitalOrders(_Base):
                 raise
         except ccxt.BaseError as error:
             # The broker answered with an error status: nothing was booked.
+            if stamps is not None:
+                stamps.mark("ack")  # its answer: a refusal
             journal.update_status(client_order_id, "rejected", reason=_reason(error))
             raise
         if reference is None:
@@ -448,9 +465,13 @@ class CapitalOrders(_Base):
         if confirm is None:
             log.warning("%s: no confirm for %s within the timeout; reporting it open", self.id, reference)
             self._flush_deferred()
-            journal.update_status(cid, "acknowledged", ids={"deal_reference": reference})
+            journal.update_status(cid, "acknowledged", ids={"deal_reference": reference},
+                                  latency=self._latency.get(cid))
             return self._journal_order(journal.get(cid))
         order = self.parse_confirm_order(confirm, market, kind if kind != "market" else None)
+        stamps = self._latency.get(cid)
+        if stamps is not None and order["filled"]:
+            stamps.fill()  # a market deal's confirm: filled, as far as this library can tell, now
         if order["status"] == "rejected":
             self._flush_deferred()
             reason = self.safe_string(confirm, "rejectReason") or "rejected"
@@ -464,13 +485,16 @@ class CapitalOrders(_Base):
             if filled_market:
                 whole = self._whole_fill(confirm, order)
                 fills = whole if whole is not None else await self._split_fills(reference)
-            self._journal_outcome(journal, cid, reference, confirm, order, fills, defer)
+            self._journal_outcome(journal, cid, reference, confirm, order, fills, defer, stamps)
         order["clientOrderId"] = cid
         order["reduceOnly"] = reduce_only
+        if isinstance(order.get("info"), dict):  # the confirm, parsed for this call (the journal has its copy)
+            order["info"]["latency"] = self._latency.metrics(cid, None)
         return order
 
     def _journal_outcome(self, journal: OrderJournal, cid: str, reference: str, confirm: dict[str, Any],
-                         order: dict[str, Any], fills: list[tuple[str, float, float]], defer: bool) -> None:
+                         order: dict[str, Any], fills: list[tuple[str, float, float]], defer: bool,
+                         stamps: Stamps | None = None) -> None:
         """A settled deal into the journal: its ids, fills and status in one transaction (a crash leaves
         all of it or none: none is the state of a lost answer, which reconciliation resolves).
 
@@ -491,7 +515,8 @@ class CapitalOrders(_Base):
 
         def outcome() -> None:
             journal.update_status(cid, status, info, filled=filled, remaining=remaining,
-                                  ids={"deal_reference": reference, "deal_id": deal_id}, fills=executions)
+                                  ids={"deal_reference": reference, "deal_id": deal_id}, fills=executions,
+                                  latency=stamps)
 
         if defer:
             self._defer(outcome)
@@ -619,7 +644,8 @@ class CapitalOrders(_Base):
                 "status": status,
                 "fee": None,
                 "trades": None,
-                "info": {"journal": {"state": row.state, "reason": row.reason}, "confirm": confirm or None},
+                "info": {"journal": {"state": row.state, "reason": row.reason}, "confirm": confirm or None,
+                         "latency": self._latency.metrics(row.client_order_id, row.latency)},
             },
             market,
         )
@@ -665,8 +691,21 @@ class CapitalOrders(_Base):
         return None, None, None
 
     def _with_journal(self, order: dict[str, Any], row: JournalOrder | None) -> dict[str, Any]:
+        """An order as the broker lists it, with what the journal adds: our ids, the type we placed, its
+        latency (``info['latency']``; a fill seen here for the first time is stamped and journaled)."""
+        info = order.get("info")
         if row is None:
+            if isinstance(info, dict):
+                info["latency"] = self._latency.metrics(None, None)
             return order
+        stamps = row.latency
+        if order.get("filled") and self._journal is not None:
+            seen = self._latency.fill_seen(row.client_order_id, stamps)
+            if seen is not None:
+                self._journal.record_latency(row.client_order_id, seen)
+                stamps = seen
+        if isinstance(info, dict):
+            info["latency"] = self._latency.metrics(row.client_order_id, stamps)
         order["clientOrderId"] = row.client_order_id
         if row.deal_reference:
             order["id"] = row.deal_reference

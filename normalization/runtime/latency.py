@@ -205,5 +205,30 @@ class LatencyBook:
             return stamps
         return None
 
+    def known(self, client_order_id: str, stored: Stamps | None) -> Stamps | None:
+        """What this object and the journal (``stored``: the row's stamps) know of an order, together."""
+        live = self._stamps.get(client_order_id)
+        if live is None:
+            return stored
+        live.merge(stored)
+        return live
+
+    def metrics(self, client_order_id: str | None, stored: Stamps | None) -> dict[str, float | None]:
+        """``order['info']['latency']`` of an order (all ``None`` for one placed without stamps)."""
+        return metrics(stored if client_order_id is None else self.known(client_order_id, stored))
+
+    def fill_seen(self, client_order_id: str, stored: Stamps | None) -> Stamps | None:
+        """A read of the broker's books showed the order (partly) filled: the stamps to journal if that
+        is its first fill known, else None. Stamped now, i.e. when this library learned of it (a polled
+        broker tells it no sooner); never for an order placed without stamps (older rows, other tools):
+        a fill seen hours late would read as hours of latency."""
+        known = self.known(client_order_id, stored)
+        if known is None or known.first_fill is not None:
+            return None
+        if client_order_id not in self._stamps:
+            known = known.copy()  # the row's stamps: not tracked here, the journal keeps them
+        known.fill()
+        return known
+
     def __len__(self) -> int:
         return len(self._stamps)
