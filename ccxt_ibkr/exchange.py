@@ -43,6 +43,7 @@ from normalization.arguments import (
 )
 from normalization.balances import add_zero_rows
 from normalization.errors import IB_BROAD, IB_EXACT
+from normalization.runtime import latency
 from normalization.runtime.controls import KillSwitch
 from normalization.runtime.home import SharedConnection, after_last_close, leave_connection, shared_connection
 from normalization.runtime.journal import (
@@ -517,11 +518,13 @@ class IBTrader(IBParsing, IBOrders, IBControls, IBOperations, KillSwitch, IBMark
         reaches IB twice (a repeat returns the first order, also after a restart), and a timeout after
         the send returns the order as ``open`` instead of sending it again.
         """
+        intent = latency.now()
         symbol, type, side, amount, price, params = check_create_order(symbol, type, side, amount, price, params,
                                                                        IB_ORDER_RULES)
         market = await self._market(symbol)
         self._check_live()
         parent, children, meta = self._build_order(market, type, side, amount, price, params)
+        meta["latency"] = latency.Stamps(intent)
         await self._pre_trade(market, side, meta)  # pre-trade limits (controls.py)
         if self._dry_run:
             return await self._dry_run_answer(market, type, side, params, parent, children, meta)

@@ -29,6 +29,7 @@ from normalization.arguments import OrderRules, check_repeat
 from normalization.errors import ib_exception
 from normalization.orders import amount_on_grid, positive_number, price_on_grid, require_within
 from normalization.runtime.journal import SENT_UNKNOWN, JournalOrder, OrderJournal
+from normalization.runtime.latency import LatencyBook, Stamps, metrics
 from normalization.runtime.reconcile import BrokerFill, BrokerOrder, BrokerSnapshot, reconcile
 from normalization.runtime.settle import Placements, ReconciliationPending, placed_before, settle
 from normalization.statuses import IB_DONE_STATES, ib_order_status
@@ -125,6 +126,8 @@ class IBOrders(_Base):
         self._deferred: list[tuple[OrderJournal, str, Trade, dict[str, Any], dict[str, Any] | None]] = []
         self._spare_order: Order | None = None  # built off the send path: see _fresh_order
         self._completed: dict[int, Trade] = {}  # permId -> completed trade reported by reqCompletedOrders
+        #: Stage stamps of the orders placed here (normalization.runtime.latency), for order['info']['latency'].
+        self._latency = LatencyBook()
 
     # ------------------------------------------------------------------ orders: argument checks
 
@@ -280,11 +283,14 @@ class IBOrders(_Base):
         params_kept = {k: v for k, v in params.items() if isinstance(v, JSON_SCALARS)} if params else None
         intent = self._intent(market, type, side, meta)
         intent["params"] = params_kept
+        stamps = meta.get("latency") or Stamps.started()
+        intent["latency"] = stamps
         if meta["generatedId"] and journal.defers_new_intents:
             # An id generated just now: nobody can repeat it before this call returns, and IB keeps it as
             # orderRef. The order is journaled once, with IB's answer, after the call returns (see
             # OrderJournal.defers_new_intents for why a crash in between loses nothing).
             intent["sent"] = journal.now_ms()
+            self._latency.start(cid, stamps).mark("submit")
             try:
                 trade = self._send(market, parent, children)
             except BaseException:
@@ -301,7 +307,10 @@ class IBOrders(_Base):
             # sent twice. After a crash reconciliation asks IB, which lists the order by orderRef if it arrived.
             prefix = str(self.options.get("clientOrderPrefix", client_ids.DEFAULT_PREFIX))
             with journal.sending(cid, **intent, broker_keeps_id=client_ids.is_own(cid, prefix)) as (row, created):
-                trade = self._send(market, parent, children) if created else None
+                trade = None
+                if created:
+                    self._latency.start(cid, stamps).mark("submit")
+                    trade = self._send(market, parent, children)
             if trade is None:
                 check_repeat(row, intent, cid, self.id)
                 return await self._placed_before(row, market, parent, children, meta, journal)
@@ -425,6 +434,7 @@ class IBOrders(_Base):
         and the returned order belongs to the caller."""
         try:
             ids = {"order_id": trade.order.orderId, "perm_id": trade.order.permId or trade.orderStatus.permId or None}
+            stamps = self._latency.get(cid)  # a journaled intent's stamps: the row has the intent's only
             if is_acknowledged(trade):
                 order = self.parse_ib_order(trade, market)
                 if intent is not None:
@@ -436,10 +446,10 @@ class IBOrders(_Base):
                 elif order["status"] == "rejected":
                     journal.update_status(cid, "rejected", self._trade_payload(trade),
                                           reason=self._reject_reason(trade), filled=order["filled"],
-                                          remaining=order["remaining"], ids=ids)
+                                          remaining=order["remaining"], ids=ids, latency=stamps)
                 else:
                     journal.update_status(cid, order["status"], filled=order["filled"],
-                                          remaining=order["remaining"], ids=ids)
+                                          remaining=order["remaining"], ids=ids, latency=stamps)
                 if order["status"] == "open":
                     self._live_refs[cid] = "open"
             else:
@@ -447,6 +457,8 @@ class IBOrders(_Base):
                     journal.record_after_send(cid, **intent, state=SENT_UNKNOWN, ids=ids)
                 else:
                     journal.attach_ids(cid, **ids)
+                    if stamps is not None:
+                        journal.record_latency(cid, stamps)
                 self._live_refs[cid] = "sent_unknown"  # IB's late answer lands in the journal when it comes
         except Exception:  # noqa: BLE001 - the order is placed; reconciliation settles the row from IB
             log.warning("%s: journal write after placing %s failed; reconciliation will settle it", self.id, cid,
@@ -515,7 +527,8 @@ class IBOrders(_Base):
                 "postOnly": False,
                 "fee": None,
                 "trades": [],
-                "info": {"journal": {"state": row.state, "orderId": row.order_id, "permId": row.perm_id}},
+                "info": {"journal": {"state": row.state, "orderId": row.order_id, "permId": row.perm_id},
+                         "latency": self._latency.metrics(row.client_order_id, row.latency)},
             },
             market,
         )
@@ -698,6 +711,25 @@ class IBOrders(_Base):
 
     # ------------------------------------------------------------------ journal wiring
 
+    def _order_latency(self, trade: Trade) -> dict[str, Any]:
+        """``info['latency']`` of an order: this object's stamps, else (an order of an earlier process) the
+        journal's, kept here from then on. A parse may see IB's answer before the journal's handler of the
+        same message ran (the handlers' order is the client library's): it stamps the ack or fill then."""
+        cid = trade.order.orderRef
+        if not cid:
+            return metrics(None)
+        known = self._latency.get(cid)
+        if known is None:
+            row = self._journal.get(cid) if self._journal is not None else None
+            if row is None or row.latency is None:
+                return metrics(None)
+            known = self._latency.start(cid, row.latency)
+        elif known.ack is None and is_acknowledged(trade):
+            known.mark("ack")
+        if known.first_fill is None and trade.fills and known.intent is not None:
+            known.fill()
+        return metrics(known)
+
     def _journal_hooks(self) -> tuple[tuple[str, Any], ...]:
         """The IB events the journal follows, with their handlers (wired through the transport)."""
         return (("orderStatusEvent", self._on_order_status), ("execDetailsEvent", self._on_exec),
@@ -710,6 +742,9 @@ class IBOrders(_Base):
         is written, so the hot path costs a dict lookup.
         """
         ref = trade.order.orderRef
+        stamps = self._latency.get(ref) if ref else None
+        if stamps is not None and stamps.ack is None and is_acknowledged(trade):
+            stamps.mark("ack")  # IB's first word on the order (an acknowledgement, or its refusal)
         last = self._live_refs.get(ref) if ref else None
         if last is None or self._journal is None:
             return
@@ -728,7 +763,7 @@ class IBOrders(_Base):
             self._journal.update_status(
                 ref, ccxt_status, self._trade_payload(trade) if rejected else None,
                 reason=self._reject_reason(trade) if rejected else None,
-                filled=trade.orderStatus.filled, remaining=trade.orderStatus.remaining,
+                filled=trade.orderStatus.filled, remaining=trade.orderStatus.remaining, latency=stamps,
             )
             if ccxt_status != "open":
                 self._live_refs.pop(ref, None)
@@ -737,12 +772,17 @@ class IBOrders(_Base):
                         status, exc_info=True)
 
     def _on_exec(self, trade: Trade, fill: Any) -> None:
+        execution = fill.execution
+        ref = execution.orderRef or None
+        stamps = self._latency.get(ref)
+        if stamps is None and ref is not None:
+            stamps = Stamps()  # an order of an earlier process: the journal merges the fill into its stamps
+        if stamps is not None:
+            stamps.fill()
         if self._journal is None:
             return
-        execution = fill.execution
         try:
             market = self._market_by_con_id(fill.contract.conId)
-            ref = execution.orderRef or None
             self._journal.record_fill(
                 execution.execId,
                 amount=execution.shares,
@@ -753,6 +793,7 @@ class IBOrders(_Base):
                 side="buy" if execution.side == "BOT" else "sell",
                 timestamp=to_ms(execution.time),
                 info=self._execution_payload(fill),
+                latency=stamps,
             )
         except Exception:  # noqa: BLE001 - bookkeeping must never break the event loop
             log.warning("%s: fill %s not journaled; reconciliation will record it", self.id, execution.execId,

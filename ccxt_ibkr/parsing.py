@@ -536,6 +536,7 @@ class IBParsing:
             "message": last_message.message if last_message else None,
             "advancedError": getattr(trade, "advancedError", ""),
             "conId": trade.contract.conId,
+            "latency": self._order_latency(trade),  # type: ignore[attr-defined]  # ccxt_ibkr.orders
         }
         return parsed
 

@@ -521,8 +521,14 @@ class IBTraderPro(StreamingExchange, AsyncIBTrader):
 
 
 def _order_fingerprint(order: dict[str, Any]) -> tuple[Any, ...]:
+    """What makes an order update news. IB's acknowledgement is one, although the ccxt status stays
+    ``open``: the order placed and the order acknowledged differ (``info['latency']`` gains its ack)."""
+    acknowledged = (order.get("info") or {}).get("status") not in _UNACKNOWLEDGED
     return (order["status"], order["filled"], order["remaining"], order["price"], order["amount"],
-            order["average"], order["triggerPrice"], len(order.get("trades") or ()))
+            order["average"], order["triggerPrice"], len(order.get("trades") or ()), acknowledged)
+
+
+_UNACKNOWLEDGED = frozenset({"PendingSubmit", "ApiPending"})
 
 
 def _aggressor(price: float, bid: float | None, ask: float | None, last: tuple[float, str] | None) -> str:

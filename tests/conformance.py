@@ -165,3 +165,21 @@ CHECKS = {
     "balance": check_balance,
     "position": check_position,
 }
+
+
+def check_latency(latency: Mapping[str, Any], *, filled: bool) -> None:
+    """``order['info']['latency']`` (normalization.runtime.latency): every metric present; the stages
+    reached are non-negative and add up, i.e. intent <= submit <= ack <= first fill <= last fill; the
+    fills of an order not filled are None."""
+    from normalization.runtime.latency import METRICS
+
+    assert set(latency) == set(METRICS), latency
+    steps = [latency["intent_to_submit_ms"], latency["submit_to_ack_ms"]]
+    assert all(step is not None and step >= 0 for step in steps), latency
+    if filled:
+        first, last = latency["ack_to_first_fill_ms"], latency["ack_to_last_fill_ms"]
+        assert first is not None and last is not None and 0 <= first <= last, latency
+        steps.append(last)
+    else:
+        assert latency["ack_to_first_fill_ms"] is None and latency["ack_to_last_fill_ms"] is None, latency
+    assert abs(latency["total_ms"] - sum(steps)) <= 0.01, latency

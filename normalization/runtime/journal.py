@@ -739,7 +739,9 @@ class OrderJournal:
     def _merge_latency(self, conn: Connection, client_order_id: str, latency: Stamps) -> None:
         values = latency.values()
         conn.execute(
-            f"UPDATE orders SET {_LATENCY_MERGE} WHERE exchange=? AND account=? AND client_order_id=?",
+            # Only a row placed with stamps: a fill merged into an older row would read as its whole latency.
+            f"UPDATE orders SET {_LATENCY_MERGE} WHERE exchange=? AND account=? AND client_order_id=?"
+            " AND lat_intent IS NOT NULL",
             (*(v for value in values for v in (value, value)), *self._scope, client_order_id),
         )
 

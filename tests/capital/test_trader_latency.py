@@ -12,27 +12,12 @@ import ccxt
 import ccxt.pro
 import pytest
 
-from normalization.runtime.latency import METRICS
+from tests.conformance import check_latency
 
 from .trader_fixtures import Face, face_fixture, face_kind_fixture, make_face_fixture, trader_config  # noqa: F401
 
 pytestmark = pytest.mark.capital_sim(rate_limits="off")
 WAIT = 5.0
-
-
-def check_latency(latency: dict[str, Any], *, filled: bool) -> None:
-    """Every metric present; the stages reached are non-negative and add up (intent <= submit <= ack <=
-    first fill <= last fill); the ones not reached are None."""
-    assert set(latency) == set(METRICS)
-    steps = [latency["intent_to_submit_ms"], latency["submit_to_ack_ms"]]
-    assert all(step is not None and step >= 0 for step in steps), latency
-    if filled:
-        first, last = latency["ack_to_first_fill_ms"], latency["ack_to_last_fill_ms"]
-        assert first is not None and 0 <= first <= last, latency
-        steps.append(last)
-    else:
-        assert latency["ack_to_first_fill_ms"] is None and latency["ack_to_last_fill_ms"] is None, latency
-    assert latency["total_ms"] == pytest.approx(sum(steps), abs=0.01)
 
 
 async def journaled_stamps(face: Face, cid: str) -> tuple[int | None, ...]:
