@@ -503,8 +503,7 @@ class CapitalTrader(CapitalOrders, CapitalControls, CapitalOperations, KillSwitc
                 for entry in await self._working_orders():
                     if (entry.get("workingOrderData") or {}).get("dealId") == target:
                         order = self.parse_order(entry)
-                        if reference is not None:
-                            order["id"] = reference
+                        order["id"] = reference or await self._reference_of(entry) or order["id"]
                         return self._with_journal(order, row)
                 history = await self._activity_for_deal(target)
                 if any(e.get("type") == "WORKING_ORDER" for e in history):
@@ -696,6 +695,11 @@ class CapitalTrader(CapitalOrders, CapitalControls, CapitalOperations, KillSwitc
         for entry in await self._working_orders():
             order = self.parse_order(entry)
             row = journal.find_by(deal_id=(entry.get("workingOrderData") or {}).get("dealId"))
+            if row is None or row.deal_reference is None:  # placed elsewhere, or its confirm still on its way
+                reference = await self._reference_of(entry)
+                if reference is not None:
+                    order["id"] = reference
+                    row = row or journal.find_by(deal_reference=reference)
             orders.append(self._with_journal(order, row))
         return self.filter_by_symbol_since_limit(orders, market["symbol"] if market else None, since, limit)
 

@@ -135,6 +135,8 @@ class CapitalOrders(_Base):
         self._placing = Placements()
         #: Stage stamps of the orders placed here (normalization.runtime.latency), for order['info']['latency'].
         self._latency = LatencyBook()
+        #: dealId -> dealReference of working orders: an order's one id (see _reference_of).
+        self._references: dict[str, str] = {}
 
     # ================================================================== argument checks, the deal body
 
@@ -469,6 +471,7 @@ class CapitalOrders(_Base):
                                   latency=self._latency.get(cid))
             return self._journal_order(journal.get(cid))
         order = self.parse_confirm_order(confirm, market, kind if kind != "market" else None)
+        self._remember_reference(self.safe_string(confirm, "dealId"), reference)
         stamps = self._latency.get(cid)
         if stamps is not None and order["filled"]:
             stamps.fill()  # a market deal's confirm: filled, as far as this library can tell, now
@@ -797,6 +800,48 @@ class CapitalOrders(_Base):
         return order
 
     # ================================================================== the broker's books, reconciliation
+
+    def _remember_reference(self, deal_id: str | None, reference: str | None) -> None:
+        if deal_id and reference:
+            if len(self._references) >= 10_000:
+                self._references.clear()  # a cache: what leaves it is asked of the activity history again
+            self._references[deal_id] = reference
+
+    async def _reference_of(self, entry: dict[str, Any]) -> str | None:
+        """The dealReference of a working order (``GET /workingorders`` lists it by dealId only).
+
+        An order's id is its dealReference -- what create_order returns, and what the activity history
+        groups a filled or cancelled order under -- so a resting order must be shown under it too, or a
+        bot (and watch_orders) would see one order under two ids. Known from the confirms this object
+        read; otherwise read once from the activity history around the order's creation, and kept."""
+        data = entry.get("workingOrderData") or {}
+        deal_id = data.get("dealId")
+        if not deal_id:
+            return None
+        known = self._references.get(deal_id)
+        if known is not None:
+            return known
+        created = self.parse_capital_date(data.get("createdDateUTC") or data.get("createdDate"))
+        query: dict[str, Any] = {"dealId": deal_id, "detailed": "true"}
+        if created is None:
+            query["lastPeriod"] = 86_400
+        else:  # the creation's line: the history's windows are at most a day, and it may be older than that
+            query.update({"from": capital_time(created - 1000), "to": capital_time(created + 60_000)})
+        try:
+            body = await self._call("GET", "/history/activity", params=query)
+        except ccxt.BaseError as error:
+            log.info("%s: dealReference of working order %s not found now (%s)", self.id, deal_id, error)
+            return None
+        lines = [e for e in self.safe_list(body, "activities", []) or []
+                 if isinstance(e, dict) and e.get("dealId") == deal_id and e.get("type") == "WORKING_ORDER"]
+        created_lines = [e for e in lines if any(a.get("actionType") == "WORKING_ORDER_CREATED"
+                                                 for a in (e.get("details") or {}).get("actions") or [])]
+        for line in created_lines or lines:
+            reference = (line.get("details") or {}).get("dealReference")
+            if reference:
+                self._remember_reference(deal_id, reference)
+                return str(reference)
+        return None
 
     async def _working_orders(self) -> list[dict[str, Any]]:
         body = await self._call("GET", "/workingorders")

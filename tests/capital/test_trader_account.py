@@ -95,18 +95,22 @@ async def test_history_over_several_days(face: Face, capital_sim) -> None:
     assert [o["id"] for o in orders] == [first["id"], second["id"]]
 
 
-async def test_orders_placed_elsewhere_are_shown_by_deal_id(face: Face, capital_sim) -> None:
+async def test_orders_placed_elsewhere_are_shown_by_deal_reference(face: Face, capital_sim) -> None:
+    """An order placed by another client keeps one id, its dealReference, resting as when it is done (the
+    activity history groups it under that): a bot and watch_orders never see it under two ids."""
     capital_sim.advance(1)  # one login per second per API key, and the exchange just logged in
     async with httpx.AsyncClient(base_url=capital_sim.api_url) as http:
         login = await http.post("/session", headers={"X-CAP-API-KEY": capital_sim.api_key},
                                 json={"identifier": capital_sim.identifier, "password": capital_sim.password})
         headers = {"CST": login.headers["CST"], "X-SECURITY-TOKEN": login.headers["X-SECURITY-TOKEN"]}
-        await http.post("/workingorders", headers=headers,
-                        json={"epic": "AAPL", "direction": "BUY", "size": 1, "level": 100.0, "type": "LIMIT"})
+        placed = await http.post("/workingorders", headers=headers,
+                                 json={"epic": "AAPL", "direction": "BUY", "size": 1, "level": 100.0, "type": "LIMIT"})
     [foreign] = await face.call("fetch_open_orders")
     conformance.check_order(face.exchange, foreign, "AAPL/USD", method="fetchOpenOrders")
-    assert foreign["id"] == capital_sim.working_orders()[0].deal_id and foreign["clientOrderId"] is None
+    assert foreign["id"] == placed.json()["dealReference"] and foreign["clientOrderId"] is None
     assert (await face.call("fetch_order", foreign["id"]))["status"] == "open"
+    by_deal_id = await face.call("fetch_order", capital_sim.working_orders()[0].deal_id)  # still accepted
+    assert by_deal_id["id"] == foreign["id"]
     canceled = await face.call("cancel_order", foreign["id"])
     assert canceled["status"] == "canceled" and capital_sim.working_orders() == []
 

@@ -18,6 +18,7 @@ import pytest
 
 import ccxt_capital
 from ccxt_capital.sim import CapitalSimulator
+from ccxt_capital.sim.testing import SimClient
 from tests.capital.trader_fixtures import trader_config
 from tests.conformance import check_order, check_ticker, check_trade
 
@@ -123,3 +124,39 @@ async def test_polled_orders_my_trades_positions_balance(pro, capital_sim: Capit
     assert any(p["symbol"] == "AAPL/USD" and p["contracts"] >= 1 for p in positions)
     balance = await asyncio.wait_for(balance_task, WAIT)
     assert balance["AAPL"]["total"] >= 1
+
+
+async def test_watch_orders_shows_one_id_per_order(pro, capital_sim: CapitalSimulator) -> None:
+    """A working order keeps the id create_order / fetch_order give it (its dealReference) in every update:
+    also when a poll lands while create_order still waits for the confirm (the journal has no ids yet),
+    and for an order placed elsewhere (no journal row) seen resting, then filled."""
+    watching = asyncio.ensure_future(pro.watch_orders())
+    while "orders" not in pro.hub.subscriptions:
+        await asyncio.wait({watching}, timeout=0.05)
+    seen: list[dict[str, Any]] = []
+    level = round(capital_sim.quote("AAPL").offer - 5, 2)
+    capital_sim.faults.pending_confirms(polls=12)  # create_order polls the confirm while the stream polls
+    placing = asyncio.ensure_future(pro.create_order("AAPL/USD", "limit", "buy", 1, level))
+    while not placing.done():
+        done, _ = await asyncio.wait({placing, watching}, timeout=WAIT, return_when=asyncio.FIRST_COMPLETED)
+        if watching in done:
+            seen.extend(watching.result())
+            watching = asyncio.ensure_future(pro.watch_orders())
+    placed = placing.result()
+    # An order placed by another client of the account, resting then filled.
+    other = SimClient(capital_sim)
+    reference = other.post("/workingorders", {"epic": "AAPL", "direction": "BUY", "size": 2, "level": level,
+                                              "type": "LIMIT"}).json()["dealReference"]
+    while not any(o["amount"] == 2 and o["status"] == "open" for o in seen):  # the other order, resting
+        seen.extend(await asyncio.wait_for(watching, WAIT))
+        watching = asyncio.ensure_future(pro.watch_orders())
+    capital_sim.pin_price("AAPL", level - 1, at=capital_sim.clock.now() + 1)
+    capital_sim.advance(120)
+    while not {placed["id"], reference} <= {o["id"] for o in seen if o["status"] == "closed"}:
+        seen.extend(await asyncio.wait_for(watching, WAIT))
+        watching = asyncio.ensure_future(pro.watch_orders())
+    watching.cancel()
+    other.close()
+    assert {o["id"] for o in seen} == {placed["id"], reference}
+    fetched = await pro.fetch_order(reference)
+    assert fetched["id"] == reference
