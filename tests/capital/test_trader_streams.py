@@ -128,8 +128,8 @@ async def test_polled_orders_my_trades_positions_balance(pro, capital_sim: Capit
 
 async def test_watch_orders_shows_one_id_per_order(pro, capital_sim: CapitalSimulator) -> None:
     """A working order keeps the id create_order / fetch_order give it (its dealReference) in every update:
-    also when a poll lands while create_order still waits for the confirm (the journal has no ids yet),
-    and for an order placed elsewhere (no journal row) seen resting, then filled."""
+    one of ours placed while the stream polls (its confirm slow to come), and one placed elsewhere (no
+    journal row: GET /workingorders names it by dealId) seen resting, then filled."""
     watching = asyncio.ensure_future(pro.watch_orders())
     while "orders" not in pro.hub.subscriptions:
         await asyncio.wait({watching}, timeout=0.05)
