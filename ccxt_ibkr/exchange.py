@@ -2,9 +2,12 @@
 
 Read it like a ccxt exchange file: the declarative description first, then markets, market data,
 orders and account, each method checking its arguments before anything reaches the broker. The
-IB specifics live one layer down: ``parsing.py`` turns ib_async objects into ccxt structures and
-``transport.py`` owns the socket. This class is the async implementation; the sync
-``ccxt_ibkr.IBTrader`` runs it on a private loop (``normalization.runtime.facade``).
+rest lives in rooms of its own, mixed into this class: ``orders.py`` the order lifecycle (building,
+placing through the journal, IB's answer, journal hooks, reconciliation), ``controls.py`` and
+``operations.py`` the operator controls, ``markets.py`` / ``history.py`` contract resolution and bar
+paging, ``parsing.py`` IB objects -> ccxt structures; ``transport.py`` is the only code that calls
+the client library. This class is the async implementation; the sync ``ccxt_ibkr.IBTrader`` runs it
+on a private loop (``normalization.runtime.facade``); streaming is ``pro.py`` (``ccxt.pro.ibkr``).
 
 Choices a ccxt user should know (also in the README):
 

@@ -1,7 +1,10 @@
 """The connection to TWS / IB Gateway: connect, reconnect, events, bounded requests, pacing.
 
-Everything that touches the ``IB`` object's request methods lives here, so the ccxt surface
-(``exchange.py``) never sees a socket, a request id or a library exception. Three rules:
+Everything that calls the ``IB`` object lives here -- requests, order placement and cancels,
+account reads, subscriptions, event hooks (:meth:`IBTransport.listen`) -- so the ccxt surface
+(``exchange.py``), the order lifecycle (``orders.py``) and the streams (``pro.py``) never see a
+socket, a request id or a library exception. Configured once by a frozen :class:`IBSettings` read
+from the exchange's ``options``. Three rules:
 
 * **Bounded.** Every request has a timeout (``requestTimeout`` seconds); ib_async's own blocking
   waits (a missing ``tickSnapshotEnd``, a connect to a clientId in use) would otherwise hang a
