@@ -566,8 +566,10 @@ class IBTrader(IBParsing, IBOrders, IBControls, IBOperations, KillSwitch, IBMark
         return self._quote_fee(symbol, type, side, amount, price, takerOrMaker, params)
 
     async def fetch_trading_fees(self, params: dict[str, Any] = {}) -> dict[str, Any]:
-        """Per loaded market: the schedule that prices its orders (``info``); ``maker`` / ``taker`` are the
-        rate of a typical order only (IB charges per share with a floor): use calculate_fee for an order."""
+        """Per loaded market: the schedule that prices its orders (``info``). ``maker`` / ``taker`` are its
+        base rate before the floor and caps (the first tier's when tiered): a fraction of value where IB
+        charges by value (``percentage`` True), else the amount per share / contract in the market's
+        currency (``percentage`` False, ccxt's absolute fee). Use calculate_fee for one order's cost."""
         await self.load_markets()
         fees = {}
         for symbol in self.markets or {}:
@@ -576,9 +578,11 @@ class IBTrader(IBParsing, IBOrders, IBControls, IBOperations, KillSwitch, IBMark
             except ccxt.NotSupported:
                 continue
             schedule = quote["info"]["schedule"]
-            rate = schedule.get("fraction") or None
-            fees[symbol] = {"symbol": symbol, "maker": rate, "taker": rate, "percentage": rate is not None,
-                            "tierBased": bool(schedule.get("tiers")), "info": quote["info"]}
+            tiers = schedule.get("tiers") or []
+            by_unit = bool(schedule.get("per_unit"))
+            rate = tiers[0]["rate"] if tiers else (schedule.get("per_unit") or schedule.get("fraction") or 0.0)
+            fees[symbol] = {"symbol": symbol, "maker": rate, "taker": rate, "percentage": not by_unit,
+                            "tierBased": bool(tiers), "info": quote["info"]}
         return fees
 
     async def edit_order(

@@ -105,7 +105,10 @@ async def test_trading_fees_name_the_schedule(ex) -> None:
     await run(ex.load_markets())
     fees = await run(ex.fetch_trading_fees())
     assert fees["AAPL/USD"]["info"]["schedule"]["per_unit"] == 0.005
-    assert fees["EUR/USD"]["taker"] == pytest.approx(0.00002)
+    assert fees["EUR/USD"]["taker"] == pytest.approx(0.00002) and fees["EUR/USD"]["percentage"] is True
+    # per share, ccxt's absolute fee: USD 0.005 a share before the floor and the cap
+    assert fees["AAPL/USD"]["taker"] == fees["AAPL/USD"]["maker"] == 0.005
+    assert fees["AAPL/USD"]["percentage"] is False
     assert ex.calculate_fee("AAPL/USD", "limit", "buy", 1000, 50.0)["cost"] == pytest.approx(5.0)
     ex.options["commissions"] = {"plan": "tiered"}
     assert ex.calculate_fee("AAPL/USD", "limit", "buy", 1000, 50.0)["cost"] == pytest.approx(3.5)
