@@ -19,6 +19,7 @@ import pytest
 import ccxt_capital
 from ccxt_capital.sim import CapitalSimulator
 from ccxt_capital.sim.testing import SimClient
+from tests import streams
 from tests.capital.trader_fixtures import trader_config
 from tests.conformance import check_order, check_ticker, check_trade
 
@@ -35,18 +36,7 @@ async def pro(capital_sim: CapitalSimulator, tmp_path: Path) -> AsyncIterator[An
 
 
 async def next_update(watch: Callable[[], Awaitable[Any]], sim: CapitalSimulator, step: float = 20.0) -> Any:
-    """Start ``watch()`` and move the simulator's clock until it resolves (bounded)."""
-    task = asyncio.ensure_future(watch())
-    try:
-        for _ in range(50):
-            done, _ = await asyncio.wait({task}, timeout=0.1)
-            if done:
-                return task.result()
-            sim.advance(step)
-        return await asyncio.wait_for(task, WAIT)
-    finally:
-        if not task.done():
-            task.cancel()
+    return await streams.next_update(watch, sim, step, WAIT)
 
 
 def test_has_says_what_streams() -> None:

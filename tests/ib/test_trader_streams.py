@@ -19,6 +19,7 @@ import pytest
 
 import ccxt_ibkr
 from ccxt_ibkr.sim.server import IBSimulator
+from tests import streams
 from tests.conformance import check_order, check_trade
 from tests.ib.trader_fixtures import sim, trader_options, trader_sim  # noqa: F401 - fixtures
 
@@ -33,18 +34,7 @@ async def pro(sim: IBSimulator, tmp_path: Path) -> AsyncIterator[Any]:
 
 
 async def next_update(watch: Callable[[], Awaitable[Any]], sim: IBSimulator, step: float = 5.0) -> Any:
-    """Start ``watch()``, move the simulator's clock until it resolves (bounded)."""
-    task = asyncio.ensure_future(watch())
-    try:
-        for _ in range(50):
-            done, _ = await asyncio.wait({task}, timeout=0.1)
-            if done:
-                return task.result()
-            sim.advance(step)
-        return await asyncio.wait_for(task, WAIT)
-    finally:
-        if not task.done():
-            task.cancel()
+    return await streams.next_update(watch, sim, step, WAIT)
 
 
 def test_has_says_what_streams() -> None:
