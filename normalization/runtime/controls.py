@@ -8,24 +8,34 @@ should have to re-derive:
 * **From the broker's book.** Positions are fetched fresh after the cancels, and each close is the
   adapter's own ``close_position`` (journaled like any order under a new clientOrderId, a reduce-only
   market order sized from the broker's position).
-* **Idempotent.** A second run finds the positions flat and sends nothing. Runs in one process are
-  serialized (one lock per exchange object), so two at once cannot both see the same
-  position open. A clientOrderId derived from the position was tried and dropped: a later position of
-  the same size at the same price would get the same id, and the journal would silently answer its
-  close with the earlier one -- a kill switch that does nothing.
+* **Idempotent.** A second run finds the positions flat and sends nothing. Runs are serialized per
+  broker account, in one process (one lock per exchange object) and across processes (a lock where the
+  order journal lives, :mod:`normalization.runtime.account_lock`), so two at once -- two bots, a bot and
+  an operator's ``panic`` -- cannot both see the same position open: the second waits for the first
+  (``params['wait']`` / ``options['killSwitchWait']`` seconds, default 60), then reads the positions
+  afresh and finds nothing left to close. The lock is held until each closing order has ended (filled
+  or refused), not only sent: a close still working when it is released would be read as an open
+  position by the next run, and closed twice. A clientOrderId derived from the position was tried and
+  dropped: a later position of the same size at the same price would get the same id, and the journal
+  would silently answer its close with the earlier one -- a kill switch that does nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import inspect
+import time
 import weakref
 from collections.abc import Mapping
 from typing import Any
 
+from normalization.runtime.account_lock import account_lock
+
 __all__ = ["KillSwitch", "kill_switch"]
 
 _locks: weakref.WeakKeyDictionary[Any, asyncio.Lock] = weakref.WeakKeyDictionary()
+DEFAULT_WAIT = 60.0  # seconds a run waits for another one on the same account, and for its closes to end
+LOCK_NAME = "kill-switch"
 
 
 def _open(positions: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -38,17 +48,42 @@ async def _call(method: Any, *args: Any) -> Any:
     return await result if inspect.isawaitable(result) else result
 
 
+async def _journal(exchange: Any) -> Any:
+    """The adapter's order journal (where the cross-process lock lives), or None for a plain exchange."""
+    ready = getattr(exchange, "_journal_ready", None)
+    if ready is not None:
+        return await ready()
+    return getattr(exchange, "journal", None)
+
+
+async def _ended(exchange: Any, order: dict[str, Any], deadline: float) -> dict[str, Any]:
+    """``order`` once the broker says it ended (a market close normally has when it is returned)."""
+    poll = 0.05
+    while order.get("status") == "open" and order.get("id") is not None and time.monotonic() < deadline:
+        await asyncio.sleep(poll)  # the broker is asked again; nothing pushes this to a plain exchange
+        poll = min(poll * 2, 0.5)
+        order = await _call(exchange.fetch_order, order["id"], order.get("symbol"))
+    return order
+
+
 async def kill_switch(exchange: Any, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Cancel every working order (``cancel_all_orders``; ``params['allClients']`` passes through), then
     close every open position; returns ``{"canceled": [...], "closed": [...], "remaining": [...]}``
-    (``remaining``: positions still open afterwards, fetched again: empty when all went flat)."""
+    (``remaining``: positions still open afterwards, fetched again: empty when all went flat).
+
+    ``params['wait']`` (seconds; default ``options['killSwitchWait']``, else 60): how long to wait for a
+    run already going on the same account, in this process or another; past it ``OperationRejected``."""
     params = dict(params or {})
     cancel_params = {"allClients": True} if params.pop("allClients", False) else {}
+    options = getattr(exchange, "options", None) or {}
+    wait = float(params.pop("wait", options.get("killSwitchWait", DEFAULT_WAIT)))
     lock = _locks.setdefault(exchange, asyncio.Lock())
-    async with lock:
+    async with lock, account_lock(await _journal(exchange), LOCK_NAME, wait=wait):
         canceled = await _call(exchange.cancel_all_orders, None, cancel_params)
         closed = [await _call(exchange.close_position, p["symbol"], p.get("side"), dict(params))
                   for p in _open(await _call(exchange.fetch_positions))]
+        deadline = time.monotonic() + wait
+        closed = [await _ended(exchange, order, deadline) for order in closed]
         remaining = _open(await _call(exchange.fetch_positions)) if closed else []
     return {"canceled": canceled, "closed": closed, "remaining": remaining}
 

@@ -295,6 +295,11 @@ class OrderJournal:
 
     # ------------------------------------------------------------------ plumbing
 
+    @property
+    def store(self) -> JournalStore:
+        """Where the rows live; what several processes share (also for locks: :mod:`~.account_lock`)."""
+        return self._store
+
     def _write(self, durable: bool = False, single: bool = False) -> AbstractContextManager[Connection]:
         return self._store.write(durable, single)
 

@@ -369,6 +369,13 @@ class PostgresStore:
         with self.reading() as conn:
             return list(conn.execute(sql, args).fetchall())
 
+    @contextmanager
+    def session(self) -> Iterator[_Connection]:
+        """One pooled connection kept for a while (autocommit): a session advisory lock lives on it
+        (:mod:`normalization.runtime.account_lock`) and ends with it if the process dies."""
+        with self._errors("session"), self._connection() as conn:
+            yield _Connection(conn)
+
     def wait_durable(self, timeout: float | None = None) -> bool:
         return self._flusher.wait(timeout) if self._flusher is not None else True
 
