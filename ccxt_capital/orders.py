@@ -16,6 +16,7 @@ ccxt surface, and call in here for what a deal goes through:
 5. **reconciliation** -- the broker's books as a :class:`~normalization.runtime.reconcile.BrokerSnapshot`
    matched against the journal after a restart or a reconnect (:meth:`CapitalOrders.reconcile_journal`).
 
+Cancel and edit, the changes to an order the broker already holds, are in :mod:`ccxt_capital.changes`.
 It sends through the exchange's ``_call`` (connection gate, execution breaker, transport) and never
 touches HTTP itself.
 """
