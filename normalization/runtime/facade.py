@@ -27,7 +27,7 @@ import asyncio
 import functools
 import inspect
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any, ClassVar, TypeVar
 
 import ccxt
@@ -158,9 +158,10 @@ class SyncFacade:
 
     def _call(self, name: str, *args: Any, **kwargs: Any) -> Any:
         impl = self.impl
-        method: Callable[..., Awaitable[Any]] = getattr(impl, name)
+        method: Callable[..., Coroutine[Any, Any, Any]] = getattr(impl, name)
         assert self._loop_thread is not None
-        result = self._loop_thread.run(_await(method(*args, **kwargs)), self._timeout(), f"{impl.id}.{name}")
+        # Forwarded methods are coroutine functions (see _own_coroutines): their coroutine runs as it is.
+        result = self._loop_thread.run(method(*args, **kwargs), self._timeout(), f"{impl.id}.{name}")
         # Any method may load or replace the market tables on the loop thread (a symbol resolved
         # on demand); keep this face's tables the very objects the twin holds.
         if impl.markets is not None and self.markets is not impl.markets:  # type: ignore[has-type]
@@ -195,7 +196,7 @@ class SyncFacade:
         if thread is None or impl is None or not thread.alive:
             return
         try:
-            thread.run(_await(impl.close()), 30.0, f"{impl.id}.close")
+            thread.run(impl.close(), 30.0, f"{impl.id}.close")
         finally:
             self._impl = None
             if self._home_key is not None:
@@ -222,7 +223,3 @@ class SyncFacade:
 
 async def _construct(cls: type[T], config: dict[str, Any]) -> T:
     return cls(config)  # type: ignore[call-arg]
-
-
-async def _await(awaitable: Awaitable[T]) -> T:
-    return await awaitable

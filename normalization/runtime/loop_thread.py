@@ -22,7 +22,8 @@ Here the loop is run by whoever holds its *turn* (a lock):
   sync API works inside a running loop, and concurrent callers never wait for each other's calls.
 
 Only one thread runs the loop at any time, so the adapters stay single-threaded asyncio code.
-Turn-taking needs a selector the thread can sleep on (epoll, Linux); elsewhere every call hops.
+Turn-taking needs a selector the thread can sleep on (epoll) and timers it can wait on (timerfd): Linux;
+elsewhere every call hops.
 """
 
 from __future__ import annotations
@@ -58,27 +59,16 @@ _SIGINT = int(signal.SIGINT)
 
 
 class _TurnSelector(selectors.DefaultSelector):  # type: ignore[misc, valid-type]
-    """The loop's selector. On the loop thread it never blocks: when the loop would wait, it stops the
-    loop and leaves the wait's length in ``idle``, so the thread can sleep without holding the turn.
-    On any other thread (a caller running the loop) it waits as usual: the reply wakes the caller."""
+    """The loop's selector. A caller running the loop uses it as it is: it waits, and the reply wakes
+    the caller. The loop thread, for its turn, puts :meth:`thread_select` in front of it (an instance
+    attribute, so a caller's select pays nothing for the thread's rules)."""
 
-    owner: int | None = None
     idle: float | None = 0.0
     loop: asyncio.AbstractEventLoop | None = None
-    #: When the caller running the loop gives up (its sync timeout, in loop time), or None.
-    deadline: float | None = None
 
-    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
-        if self.owner != threading.get_ident():
-            if self.deadline is None:
-                return super().select(timeout)
-            # A caller's wait ends at its deadline (cheaper than a timer on the loop for every call).
-            left = self.deadline - time.monotonic()
-            ready = super().select(max(left, 0) if timeout is None else max(min(timeout, left), 0))
-            if left <= 0 or time.monotonic() >= self.deadline:
-                assert self.loop is not None
-                self.loop.stop()
-            return ready
+    def thread_select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        """Never blocks: when the loop would wait, it stops the loop and leaves the wait's length in
+        ``idle``, so the thread can sleep without holding the turn."""
         if timeout is not None and timeout <= 0:
             return super().select(timeout)
         ready = super().select(0)
@@ -134,9 +124,10 @@ def _nothing() -> None:
 
 
 class _Alarm:
-    """A one-shot timer the sleeping loop thread also waits on (a Linux timerfd): arming it costs the
-    caller one system call and wakes nobody now, where a wake-up would cost the other core, the GIL and,
-    on a loaded machine, milliseconds."""
+    """A one-shot timer on the loop (a Linux timerfd, one of the loop's readers): it wakes whoever waits
+    on the loop, the sleeping loop thread or a caller running it. Arming it costs the caller one system
+    call and wakes nobody now, where a wake-up would cost the other core, the GIL and, on a loaded
+    machine, milliseconds."""
 
     def __init__(self) -> None:
         self.fd = -1
@@ -210,11 +201,26 @@ class LoopThread:
         # thread, or a caller running it, who just clears it), and masking the loop masks it too.
         self._alarm: _Alarm | None = None
         self._alarm_at = 0.0  # monotonic time the armed alarm rings (0: not armed)
+        # The watchdog ends a caller's turn at its deadline (its sync timeout). It stays armed between
+        # calls: the next call, due later, needs no system call, and the watchdog re-arms itself for the
+        # caller then running the loop when it rings early. Checking the deadline in the caller's select
+        # instead cost a bounded wait per select: on a virtual machine every bounded wait arms a timer in
+        # the hypervisor (~100 us a create_order, measured; see bench/bench_sync_face.py).
+        self._watchdog: _Alarm | None = None
+        self._watch_at = 0.0  # monotonic time the armed watchdog rings (0: not armed)
+        self._deadline: float | None = None  # the deadline of the caller running the loop
         if self._sleeper is not None:
-            alarm = _Alarm()
-            if alarm.usable:
-                self._alarm = alarm
+            alarm, watchdog = _Alarm(), _Alarm()
+            if alarm.usable and watchdog.usable:
+                self._alarm, self._watchdog = alarm, watchdog
                 self.loop.add_reader(alarm.fd, self._alarm_rang)
+                self.loop.add_reader(watchdog.fd, self._watchdog_rang)
+            else:  # no timerfd: every call hops to the loop thread
+                alarm.close()
+                watchdog.close()
+                self._sleeper.close()
+                self._sleeper = None
+                self._selector = None
         self._wake_at = 0.0  # loop time the sleeping thread wakes at by itself (inf: only for an event)
         self._turn = threading.Lock()
         self._caller_turn = False  # a caller, not the loop thread, holds the turn (its call may be long)
@@ -228,16 +234,20 @@ class LoopThread:
 
     def _main(self) -> None:
         asyncio.set_event_loop(self.loop)
-        if self._selector is not None:
-            self._selector.owner = threading.get_ident()
+        selector = self._selector
         self._started.set()
         try:
             while not self._closing:
                 with self._turn:
-                    if self._selector is not None:
-                        self._selector.idle = 0.0
-                    self.loop.run_forever()
-                    idle = self._selector.idle if self._selector is not None else 0.0
+                    if selector is not None:
+                        selector.idle = 0.0
+                        selector.select = selector.thread_select  # type: ignore[method-assign]
+                    try:
+                        self.loop.run_forever()
+                    finally:
+                        if selector is not None:
+                            del selector.select  # the class's own, for the callers
+                    idle = selector.idle if selector is not None else 0.0
                     if getattr(self.loop, "_ready", None):
                         idle = 0.0  # a stopped loop may leave callbacks queued: run them first
                     self._wake_at = math.inf if idle is None else self.loop.time() + idle
@@ -245,13 +255,12 @@ class LoopThread:
                     self._sleeper.poll(-1 if idle is None else idle)
         finally:
             with self._turn:
-                if self._selector is not None:
-                    self._selector.owner = None  # the shutdown below waits on the selector as usual
                 self._shutdown()
             if self._sleeper is not None:
                 self._sleeper.close()
-            if self._alarm is not None:
-                self._alarm.close()
+            for alarm in (self._alarm, self._watchdog):
+                if alarm is not None:
+                    alarm.close()
 
     def _shutdown(self) -> None:
         pending = [task for task in asyncio.all_tasks(self.loop) if not task.done()]
@@ -316,14 +325,17 @@ class LoopThread:
                 # This call's first step (validation, the send) goes before what earlier calls left
                 # queued, which then runs while the request travels: the order an async bot gets.
                 ready.rotate(1)
-            deadline = None if timeout is None else time.monotonic() + timeout
-            self._selector.deadline = deadline
+            deadline = None
+            if timeout is not None:
+                deadline = self._deadline = time.monotonic() + timeout
+                if not 0 < self._watch_at <= deadline:
+                    self._arm_watchdog(timeout)
             while not call.finished and not call.interrupted:
                 loop.run_forever()
                 if deadline is not None and time.monotonic() >= deadline:
                     break
         finally:
-            self._selector.deadline = None
+            self._deadline = None
             call.driving = False
             if restore_sigint is not None:
                 restore_sigint()
@@ -366,6 +378,26 @@ class LoopThread:
         assert self._alarm is not None
         self._alarm.clear()
         self._alarm_at = 0.0
+
+    def _arm_watchdog(self, seconds: float) -> None:
+        assert self._watchdog is not None
+        seconds = max(seconds, 1e-6)
+        self._watchdog.arm(seconds)
+        self._watch_at = time.monotonic() + seconds
+
+    def _watchdog_rang(self) -> None:
+        """A deadline came: the caller's turn ends if it is the running caller's, else the watchdog is
+        set again for the running caller (one that started after it was armed), or left off."""
+        assert self._watchdog is not None
+        self._watchdog.clear()
+        self._watch_at = 0.0
+        if self._deadline is None:
+            return
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            self.loop.stop()  # _drive sees its deadline passed
+        else:
+            self._arm_watchdog(left)
 
     def _handback_delay(self) -> float | None:
         """When the sleeping loop thread must look at what this turn left (None: it need not): callbacks
