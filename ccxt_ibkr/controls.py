@@ -206,7 +206,7 @@ class IBControls(_Base):
             return self._mark_staged(await self._parse_trade_order(trade), trade)
         self._staged.discard(trade.order.orderId)
         trade.order.transmit = True
-        from .orders import is_acknowledged, is_done
+        from .parsing import is_acknowledged, is_done
 
         await self.transport.wait_trade(trade, is_acknowledged, float(self.options.get("orderTimeout", 10.0)))
         if trade.order.orderType == "MKT" and is_acknowledged(trade) and not is_done(trade):

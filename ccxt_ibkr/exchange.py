@@ -3,11 +3,13 @@
 Read it like a ccxt exchange file: the declarative description first, then markets, market data,
 orders and account, each method checking its arguments before anything reaches the broker. The
 rest lives in rooms of its own, mixed into this class: ``orders.py`` the order lifecycle (building,
-placing through the journal, IB's answer, journal hooks, reconciliation), ``controls.py`` and
-``operations.py`` the operator controls, ``markets.py`` / ``history.py`` contract resolution and bar
-paging, ``parsing.py`` IB objects -> ccxt structures; ``transport.py`` is the only code that calls
-the client library. This class is the async implementation; the sync ``ccxt_ibkr.IBTrader`` runs it
-on a private loop (``normalization.runtime.facade``); streaming is ``pro.py`` (``ccxt.pro.ibkr``).
+placing through the journal, IB's answer, cancel and modify), ``journaling.py`` the journal's side
+(writes deferred past the send, hooks on IB's events, reconciliation), ``connection.py`` the shared
+connection and the live gate, ``controls.py`` and ``operations.py`` the operator controls,
+``markets.py`` / ``history.py`` contract resolution and bar paging, ``parsing.py`` IB objects -> ccxt
+structures; ``transport.py`` is the only code that calls the client library. This class is the async
+implementation; the sync ``ccxt_ibkr.IBTrader`` runs it on a private loop
+(``normalization.runtime.facade``); streaming is ``pro.py`` (``ccxt.pro.ibkr``).
 
 Choices a ccxt user should know (also in the README):
 
@@ -48,34 +50,27 @@ from normalization.balances import add_zero_rows
 from normalization.errors import IB_BROAD, IB_EXACT
 from normalization.runtime import latency
 from normalization.runtime.controls import KillSwitch
-from normalization.runtime.home import SharedConnection, after_last_close, leave_connection, shared_connection
 from normalization.runtime.journal import (
-    USE_DEFAULT,
-    OrderJournal,
-    open_journal,
     sync_option,
 )
-from normalization.runtime.safety import check_sandbox_switch, require_live_opt_in, resolve_live
+from normalization.runtime.safety import check_sandbox_switch, resolve_live
 from normalization.runtime.supervisor import (
     ACCOUNT,
     CONNECTED,
-    EXECUTION,
     IDLE,
     MAINTENANCE,
     OUTAGE,
-    ConnectionSupervisor,
-    ReconnectEvent,
 )
 from normalization.timeframes import IB_BAR_SIZES
 
 from ._ib import IB_LIBRARY_NAME, Contract
+from .connection import IBConnection
 from .controls import IBControls
 from .history import IBHistory
 from .markets import IBMarkets
 from .operations import IBOperations
-from .orders import IB_ORDER_RULES, IB_ORDER_TYPES, IBOrders, is_acknowledged, is_done
-from .parsing import IBParsing, finite, to_ms
-from .transport import IBSettings, IBTransport
+from .orders import IB_ORDER_RULES, IB_ORDER_TYPES, IBOrders
+from .parsing import IBParsing, finite, is_acknowledged, is_done, to_ms
 from .universe import default_markets
 
 log = logging.getLogger("ccxt_ibkr")
@@ -85,7 +80,7 @@ LIVE_PORT = 7496
 LIVE_PORTS = frozenset({7496, 4001})
 
 
-class IBTrader(IBParsing, IBOrders, IBControls, IBOperations, KillSwitch, IBMarkets, IBHistory,
+class IBTrader(IBConnection, IBParsing, IBOrders, IBControls, IBOperations, KillSwitch, IBMarkets, IBHistory,
                ccxt.async_support.Exchange):
     """Interactive Brokers as a ccxt async exchange (ccxt id ``ibkr``), over ib_async / ib_insync."""
 
@@ -268,20 +263,15 @@ class IBTrader(IBParsing, IBOrders, IBControls, IBOperations, KillSwitch, IBMark
 
     def __init__(self, config: dict[str, Any] | None = None) -> None:
         super().__init__(config or {})
-        self.live = resolve_live(self.id, self.options.get("live"))
-        self._transport: IBTransport | None = None
-        self._shared: SharedConnection | None = None  # the process-wide connection record (normalization.runtime.home)
-        self._attached = False  # this object's on-connect work (journal, events, order sync) has run
-        self._check_live()
+        self._init_connection()  # the live switch and gate, no connection yet (connection.py)
         sync_option(self.id, self.options)  # a bad option fails at construction, before anything is sent
-        self._journal: OrderJournal | None = None
         self._contracts: dict[str, Contract] = {}
         self._extra_symbols: list[str] = []
         self._init_orders()
         self._init_controls()  # pre-trade limits, dry run: a bad setting fails here
         self._heads: dict[tuple[int, str, bool], int] = {}  # (conId, whatToShow, useRTH) -> first bar, ms
 
-    # ------------------------------------------------------------------ connection, sandbox
+    # ------------------------------------------------------------------ sandbox, close (the connection: connection.py)
 
     def set_sandbox_mode(self, enabled: bool) -> None:
         """True (the default) = paper port 7497; False = live, which also needs the two live switches."""
@@ -291,130 +281,11 @@ class IBTrader(IBParsing, IBOrders, IBControls, IBOperations, KillSwitch, IBMark
         self.isSandboxModeEnabled = bool(enabled)
         self.live = not enabled
 
-    def _home_key(self) -> tuple[Any, ...]:
-        """What IB knows a client by: one connection per (host, port, clientId) per process."""
-        settings = self._settings()
-        return ("ibkr", settings.host, settings.port, settings.client_id)
-
-    def _home_loop(self, create: bool = True) -> asyncio.AbstractEventLoop | None:
-        """The loop the shared connection lives on (every public coroutine runs there: ``hop_to_home``)."""
-        shared = self._shared
-        if shared is None:
-            if not create:
-                return None
-            shared = self._shared = shared_connection(self._home_key(), self)
-        return shared.loop
-
-    def _check_live(self, accounts: list[str] | None = None) -> None:
-        """The live gate (normalization.runtime.safety) with IB's facts: a live port -- the one in the
-        options now, or the transport's -- and a live account (``U...``; paper accounts are ``D...``)
-        among those TWS manages. Run at construction, on every connect and before every order."""
-        facts = []
-        ports = {self.options.get("port"), self._transport.port if self._transport is not None else None}
-        for port in sorted(int(p) for p in ports if p is not None):
-            if port in LIVE_PORTS:
-                facts.append(f"port {port} is a live-trading port")
-        if accounts is None and self._transport is not None and self._transport.connected:
-            accounts = self._transport.managed_accounts()
-        live_accounts = [a for a in accounts or [] if a and not a.upper().startswith("D")]
-        if live_accounts:
-            facts.append(f"TWS manages the live account(s) {', '.join(live_accounts)} (paper accounts are DU...)")
-        require_live_opt_in(self.id, self.options.get("live"), facts)
-
-    @property
-    def transport(self) -> IBTransport:
-        if self._transport is None:
-            self._check_live()
-            self._home_loop()
-            self._transport = self._shared.get(self._new_transport)  # type: ignore[union-attr]
-            self._transport.on_connected(self._after_connect)
-            self._transport.supervisor.on_reconnected(self._heal)
-        return self._transport
-
-    def _settings(self) -> IBSettings:
-        """The connection settings the options give now (the port: paper, or live once enabled)."""
-        return IBSettings.from_options(self.options, default_port=LIVE_PORT if self.live else PAPER_PORT,
-                                       exchange_id=self.id)
-
-    def _new_transport(self) -> IBTransport:
-        """The connection the first user opens; later users of the same clientId share it."""
-        return IBTransport(self._settings())
-
-    def ib_client_id(self) -> int | None:
-        return self._transport.client_id if self._transport is not None else None
-
-    async def connect(self) -> None:
-        """Connect now instead of on first use (inside the exchange's event loop)."""
-        self._check_live()
-        await self.transport.connect()
-        if not self._attached:
-            await self._after_connect()
-
-    async def _ready(self, kind: str = EXECUTION) -> IBTransport:
-        """The connected transport, after the live gate and the supervisor's fail-fast gate for ``kind`` traffic."""
-        self._check_live()
-        await self.transport.ensure(kind)
-        if not self._attached:
-            # Another exchange object opened the shared connection: this one's on-connect work is still due.
-            await self._after_connect()
-        return self.transport
-
-    @property
-    def supervisor(self) -> ConnectionSupervisor:
-        """The connection state machine (fail fast while down, reconnect, heal): see normalization.runtime."""
-        return self.transport.supervisor
-
-    async def _after_connect(self) -> None:
-        transport = self.transport
-        try:
-            self._check_live(transport.managed_accounts())  # a paper port may still lead to a live account
-        except ccxt.PermissionDenied:
-            transport.disconnect()
-            raise
-        self._attached = True
-        if self._journal is None:
-            self._journal = open_journal(
-                self.options.get("journal", USE_DEFAULT), exchange=self.id, account=transport.account or None,
-                sync=sync_option(self.id, self.options),
-            )
-        if not getattr(self, "_events_wired", False):
-            for event, handler in self._journal_hooks():
-                transport.listen(event, handler)
-            self._events_wired = True
-        await self._sync_orders(executions=False)
-
-    async def _heal(self, event: ReconnectEvent) -> None:
-        """IB said connectivity is back (1101/1102) with our socket up all along: orders may have filled
-        meanwhile, so re-read orders and executions and reconcile. (After a reconnect the on-connect
-        listener already did this as part of connecting.)"""
-        if event.reason == "restored" and self.transport.connected:
-            await self._sync_orders(executions=True)
-
-    @property
-    def journal(self) -> OrderJournal:
-        if self._journal is None:
-            self._journal = open_journal(self.options.get("journal", USE_DEFAULT), exchange=self.id,
-                                         sync=sync_option(self.id, self.options))
-        return self._journal
-
     async def close(self) -> None:
         """Close this exchange object; the shared connection closes with its last user."""
         self._flush_deferred()
-        transport, shared = self._transport, self._shared
-        self._transport, self._shared, self._attached = None, None, False
-        if transport is not None:
-            transport.forget(self._after_connect, self._heal)
-            if getattr(self, "_events_wired", False):
-                for event, handler in self._journal_hooks():
-                    transport.unlisten(event, handler)
-                self._events_wired = False
-        if shared is not None and leave_connection(shared, self):
-            if transport is not None:
-                await transport.close()
-            after_last_close(shared)
-        if self._journal is not None:
-            self._journal.close()
-            self._journal = None
+        await self._leave_connection()  # connection.py
+        self._close_journal()  # journaling.py
         if self.session is None and self.tcp_connector is None:
             self.timeout_on_exit = 0  # ccxt's 250 ms grace is for aiohttp sockets, which we never open
         await super().close()

@@ -25,7 +25,7 @@ import ccxt
 from normalization.fees import ib_quote
 from normalization.runtime.journal_views import journal_trades
 
-from .orders import is_done
+from .parsing import is_done
 
 if TYPE_CHECKING:
     from ._ib import Trade

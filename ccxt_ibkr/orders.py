@@ -1,17 +1,18 @@
 """The order lifecycle of Interactive Brokers: from a checked request to IB's answer, journaled.
 
 ``exchange.py`` holds the ccxt surface; this mixin holds what happens to an order between the unified
-call and IB's answer, and what keeps the journal in line with IB afterwards:
+call and IB's answer:
 
 * argument checks and building the IB ``Order`` (and a bracket's children): nothing is sent there;
-* placement through the journal (``journal.sending`` / deferred writes), never twice for one
-  clientOrderId, and the wait for IB's acknowledgement (``_settle``);
-* the journal hooks on IB's events (status, executions, commissions) and the reconciliation
-  snapshot built after each (re)connect;
-* finding an order again by orderId, permId or clientOrderId.
+* placement through the journal (the intent first, never twice for one clientOrderId), and the wait
+  for IB's acknowledgement (``_settle``);
+* finding an order again by orderId, permId or clientOrderId;
+* cancel and modify, and the order sync with IB after each (re)connect.
 
-It is mixed into ``IBTrader`` before ``ccxt.async_support.Exchange`` (as ``IBParsing`` is) and declared
-against :class:`OrderHost`, the part of the exchange it relies on.
+What keeps the journal in line with IB afterwards -- the writes deferred past the send, the hooks on
+IB's events, reconciliation -- is its base, :class:`ccxt_ibkr.journaling.IBJournaling`. It is mixed into
+``IBTrader`` before ``ccxt.async_support.Exchange`` (as ``IBParsing`` is) and declared against
+:class:`OrderHost`, the part of the exchange it relies on.
 """
 
 from __future__ import annotations
@@ -29,18 +30,16 @@ from normalization.arguments import OrderRules, check_repeat
 from normalization.errors import ib_exception
 from normalization.orders import amount_on_grid, positive_number, price_on_grid, require_within
 from normalization.runtime.journal import SENT_UNKNOWN, JournalOrder, OrderJournal
-from normalization.runtime.latency import LatencyBook, Stamps, metrics
-from normalization.runtime.reconcile import BrokerFill, BrokerOrder, BrokerSnapshot, reconcile
+from normalization.runtime.latency import LatencyBook, Stamps
 from normalization.runtime.settle import Placements, ReconciliationPending, placed_before, settle
-from normalization.statuses import IB_DONE_STATES, ib_order_status
 
-from ._ib import Contract, Order, OrderStatus, Trade
-from .parsing import IBParsing, effective_status, finite, to_ms
+from ._ib import Contract, Order, Trade
+from .journaling import IBJournaling
+from .parsing import IBParsing, commissions_in, is_acknowledged, is_done
 from .transport import IBTransport
 
 log = logging.getLogger("ccxt_ibkr")
 
-ACK_STATES = frozenset({"PreSubmitted", "Submitted", "Filled"})
 TIME_IN_FORCE = ("GTC", "IOC", "FOK", "DAY")
 JSON_SCALARS = (str, int, float, bool, type(None))
 IB_ORDER_TYPES = {"market": "MKT", "limit": "LMT", "stop": "STP", "stop_limit": "STP LMT"}
@@ -74,29 +73,15 @@ IB_ORDER_RULES = OrderRules(
 IB_PASSTHROUGH = frozenset(IB_ORDER_RULES.broker_fields) - RESERVED_ORDER_FIELDS
 
 
-def is_done(trade: Trade) -> bool:
-    """IB is done with the order (Inactive too, in both client libraries)."""
-    return effective_status(trade) in IB_DONE_STATES
-
-
-def commissions_in(trade: Trade) -> bool:
-    return all(f.commissionReport is not None and f.commissionReport.currency for f in trade.fills)
-
-
-def is_acknowledged(trade: Trade) -> bool:
-    return effective_status(trade) in ACK_STATES or is_done(trade)
-
-
 class OrderHost(Protocol):
-    """What the order lifecycle needs from the exchange it is mixed into (the rest is ccxt's ``Exchange``)."""
+    """What the order lifecycle needs from the exchange it is mixed into (the rest is ccxt's ``Exchange`` and
+    its own base, :class:`~ccxt_ibkr.journaling.IBJournaling`); :class:`~ccxt_ibkr.connection.IBConnection`
+    provides the first four, :class:`~ccxt_ibkr.markets.IBMarkets` the rest."""
 
-    _journal: OrderJournal | None
     _transport: IBTransport | None
 
     @property
     def transport(self) -> IBTransport: ...
-    @property
-    def journal(self) -> OrderJournal: ...
     def _check_live(self, accounts: list[str] | None = None) -> None: ...
     async def _ready(self, kind: str = ...) -> IBTransport: ...
     async def _market(self, symbol: str) -> dict[str, Any]: ...
@@ -106,24 +91,22 @@ class OrderHost(Protocol):
 
 
 if TYPE_CHECKING:
-    class _Base(IBParsing, ccxt.async_support.Exchange, OrderHost):
+    class _Base(IBJournaling, IBParsing, ccxt.async_support.Exchange, OrderHost):
         pass
 else:
-    _Base = object
+    _Base = IBJournaling
 
 
 class IBOrders(_Base):
     """The order lifecycle, mixed into ``IBTrader``."""
 
     def _init_orders(self) -> None:
-        """The lifecycle's own state, set up by the exchange's ``__init__``."""
+        """The lifecycle's own state, and the journal's (journaling.py), set up by the exchange's ``__init__``."""
+        self._init_journaling()
         self._cancel_requested: set[int] = set()
         self._reduce_only: set[str] = set()
-        self._live_refs: dict[str, str] = {}  # clientOrderId -> last ccxt status journaled
         self._placing = Placements()  # clientOrderIds between journal intent and IB's answer
         self._bracket_legs: dict[int, list[Trade]] = {}  # parent orderId -> its children, until acknowledged
-        # journal, cid, trade, market, the intent if not journaled yet: see _journal_sent
-        self._deferred: list[tuple[OrderJournal, str, Trade, dict[str, Any], dict[str, Any] | None]] = []
         self._spare_order: Order | None = None  # built off the send path: see _fresh_order
         self._completed: dict[int, Trade] = {}  # permId -> completed trade reported by reqCompletedOrders
         #: Stage stamps of the orders placed here (normalization.runtime.latency), for order['info']['latency'].
@@ -419,68 +402,6 @@ class IBOrders(_Base):
             raise self._rejection(trade)
         return order
 
-    def _flush_deferred(self) -> None:
-        """Run the post-send journal writes still pending (also on close, before the journal closes),
-        and build the next order's ``Order()`` while nothing waits for it."""
-        while self._deferred:
-            self._journal_sent(*self._deferred.pop(0))
-        if self._spare_order is None:
-            self._spare_order = Order()
-
-    def _journal_sent(self, journal: OrderJournal, cid: str, trade: Trade, market: dict[str, Any],
-                      intent: dict[str, Any] | None) -> None:
-        """The journal learns a placed order's ids and state (and, for an ``intent`` not journaled yet, the
-        order itself). Read from the trade as it is now, not as it was returned: it may have filled since,
-        and the returned order belongs to the caller."""
-        try:
-            ids = {"order_id": trade.order.orderId, "perm_id": trade.order.permId or trade.orderStatus.permId or None}
-            stamps = self._latency.get(cid)  # a journaled intent's stamps: the row has the intent's only
-            if is_acknowledged(trade):
-                order = self.parse_ib_order(trade, market)
-                if intent is not None:
-                    journal.record_after_send(cid, **intent, state=order["status"], filled=order["filled"],
-                                              remaining=order["remaining"], ids=ids)
-                    if order["status"] == "rejected":
-                        journal.update_status(cid, "rejected", self._trade_payload(trade),
-                                              reason=self._reject_reason(trade))
-                elif order["status"] == "rejected":
-                    journal.update_status(cid, "rejected", self._trade_payload(trade),
-                                          reason=self._reject_reason(trade), filled=order["filled"],
-                                          remaining=order["remaining"], ids=ids, latency=stamps)
-                else:
-                    journal.update_status(cid, order["status"], filled=order["filled"],
-                                          remaining=order["remaining"], ids=ids, latency=stamps)
-                if order["status"] == "open":
-                    self._live_refs[cid] = "open"
-            else:
-                if intent is not None:
-                    journal.record_after_send(cid, **intent, state=SENT_UNKNOWN, ids=ids)
-                else:
-                    journal.attach_ids(cid, **ids)
-                    if stamps is not None:
-                        journal.record_latency(cid, stamps)
-                self._live_refs[cid] = "sent_unknown"  # IB's late answer lands in the journal when it comes
-        except Exception:  # noqa: BLE001 - the order is placed; reconciliation settles the row from IB
-            log.warning("%s: journal write after placing %s failed; reconciliation will settle it", self.id, cid,
-                        exc_info=True)
-
-    def _reject_reason(self, trade: Trade) -> str:
-        """A rejection as the journal keeps it: ``<ccxt class>: <IB's message>``."""
-        error = self._rejection(trade)
-        return f"{type(error).__name__}: {error}"
-
-    @staticmethod
-    def _trade_payload(trade: Trade) -> dict[str, Any]:
-        """IB's own words about an order, JSON-ready, for the journal's ``info``."""
-        status = trade.orderStatus
-        return {
-            "orderId": trade.order.orderId, "permId": trade.order.permId or status.permId,
-            "orderRef": trade.order.orderRef, "status": status.status, "filled": status.filled,
-            "remaining": status.remaining, "whyHeld": status.whyHeld,
-            "log": [{"time": str(e.time), "status": e.status, "message": e.message,
-                     "errorCode": getattr(e, "errorCode", 0)} for e in trade.log],
-        }
-
     def _rejection(self, trade: Trade) -> ccxt.BaseError:
         entry = next((e for e in reversed(trade.log) if getattr(e, "errorCode", 0)), None)
         if entry is None:
@@ -708,190 +629,3 @@ class IBOrders(_Base):
             perm = trade.order.permId or trade.orderStatus.permId
             if perm:
                 self._completed[perm] = trade
-
-    # ------------------------------------------------------------------ journal wiring
-
-    def _order_latency(self, trade: Trade) -> dict[str, Any]:
-        """``info['latency']`` of an order: this object's stamps, else (an order of an earlier process) the
-        journal's, kept here from then on. A parse may see IB's answer before the journal's handler of the
-        same message ran (the handlers' order is the client library's): it stamps the ack or fill then."""
-        cid = trade.order.orderRef
-        if not cid:
-            return metrics(None)
-        known = self._latency.get(cid)
-        if known is None:
-            row = self._journal.get(cid) if self._journal is not None else None
-            if row is None or row.latency is None:
-                return metrics(None)
-            known = self._latency.start(cid, row.latency)
-        elif known.ack is None and is_acknowledged(trade):
-            known.mark("ack")
-        if known.first_fill is None and trade.fills and known.intent is not None:
-            known.fill()
-        return metrics(known)
-
-    def _journal_hooks(self) -> tuple[tuple[str, Any], ...]:
-        """The IB events the journal follows, with their handlers (wired through the transport)."""
-        return (("orderStatusEvent", self._on_order_status), ("execDetailsEvent", self._on_exec),
-                ("commissionReportEvent", self._on_commission))
-
-    def _on_order_status(self, trade: Trade) -> None:
-        """Keep the journal's state of this process's orders current as IB reports changes.
-
-        Only orders this process placed are tracked (``_live_refs``), and only a change of ccxt status
-        is written, so the hot path costs a dict lookup.
-        """
-        ref = trade.order.orderRef
-        stamps = self._latency.get(ref) if ref else None
-        if stamps is not None and stamps.ack is None and is_acknowledged(trade):
-            stamps.mark("ack")  # IB's first word on the order (an acknowledgement, or its refusal)
-        last = self._live_refs.get(ref) if ref else None
-        if last is None or self._journal is None:
-            return
-        status = trade.orderStatus.status
-        if status == OrderStatus.PendingSubmit:
-            return
-        try:
-            market = self._market_by_con_id(trade.contract.conId)
-            if market is None:
-                return
-            ccxt_status = self.parse_ib_order(trade, market)["status"]
-            if ccxt_status == last:
-                return
-            self._live_refs[ref] = ccxt_status
-            rejected = ccxt_status == "rejected"
-            self._journal.update_status(
-                ref, ccxt_status, self._trade_payload(trade) if rejected else None,
-                reason=self._reject_reason(trade) if rejected else None,
-                filled=trade.orderStatus.filled, remaining=trade.orderStatus.remaining, latency=stamps,
-            )
-            if ccxt_status != "open":
-                self._live_refs.pop(ref, None)
-        except Exception:  # noqa: BLE001 - bookkeeping must never break the event loop
-            log.warning("%s: journal status of %s (%s) not written; reconciliation will settle it", self.id, ref,
-                        status, exc_info=True)
-
-    def _on_exec(self, trade: Trade, fill: Any) -> None:
-        execution = fill.execution
-        ref = execution.orderRef or None
-        stamps = self._latency.get(ref)
-        if stamps is None and ref is not None:
-            stamps = Stamps()  # an order of an earlier process: the journal merges the fill into its stamps
-        if stamps is not None:
-            stamps.fill()
-        if self._journal is None:
-            return
-        try:
-            market = self._market_by_con_id(fill.contract.conId)
-            self._journal.record_fill(
-                execution.execId,
-                amount=execution.shares,
-                price=execution.price,
-                client_order_id=ref,
-                order_id=execution.orderId,
-                symbol=market["symbol"] if market is not None else None,
-                side="buy" if execution.side == "BOT" else "sell",
-                timestamp=to_ms(execution.time),
-                info=self._execution_payload(fill),
-                latency=stamps,
-            )
-        except Exception:  # noqa: BLE001 - bookkeeping must never break the event loop
-            log.warning("%s: fill %s not journaled; reconciliation will record it", self.id, execution.execId,
-                        exc_info=True)
-
-    @staticmethod
-    def _execution_payload(fill: Any) -> dict[str, Any]:
-        """IB's execution, JSON-ready, kept as the journaled fill's raw payload."""
-        execution, contract = fill.execution, fill.contract
-        return {
-            "execId": execution.execId, "orderId": execution.orderId, "permId": execution.permId,
-            "clientId": execution.clientId, "orderRef": execution.orderRef, "time": str(execution.time),
-            "acctNumber": execution.acctNumber, "exchange": execution.exchange, "side": execution.side,
-            "shares": execution.shares, "price": execution.price, "cumQty": execution.cumQty,
-            "avgPrice": execution.avgPrice, "conId": contract.conId, "secType": contract.secType,
-            "symbol": contract.symbol, "currency": contract.currency,
-        }
-
-    def _on_commission(self, trade: Trade, fill: Any, report: Any) -> None:
-        if self._journal is None:
-            return
-        try:
-            self._journal.record_fee(report.execId, report.commission, report.currency)
-        except Exception:  # noqa: BLE001 - bookkeeping must never break the event loop
-            log.warning("%s: commission of fill %s not journaled", self.id, report.execId, exc_info=True)
-
-    def _reconcile_journal(self) -> None:
-        """After each (re)connect, bring the journal in line with what IB reports (never sending).
-
-        Runs once ib_async's startup sync (open orders, completed orders, executions) is in, which is
-        when ``connectAsync`` returns. Orders are matched by orderRef (= clientOrderId), then permId;
-        IB order ids repeat across sessions and are not used for matching.
-        """
-        journal = self._journal
-        if journal is None:
-            return
-        transport = self.transport
-        client_id = transport.client_id
-        fills_by_perm: dict[int, float] = {}
-        ib_fills = transport.fills()
-        for fill in ib_fills:
-            fills_by_perm[fill.execution.permId] = fills_by_perm.get(fill.execution.permId, 0.0) + fill.execution.shares
-        orders = []
-        in_flight = set(self._placing)
-        for trade in self._all_trades():
-            order, status = trade.order, trade.orderStatus
-            if not (order.permId or status.permId) and not is_acknowledged(trade) and not is_done(trade):
-                # Sent by this process, not acknowledged yet: a local echo, not IB's word. Its row stays
-                # unresolved until IB answers (never called open, never called absent).
-                if order.orderRef:
-                    in_flight.add(order.orderRef)
-                continue
-            perm = order.permId or status.permId
-            # Completed orders arrive without fill quantities; executions and "Filled" tell them.
-            filled = max(finite(status.filled) or 0.0, fills_by_perm.get(perm, 0.0))
-            if effective_status(trade) == "Filled":
-                filled = max(filled, finite(order.totalQuantity) or 0.0)
-            amount = finite(order.totalQuantity)
-            codes = [e.errorCode for e in trade.log if getattr(e, "errorCode", 0)]
-            market = self._market_by_con_id(trade.contract.conId)
-            orders.append(BrokerOrder(
-                status=ib_order_status(effective_status(trade), filled=filled, remaining=status.remaining,
-                                       error_codes=codes, why_held=status.whyHeld or "", tif=order.tif or ""),
-                client_order_id=order.orderRef or None,
-                order_id=order.orderId if order.orderId > 0 and order.clientId == client_id else None,
-                perm_id=perm or None,
-                symbol=market["symbol"] if market else None,
-                side=order.action.lower() if order.action else None,
-                amount=amount,
-                filled=filled,
-                remaining=max((amount or 0.0) - filled, 0.0) if amount is not None else None,
-            ))
-        fills = [
-            BrokerFill(
-                exec_id=f.execution.execId, amount=f.execution.shares, price=f.execution.price,
-                client_order_id=f.execution.orderRef or None, perm_id=f.execution.permId or None,
-                side="buy" if f.execution.side == "BOT" else "sell", timestamp=to_ms(f.execution.time),
-                fee_cost=f.commissionReport.commission if f.commissionReport.currency else None,
-                fee_currency=f.commissionReport.currency or None,
-            )
-            for f in ib_fills
-        ]
-        prefix = str(self.options.get("clientOrderPrefix", client_ids.DEFAULT_PREFIX))
-        try:
-            report = reconcile(
-                journal,
-                BrokerSnapshot(orders=orders, fills=fills, complete=transport.connected),
-                in_flight=in_flight,
-                grace_ms=int(self.options.get("reconcileGraceMs", 2000)),
-                adopt_unknown=lambda o: client_ids.is_own(o.client_order_id, prefix),
-                match_on=("perm_id",),
-            )
-        except ccxt.BaseError as exc:  # an incomplete snapshot: try again on the next connect
-            log.warning("%s: journal not reconciled: %s", self.id, exc)
-            return
-        for discrepancy in report.discrepancies:
-            # Orders of other clients / TWS users are normal at IB: only our own disagreements warn.
-            level = logging.DEBUG if discrepancy.kind == "unknown_at_journal" else logging.WARNING
-            log.log(level, "%s journal: %s %s: %s", self.id, discrepancy.kind, discrepancy.client_order_id,
-                    discrepancy.detail)
-

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from normalization.errors import ib_is_warning
-from normalization.statuses import ib_order_status
+from normalization.statuses import IB_DONE_STATES, ib_order_status
 from normalization.tickers import hold_in_range
 
 from ._ib import ContractDetails, Fill, Ticker, Trade
@@ -89,6 +89,23 @@ def effective_status(trade: Trade) -> str:
             earlier = (e.status for e in reversed(trade.log[:-1]) if e.status not in ("Cancelled", "ValidationError"))
             return next(earlier, "Submitted")
     return status
+
+
+#: IB's statuses that acknowledge an order (besides the done ones).
+ACK_STATES = frozenset({"PreSubmitted", "Submitted", "Filled"})
+
+
+def is_done(trade: Trade) -> bool:
+    """IB is done with the order (Inactive too, in both client libraries)."""
+    return effective_status(trade) in IB_DONE_STATES
+
+
+def commissions_in(trade: Trade) -> bool:
+    return all(f.commissionReport is not None and f.commissionReport.currency for f in trade.fills)
+
+
+def is_acknowledged(trade: Trade) -> bool:
+    return effective_status(trade) in ACK_STATES or is_done(trade)
 
 
 #: Account values reported in ``fetch_balance()['info']['account']`` (base currency): what a bot sizing
