@@ -15,13 +15,19 @@ Here the loop is run by whoever holds its *turn* (a lock):
   (``poll`` on the epoll descriptor) until something arrives or the next timer is due.
 * **A calling thread** that finds the turn free runs the loop itself until its coroutine finishes
   (``run_forever`` on its own thread): the broker's reply wakes the caller directly, as it wakes an
-  async bot, and no other thread takes part. It then hands the loop back (a wake-up of the loop
-  thread after the answer, off the caller's path) so what the call left behind runs in the background.
+  async bot, and no other thread takes part. It then hands the loop back. What the call left behind
+  (the journal write after an order's answer) runs on the bot's next call, while that call's request
+  travels, or else on the loop thread after a grace: an alarm the caller sets (a timerfd), unless the
+  thread will look in by itself in time -- it does so after each grace while callers keep coming, so a
+  bot calling back to back sets no timer at all.
 * A caller that already runs an event loop (Jupyter, an async framework), or finds another caller
   running the loop, hands its coroutine over instead and waits (the thread hop, as before). So the
   sync API works inside a running loop, and concurrent callers never wait for each other's calls.
 
-Only one thread runs the loop at any time, so the adapters stay single-threaded asyncio code.
+Only one thread runs the loop at any time, so the adapters stay single-threaded asyncio code. What a
+sync call costs over its async twin is what the turn itself costs (measured in context, CPU time per
+call: ~55 us to start the turn -- the facade, masking the thread's wait, Ctrl-C handling, the task --
+~35 us for ``run_forever`` to start and stop, ~25 us to end the turn); see bench/bench_sync_face.py.
 Turn-taking needs a selector the thread can sleep on (epoll) and timers it can wait on (timerfd): Linux;
 elsewhere every call hops.
 """
@@ -48,7 +54,12 @@ T = TypeVar("T")
 #: How long the work a sync call leaves queued (the adapters' post-order journal writes) may wait for the
 #: bot's next call to run it before the loop thread is woken to do it: back-to-back calls then run it
 #: while their own request travels, as the async face does, instead of waking a second thread each time.
-HANDBACK_GRACE = 0.003
+#: It is long enough (several calls of a bot placing orders back to back) that an alarm set by one call
+#: is usually still pending at the end of the next ones, which then set none: every arming or disarming
+#: of the timer cost the caller 20-30 us on a virtual machine (a hypervisor timer), where the system call
+#: alone costs 4 us. What waits meanwhile is bookkeeping whose intent is already on disk (see the
+#: adapters' journaling modules), and events from the broker still wake the loop thread at once.
+HANDBACK_GRACE = 0.02
 
 #: How long a caller waits for the loop thread to finish its current turn before handing its coroutine
 #: over instead. The thread's turns are short (it lets go whenever the loop would wait); a longer one is
@@ -132,13 +143,16 @@ class _Alarm:
     def __init__(self) -> None:
         self.fd = -1
         self._spec: Any = None
-        if hasattr(os, "timerfd_create"):  # Python 3.13+
-            self.fd = os.timerfd_create(time.CLOCK_MONOTONIC, flags=os.TFD_NONBLOCK | os.TFD_CLOEXEC)
-            return
         try:
-            libc = ctypes.CDLL(None, use_errno=True)
+            # PyDLL: the call keeps the GIL. timerfd_settime never blocks, and letting go of the GIL around
+            # it (as CDLL and os.timerfd_settime do) hands it to any thread waiting for it -- the journal's
+            # disk thread, say -- at the end of every sync call: 20-30 us a call on a loaded machine, against
+            # ~2 us holding it (measured).
+            libc = ctypes.PyDLL(None, use_errno=True)
             create, self._settime = libc.timerfd_create, libc.timerfd_settime
         except (OSError, AttributeError):
+            if hasattr(os, "timerfd_create"):  # Python 3.13+
+                self.fd = os.timerfd_create(time.CLOCK_MONOTONIC, flags=os.TFD_NONBLOCK | os.TFD_CLOEXEC)
             return
         create.argtypes, create.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
         self._settime.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p]
@@ -222,6 +236,7 @@ class LoopThread:
                 self._sleeper = None
                 self._selector = None
         self._wake_at = 0.0  # loop time the sleeping thread wakes at by itself (inf: only for an event)
+        self._turns = 0  # callers' turns so far: while they come, the thread looks in after each grace
         self._turn = threading.Lock()
         self._caller_turn = False  # a caller, not the loop thread, holds the turn (its call may be long)
         self._closing = False
@@ -234,33 +249,60 @@ class LoopThread:
 
     def _main(self) -> None:
         asyncio.set_event_loop(self.loop)
-        selector = self._selector
+        selector, sleeper = self._selector, self._sleeper
         self._started.set()
+        if selector is None or sleeper is None:  # no turn-taking: the thread runs the loop, callers hop
+            try:
+                with self._turn:
+                    while not self._closing:
+                        self.loop.run_forever()
+            finally:
+                with self._turn:
+                    self._shutdown()
+            return
+        woken = True  # by an event (take the turn, waiting if a caller is just letting go), not by the clock
+        seen = self._turns
         try:
             while not self._closing:
-                with self._turn:
-                    if selector is not None:
-                        selector.idle = 0.0
-                        selector.select = selector.thread_select  # type: ignore[method-assign]
+                if not self._turn.acquire(blocking=woken):
+                    # The clock woke the thread while a caller runs the loop (that caller sees the events
+                    # and the timers): look again after a grace, without waiting on the caller.
+                    idle: float | None = HANDBACK_GRACE
+                    self._wake_at = min(self._wake_at, self.loop.time() + HANDBACK_GRACE)
+                else:
                     try:
-                        self.loop.run_forever()
+                        idle = self._thread_turn(selector)
+                        if self._turns != seen:
+                            # Callers are at work: look again after a grace, so the work their calls
+                            # leave behind needs no alarm from them (see HANDBACK_GRACE).
+                            seen = self._turns
+                            idle = HANDBACK_GRACE if idle is None else min(idle, HANDBACK_GRACE)
+                        self._wake_at = math.inf if idle is None else self.loop.time() + idle
                     finally:
-                        if selector is not None:
-                            del selector.select  # the class's own, for the callers
-                    idle = selector.idle if selector is not None else 0.0
-                    if getattr(self.loop, "_ready", None):
-                        idle = 0.0  # a stopped loop may leave callbacks queued: run them first
-                    self._wake_at = math.inf if idle is None else self.loop.time() + idle
-                if self._sleeper is not None and idle != 0.0 and not self._closing:
-                    self._sleeper.poll(-1 if idle is None else idle)
+                        self._turn.release()
+                woken = True
+                if idle != 0.0 and not self._closing:
+                    woken = bool(sleeper.poll(-1 if idle is None else idle))
         finally:
             with self._turn:
                 self._shutdown()
-            if self._sleeper is not None:
-                self._sleeper.close()
+            sleeper.close()
             for alarm in (self._alarm, self._watchdog):
                 if alarm is not None:
                     alarm.close()
+
+    def _thread_turn(self, selector: _TurnSelector) -> float | None:
+        """The loop thread's turn: run the loop until it would wait; how long it would wait (None: for
+        an event only)."""
+        selector.idle = 0.0
+        selector.select = selector.thread_select  # type: ignore[method-assign]
+        try:
+            self.loop.run_forever()
+        finally:
+            del selector.select  # the class's own, for the callers
+        if getattr(self.loop, "_ready", None):
+            return 0.0  # a stopped loop may leave callbacks queued: run them first
+        return selector.idle
 
     def _shutdown(self) -> None:
         pending = [task for task in asyncio.all_tasks(self.loop) if not task.done()]
@@ -342,25 +384,20 @@ class LoopThread:
             if local is not None:
                 local._loop, local._set_called = saved
             self._mask(select.EPOLLIN)  # events already waiting wake the loop thread now
+            self._turns += 1
             delay = self._handback_delay()
-            if delay is not None and self._alarm is not None:
-                # The loop thread looks then, unless a call comes first (an alarm already due to ring
-                # sooner stays as it is: arming costs a system call, ~10 us on a virtual machine).
+            if delay is not None:
+                # The loop thread looks then, unless a call comes first. An alarm already due to ring
+                # sooner stays as it is, and one whose work this call did is not disarmed: it rings at
+                # most once for nothing (on the loop thread, or as one more turn of a caller's loop),
+                # where arming or disarming would cost every call (see HANDBACK_GRACE).
                 now = time.monotonic()
                 if not now < self._alarm_at <= now + delay:
+                    assert self._alarm is not None
                     self._alarm.arm(max(delay, 1e-6))
                     self._alarm_at = now + max(delay, 1e-6)
-                delay = None
-            elif self._alarm_at:
-                self._alarm.arm(0)  # what it was for ran in this call: no wake-up of the thread for nothing
-                self._alarm_at = 0.0
             self._caller_turn = False
             self._turn.release()
-            if delay is not None:
-                try:
-                    loop.call_soon_threadsafe(_nothing)  # the loop thread takes over what this turn left
-                except RuntimeError:  # the loop thread closed the loop meanwhile (stop)
-                    pass
         if call.interrupted:
             raise KeyboardInterrupt  # an unfinished coroutine goes on in the background, as after a timeout
         if not call.finished:
@@ -400,21 +437,21 @@ class LoopThread:
             self._arm_watchdog(left)
 
     def _handback_delay(self) -> float | None:
-        """When the sleeping loop thread must look at what this turn left (None: it need not): callbacks
-        queued to run (after a short grace), or a live timer due before the thread's own wake-up."""
+        """When the sleeping loop thread must look at what this turn left (None: it wakes by itself in
+        time): callbacks queued to run (after a grace), or a live timer due before the thread's wake-up."""
         ready = getattr(self.loop, "_ready", None)
         scheduled = getattr(self.loop, "_scheduled", None)
         if ready is None or scheduled is None:
             return 0.0  # another loop implementation: always hand back at once
-        due = self._wake_at
-        if scheduled and scheduled[0].when() < due:  # the heap's head is its earliest timer
+        now = self.loop.time()
+        due = now + HANDBACK_GRACE if ready else math.inf
+        if scheduled and scheduled[0].when() < min(due, self._wake_at):  # the heap's head is its earliest
             for handle in scheduled:
                 if handle.when() < due and not handle.cancelled():
                     due = handle.when()
-        delay = None if due == self._wake_at else max(due - self.loop.time(), 0.0)
-        if ready:
-            delay = HANDBACK_GRACE if delay is None else min(delay, HANDBACK_GRACE)
-        return delay
+        if due >= self._wake_at:
+            return None
+        return max(due - now, 0.0)
 
     def _hand_over(self, coro: Coroutine[Any, Any, T], timeout: float | None, what: str) -> T:
         """Let whoever runs the loop run ``coro``; wait on a lock it releases with the outcome."""
