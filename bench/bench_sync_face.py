@@ -13,6 +13,9 @@ directly, and runs the async twin and the raw client one operation at a time on 
    client, with the spread over five slices of the phase; and the raw client's median split by which
    face ran just before it: the sync face's background work (its loop thread taking over what a call
    left behind) must not slow what runs beside it.
+   Then where the sync call's time goes: the same create_order timed inside its coroutine on both faces
+   (equal: the body runs the same code on either loop) and the sync call around it, whose difference is
+   the turn (the facade, taking the loop, ``run_forever`` starting and stopping, handing it back).
 2. Each other method the faces share, sync against async, interleaved the same way.
 
 After every operation the side's deferred bookkeeping (the journal writes the adapters run right after
@@ -91,6 +94,37 @@ class Bench:
         sync._loop_thread.run(_nothing(), 10)  # its deferred bookkeeping, untimed
         return elapsed
 
+    def turn_split(self, asy: Any, syn: Any, order: Callable[[Any, int], Awaitable[Any]], rounds: int
+                   ) -> dict[str, list[tuple[float, float]]]:
+        """Where a sync call's time goes: the same create_order timed inside its coroutine on both faces
+        (as an async bot sees it), and the sync call around it (the turn: the facade, taking the loop,
+        ``run_forever`` starting and stopping, handing the loop back). CPU time of the calling thread
+        beside the wall time: the split is what the turn costs in context, caches cold."""
+        impl, loop_thread = syn.impl, syn._loop_thread
+        samples: dict[str, list[tuple[float, float]]] = {"async body": [], "sync body": [], "sync call": []}
+
+        async def body(exchange: Any, i: int, key: str) -> None:
+            cpu, started = time.thread_time(), time.perf_counter()
+            await order(exchange, i)
+            samples[key].append((time.thread_time() - cpu, time.perf_counter() - started))
+
+        def run_async(i: int) -> None:
+            self.run(body(asy, i, "async body"))
+            self.run(asyncio.sleep(0))
+
+        def run_sync(i: int) -> None:
+            cpu, started = time.thread_time(), time.perf_counter()
+            loop_thread.run(body(impl, i, "sync body"), 60)
+            samples["sync call"].append((time.thread_time() - cpu, time.perf_counter() - started))
+            loop_thread.run(_nothing(), 10)
+
+        sides = [run_async, run_sync]
+        for i in range(10 + rounds):
+            self.shuffle(sides)
+            for side in sides:
+                side(i)
+        return {key: values[10:] for key, values in samples.items()}
+
     def cancel_sides(self, asy: Any, syn: Any, symbol: str, amount_price: Callable[[int], tuple[float, float]]
                      ) -> dict[str, Callable[[int], float]]:
         """Each face cancels a resting limit order it has just placed (the placement and its deferred
@@ -161,6 +195,19 @@ def report_create_order(broker: str, raw_label: str, result: dict[str, Any]) -> 
         ra, rs = _ms(after["async"]), _ms(after["sync"])
         print(f"  raw right after an async call {ra:7.3f} ms ({len(after['async'])}), right after a sync call "
               f"{rs:7.3f} ms ({len(after['sync'])}): {rs - ra:+.3f} ms")
+
+
+def report_turn(broker: str, split: dict[str, list[tuple[float, float]]]) -> None:
+    base = split["async body"]
+    print(f"{broker} where the sync call's time goes ({len(base)} rounds; medians of each round's difference "
+          "from the async body, CPU of the calling thread / wall):")
+    for key in ("sync body", "sync call"):
+        cpu = statistics.median(x[0] - y[0] for x, y in zip(split[key], base, strict=False)) * 1000
+        wall = statistics.median(x[1] - y[1] for x, y in zip(split[key], base, strict=False)) * 1000
+        print(f"  {key:10} {cpu:+.3f} / {wall:+.3f} ms")
+    turn = [(c[0] - b[0], c[1] - b[1]) for c, b in zip(split["sync call"], split["sync body"], strict=False)]
+    print(f"  the turn around the body: {statistics.median(t[0] for t in turn) * 1000:.3f} ms CPU, "
+          f"{statistics.median(t[1] for t in turn) * 1000:.3f} ms wall")
 
 
 def report_methods(broker: str, rows: list[tuple[str, dict[str, list[float]]]]) -> None:
@@ -234,6 +281,8 @@ def bench_ib(bench: Bench, orders: int, calls: int, tmp: Path) -> None:
             "sync": lambda i: bench.timed_sync(syn, lambda: syn.create_order("AAPL/USD", "limit", "buy", 1, price(i))),
         }, orders)
         report_create_order("IB", "raw ib_async placeOrder -> Submitted", result)
+        report_turn("IB", bench.turn_split(
+            asy, syn, lambda exchange, i: exchange.create_order("AAPL/USD", "limit", "buy", 1, price(i)), orders // 2))
         report_methods("IB", rows)
         syn.close()
         bench.run(asy.close())
@@ -298,6 +347,9 @@ def bench_capital(bench: Bench, orders: int, calls: int, tmp: Path) -> None:
                 syn, lambda: syn.create_order("EUR/USD", "market", direction("sync"), 1000)),
         }, orders)
         report_create_order("Capital", "bare httpx POST /positions + GET /confirms", result)
+        report_turn("Capital", bench.turn_split(
+            asy, syn, lambda exchange, i: exchange.create_order("EUR/USD", "market", "buy" if i % 2 else "sell", 1000),
+            orders // 2))
         report_methods("Capital", rows)
         syn.close()
         bench.run(asy.close())
