@@ -8,7 +8,8 @@ reference/ib-protocol.md).
 
 This is a mixin placed before ``ccxt.async_support.Exchange`` so the parsers are methods, the
 way ccxt bots and ccxt's helpers expect (``self.safe_order`` etc.), while the IB object shapes
-stay out of ``exchange.py``.
+stay out of ``exchange.py``. The readings of a trade's state that every room shares are here too
+(:func:`effective_status`, :func:`is_done`, :func:`is_acknowledged`, :func:`commissions_in`).
 """
 
 from __future__ import annotations

@@ -2,9 +2,9 @@
 
 Everything that calls the ``IB`` object lives here -- requests, order placement and cancels,
 account reads, subscriptions, event hooks (:meth:`IBTransport.listen`) -- so the ccxt surface
-(``exchange.py``), the order lifecycle (``orders.py``) and the streams (``pro.py``) never see a
-socket, a request id or a library exception. Configured once by a frozen :class:`IBSettings` read
-from the exchange's ``options``. Three rules:
+(``exchange.py``), the rooms around it (``connection.py``, ``orders.py``, ``journaling.py`` ...) and
+the streams (``pro.py``) never see a socket, a request id or a library exception. Configured once
+by a frozen :class:`IBSettings` read from the exchange's ``options``. Three rules:
 
 * **Bounded.** Every request has a timeout (``requestTimeout`` seconds); ib_async's own blocking
   waits (a missing ``tickSnapshotEnd``, a connect to a clientId in use) would otherwise hang a
