@@ -446,7 +446,11 @@ def config_from_args(args: argparse.Namespace, base: Mapping[str, Any] | None = 
 
 
 class _Runner:
-    """Calls exchange methods; runs coroutines (async_support exchanges) on one private loop."""
+    """Calls exchange methods; runs coroutines (async_support exchanges) on one private loop.
+
+    The loop is also made the thread's current loop while the command runs, as ``asyncio.run`` does:
+    ib_insync (and eventkit) ask the policy for "the" loop (``get_event_loop_policy().get_event_loop()``),
+    not for the running one, and would otherwise open the TWS socket on another loop."""
 
     def __init__(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -456,6 +460,7 @@ class _Runner:
         if inspect.isawaitable(result):
             if self._loop is None:
                 self._loop = asyncio.new_event_loop()
+                asyncio.set_event_loop(self._loop)
             return self._loop.run_until_complete(result)
         return result
 
@@ -464,6 +469,7 @@ class _Runner:
             try:
                 self._loop.run_until_complete(self._loop.shutdown_asyncgens())
             finally:
+                asyncio.set_event_loop(None)
                 self._loop.close()
 
 
