@@ -38,6 +38,7 @@ import functools
 import importlib.util
 import json
 import logging
+import ssl
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -76,6 +77,20 @@ DEFAULT_REFRESH_AFTER = 540.0
 _UNSENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
 
 Verify = Callable[[], Awaitable[bool]]
+
+
+def _why_unsent(error: BaseException) -> str:
+    """The error's class name and, for a certificate that did not verify, OpenSSL's reason: a user
+    behind a TLS-inspecting proxy must learn it is the certificate, not the network. (The rest of the
+    error's text stays out: it may quote the request.)"""
+    cause: BaseException | None = error
+    for _ in range(8):  # the chain is httpx -> httpcore -> ssl; bounded in case it loops
+        if cause is None:
+            break
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return f"{type(error).__name__}: TLS certificate verify failed: {cause.verify_message}"
+        cause = cause.__cause__ or cause.__context__
+    return type(error).__name__
 
 
 class SentButUnknown(ccxt.RequestTimeout):
@@ -500,7 +515,7 @@ class CapitalTransport:
         try:
             response = await self._exchange(client, request)
         except _UNSENT as error:
-            raise RequestNotSent(f"{self.exchange_id} {method} {path}: not sent ({type(error).__name__})") from None
+            raise RequestNotSent(f"{self.exchange_id} {method} {path}: not sent ({_why_unsent(error)})") from None
         except httpx.TimeoutException as error:
             if kind in ("deal", "write"):
                 unknown = SentButUnknown(

@@ -106,7 +106,7 @@ def make_handler(route: Route) -> Callable[[web.Request], Any]:
             except (ValueError, UnicodeDecodeError, RecursionError):
                 body = BadBody()
         ctx = Ctx(broker, request.method, path, dict(request.match_info), dict(request.query),
-                  request.headers, body, 0.0)
+                  request.headers, body, 0.0, secure=request.secure)
         status, payload, headers = run_route(broker, route, ctx)
         if "drop_after" in kinds:
             _abort(request)

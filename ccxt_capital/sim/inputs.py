@@ -35,6 +35,7 @@ class Ctx:
     now: float
     session: Session | None = None
     out_headers: dict[str, str] = field(default_factory=dict)
+    secure: bool = False  # the request came over TLS (the streaming host is then wss://)
 
     @property
     def account(self) -> Account:

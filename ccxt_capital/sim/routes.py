@@ -50,7 +50,7 @@ def session_body(ctx: Ctx, session: Session) -> dict[str, Any]:
         "currencyIsoCode": account.currency,
         "currencySymbol": account.symbol,
         "currentAccountId": account.account_id,
-        "streamingHost": f"ws://{ctx.headers.get('Host', '127.0.0.1')}/",
+        "streamingHost": f"{'wss' if ctx.secure else 'ws'}://{ctx.headers.get('Host', '127.0.0.1')}/",
         "accounts": [
             {
                 "accountId": a.account_id, "accountName": a.name, "preferred": a.preferred,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 import threading
 from collections.abc import Coroutine
 from datetime import datetime, timezone
@@ -42,6 +43,8 @@ class CapitalSimulator:
 
     ``rate_limits`` picks the clock of the request limits: ``"sim"`` (deterministic, default),
     ``"wall"`` (as at the broker; for real clients that throttle in real time) or ``"off"``.
+    ``ssl_context`` (a server context with its certificate loaded) serves REST and the WebSocket over
+    TLS, as the real hosts do (``https://`` / ``wss://``): for testing a client's TLS path on loopback.
     """
 
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0, seed: int = 0, currency: str = "USD",
@@ -49,11 +52,12 @@ class CapitalSimulator:
                  rate_limits: str = "sim", balance: float = 10_000.0, rejects_on_confirm: bool = False,
                  tz_offset: float = 0.0, csv: dict[str, str | Path] | None = None,
                  api_key: str = DEFAULT_API_KEY, identifier: str = DEFAULT_IDENTIFIER,
-                 password: str = DEFAULT_PASSWORD) -> None:
+                 password: str = DEFAULT_PASSWORD, ssl_context: ssl.SSLContext | None = None) -> None:
         if host not in ("127.0.0.1", "localhost", "::1"):
             raise ValueError("the simulator serves on loopback only")
         self.host = host
         self.port = port
+        self.ssl_context = ssl_context
         self.clock = clock or SimClock(start, real_time=real_time)
         self.broker = Broker(
             BrokerConfig(seed=seed, currency=currency, balance=balance, rate_limits=rate_limits,
@@ -73,8 +77,8 @@ class CapitalSimulator:
     # -- addresses and credentials ----------------------------------------------------------
     @property
     def base_url(self) -> str:
-        """``http://127.0.0.1:PORT`` -- clients append ``/api/v1`` themselves."""
-        return f"http://{self.host}:{self.port}"
+        """``http://127.0.0.1:PORT`` (``https://`` with TLS) -- clients append ``/api/v1`` themselves."""
+        return f"{'https' if self.ssl_context is not None else 'http'}://{self.host}:{self.port}"
 
     @property
     def api_url(self) -> str:
@@ -107,12 +111,15 @@ class CapitalSimulator:
         self._runner = web.AppRunner(build_app(self.broker, self.streamer), access_log=None, handle_signals=False,
                                     shutdown_timeout=0.5)
         await self._runner.setup()
-        self._site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
+        self._site = self._new_site(self._runner)
         await self._site.start()
         self.port = self._runner.addresses[0][1]
         if self.clock.real_time:
             self._ticker = asyncio.get_running_loop().create_task(self._tick())
         return self
+
+    def _new_site(self, runner: web.AppRunner) -> web.TCPSite:
+        return web.TCPSite(runner, self.host, self.port, reuse_address=True, ssl_context=self.ssl_context)
 
     async def stop_async(self) -> None:
         if self._ticker is not None:
@@ -147,7 +154,7 @@ class CapitalSimulator:
         if self._runner is None:
             raise RuntimeError("the simulator is not serving")
         if self._site is None:
-            self._site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
+            self._site = self._new_site(self._runner)
             await self._site.start()
 
     async def _tick(self) -> None:
