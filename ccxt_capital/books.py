@@ -24,6 +24,7 @@ import ccxt
 from normalization.runtime.journal import OrderJournal
 from normalization.runtime.reconcile import BrokerFill, BrokerOrder, BrokerSnapshot, ReconcileReport, reconcile
 
+from . import activity
 from .orders import DAY_MS
 from .parsing import FILL_ACTIONS, capital_time
 
@@ -95,7 +96,7 @@ class CapitalBooks(_Base):
         """Activity entries from ``since`` (default: the last 24 h), one request per day (the API's maximum)."""
         if since is None:
             body = await self._call("GET", "/history/activity", params={"lastPeriod": 86_400, "detailed": "true"})
-            return [e for e in self.safe_list(body, "activities", []) or [] if isinstance(e, dict)]
+            return activity.link([e for e in self.safe_list(body, "activities", []) or [] if isinstance(e, dict)])
         now = until or self._now_ms()
         earliest = now - int(self.safe_integer(self.options, "historyDays", 30)) * DAY_MS
         start = max(int(since), earliest)
@@ -116,7 +117,7 @@ class CapitalBooks(_Base):
             if key not in seen:
                 seen.add(key)
                 unique.append(entry)
-        return unique
+        return activity.link(unique)
 
     async def reconcile_journal(self) -> ReconcileReport:
         """Match the journal with the broker (working orders + the last 24 h of activity) after a restart

@@ -53,6 +53,7 @@ from normalization.runtime.retry import RequestNotSent, retry_if_never_sent
 from normalization.runtime.settle import Placements, ReconciliationPending, placed_before, settle
 from normalization.runtime.supervisor import ConnectionSupervisor
 
+from . import activity
 from .journaling import CapitalJournaling
 from .parsing import DIRECTIONS, FILL_ACTIONS, CapitalParsing, capital_time
 from .transport import CapitalTransport, SentButUnknown
@@ -587,7 +588,7 @@ class CapitalOrders(_Base):
             return None
         created = row.created + offset - 2_000  # a little slack for the clocks' resolution
         groups: dict[str, list[dict[str, Any]]] = {}
-        for entry in self.safe_list(found, "activities", []) or []:
+        for entry in activity.link([e for e in self.safe_list(found, "activities", []) or [] if isinstance(e, dict)]):
             details = entry.get("details") or {}
             reference = details.get("dealReference")
             if not reference or entry.get("epic") != body.get("epic") or entry.get("source") not in ("USER", None):

@@ -715,6 +715,8 @@ class CapitalParsing(_Base):
     #  "type": "POSITION", "status": "ACCEPTED", "details": {"dealReference": "o_...", "size": 10.0,
     #  "direction": "BUY", "level": 184.01,
     #  "actions": [{"actionType": "POSITION_OPENED", "affectedDealId": "e443..."}]}}
+    # (A working order's fill is listed as "p_<dealId>", the position's own reference: :mod:`.activity`
+    # files it under the order's "o_..." before it gets here, the broker's kept as "positionReference".)
     def parse_trade(self, trade: dict[str, Any], market: dict[str, Any] | None = None) -> dict[str, Any]:
         epic = self.safe_string(trade, "epic")
         if market is None:

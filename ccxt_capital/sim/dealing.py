@@ -337,8 +337,11 @@ class Dealer:
             "stopLevel": None, "profitLevel": None,
         }
         if remaining > EPS:
-            # A position's own dealReference is ``p_`` + its dealId (the official examples); the
-            # deal that opened it keeps its ``o_`` reference in the confirm and the activity.
+            # A position's own dealReference is ``p_`` + its dealId (the official examples). A position
+            # opened by a working order's fill is listed in the activity history under that reference,
+            # not the order's ``o_`` one (the official collection's history: the order's lines, then the
+            # position's under its own id); clients tie it to the order by the fill line beside it. A
+            # market deal's opening line keeps the deal's ``o_`` reference here.
             deal_id = self.new_id()
             pos = Position(
                 deal_id=deal_id, deal_reference="p_" + deal_id, account_id=account.account_id,
@@ -349,8 +352,9 @@ class Dealer:
             )
             self.positions[pos.deal_id] = pos
             affected.append({"dealId": pos.deal_id, "status": "OPENED"})
+            opened_as = pos.deal_reference if working_order_id is not None else reference
             self.log(account.account_id, inst.epic, pos.deal_id, source, "POSITION", "ACCEPTED",
-                     self._position_details(pos, reference, price, remaining, req.direction,
+                     self._position_details(pos, opened_as, price, remaining, req.direction,
                                             [{"actionType": "POSITION_OPENED", "affectedDealId": pos.deal_id}]),
                      ts)
             payload.update(status="OPEN", dealId=order_id, stopLevel=stop, profitLevel=profit)

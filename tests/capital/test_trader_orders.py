@@ -114,6 +114,42 @@ async def test_limit_order_fills_when_the_price_comes(face: Face, capital_sim) -
     conformance.check_trade(face.exchange, trade, "AAPL/USD")
 
 
+async def test_a_working_order_filled_later_has_one_id_in_every_view(make_face, capital_sim) -> None:
+    """The broker lists the position a working order's fill opened under the position's own reference
+    (``p_`` + its dealId), not the order's ``o_`` one: the adapter still shows one order, one id, in
+    fetch_order, fetch_closed_orders, fetch_my_trades and reconciliation after a restart."""
+    face = make_face("async")
+    ex = face.impl
+    await ex.load_markets()
+    mid = capital_sim.quote("AAPL").mid
+    order = await ex.create_order("AAPL/USD", "limit", "buy", 3, round(mid - 5, 2), {"clientOrderId": "wo-1"})
+    assert order["id"].startswith("o_") and order["status"] == "open"
+    capital_sim.pin_price("AAPL", mid - 10)
+    capital_sim.advance(120)
+    [position] = capital_sim.positions()
+    raw = {(a.type, a.details["dealReference"]) for a in capital_sim.broker.dealer.activities}
+    assert ("POSITION", "p_" + position.deal_id) in raw and ("WORKING_ORDER", order["id"]) in raw
+
+    fetched = await ex.fetch_order(order["id"])
+    assert (fetched["id"], fetched["status"], fetched["filled"]) == (order["id"], "closed", 3)
+    closed = await ex.fetch_closed_orders("AAPL/USD")
+    assert [(o["id"], o["clientOrderId"], o["filled"]) for o in closed] == [(order["id"], "wo-1", 3)]
+    [trade] = await ex.fetch_my_trades("AAPL/USD")
+    assert trade["order"] == order["id"] and trade["amount"] == 3
+    assert trade["info"]["details"]["positionReference"] == "p_" + position.deal_id
+
+    await face.close()
+    restarted = make_face("async")  # same journal file: reconciliation ties the fill to wo-1
+    await restarted.impl.load_markets()
+    report = await restarted.impl.reconcile_journal()
+    assert not [d for d in report.discrepancies if d.client_order_id in (None, "wo-1")]
+    journal = await restarted.impl._journal_ready()
+    assert journal.get("wo-1").state == "closed"
+    assert [(f.exec_id, f.amount) for f in journal.fills("wo-1")] == [(trade["id"], 3)]
+    assert journal.fills() == journal.fills("wo-1")  # no fill left without its order
+    await restarted.close()
+
+
 async def test_stop_orders_take_a_trigger(face: Face, capital_sim) -> None:
     bid = capital_sim.quote("AAPL").bid
     stop = await face.call("create_order", "AAPL/USD", "stop", "sell", 1, None, {"triggerPrice": round(bid - 10, 2)})
