@@ -17,6 +17,7 @@ import pytest
 from ccxt_capital.__main__ import add_connection_args, build_config, main
 from normalization.runtime.cli import EXIT_EXCHANGE, EXIT_OK, EXIT_USAGE, build_parser
 from normalization.runtime.factory import ConfigError
+from tests.runner.cli_harness import error, run_main
 
 pytestmark = pytest.mark.capital_sim(rate_limits="off")
 
@@ -47,23 +48,12 @@ class Cli:
         ]
 
     def __call__(self, *argv: str, password: str | None = None, connect: bool = True) -> tuple[int, Any, str, str]:
-        self.capsys.readouterr()
-        code = main([*argv, *(self.flags(password) if connect else [])])
-        out, err = self.capsys.readouterr()
-        try:
-            parsed: Any = json.loads(out) if out.strip() else None
-        except json.JSONDecodeError:
-            parsed = out
-        return code, parsed, out, err
+        return run_main(main, [*argv, *(self.flags(password) if connect else [])], self.capsys)
 
 
 @pytest.fixture
 def cli(capital_sim: Any, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> Cli:
     return Cli(capital_sim, capsys, tmp_path)
-
-
-def error(err: str) -> dict[str, Any]:
-    return json.loads(err.strip().splitlines()[-1])["error"]
 
 
 def test_help_and_flag_validation(capsys: pytest.CaptureFixture[str]) -> None:

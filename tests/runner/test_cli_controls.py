@@ -15,6 +15,7 @@ import pytest
 from ccxt_capital.__main__ import main as capital_main
 from ccxt_ibkr.__main__ import main as ib_main
 from normalization.runtime.cli import EXIT_EXCHANGE, EXIT_OK, EXIT_USAGE
+from tests.runner.cli_harness import error, run_main
 
 # Each command logs in afresh: the simulator's login pacing is not what these tests are about.
 pytestmark = pytest.mark.capital_sim(rate_limits="off")
@@ -25,18 +26,8 @@ class Cli:
         self.main, self.flags, self.capsys = main, flags, capsys
 
     def __call__(self, *argv: str, connect: bool = True) -> tuple[int, Any, str]:
-        self.capsys.readouterr()
-        code = self.main([*argv, *(self.flags if connect else [])])
-        out, err = self.capsys.readouterr()
-        try:
-            parsed: Any = json.loads(out) if out.strip() else None
-        except json.JSONDecodeError:
-            parsed = out
+        code, parsed, _, err = run_main(self.main, [*argv, *(self.flags if connect else [])], self.capsys)
         return code, parsed, err
-
-
-def error(err: str) -> dict[str, Any]:
-    return json.loads(err.strip().splitlines()[-1])["error"]
 
 
 @pytest.fixture

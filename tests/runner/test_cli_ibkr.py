@@ -15,6 +15,7 @@ import pytest
 from ccxt_ibkr.__main__ import add_connection_args, build_config, main
 from normalization.runtime.cli import EXIT_EXCHANGE, EXIT_NETWORK, EXIT_OK, EXIT_USAGE, build_parser
 from normalization.runtime.factory import ConfigError
+from tests.runner.cli_harness import error, run_main
 
 H = 3_600_000
 # The simulator's clock: Tuesday 2025-06-10 14:00 UTC.
@@ -31,23 +32,13 @@ class Cli:
     def __call__(self, *argv: str, connect: bool = True) -> tuple[int, Any, str]:
         """Run ``ccxt-ibkr argv`` in-process; returns (exit code, parsed stdout, stderr)."""
         extra = ["--port", str(self.sim.port), "--client-id", str(self.client_id)] if connect else []
-        self.capsys.readouterr()
-        code = main([*argv, *extra])
-        out, err = self.capsys.readouterr()
-        try:
-            parsed: Any = json.loads(out) if out.strip() else None
-        except json.JSONDecodeError:
-            parsed = out
+        code, parsed, _, err = run_main(main, [*argv, *extra], self.capsys)
         return code, parsed, err
 
 
 @pytest.fixture
 def cli(ib_sim: Any, capsys: pytest.CaptureFixture[str]) -> Cli:
     return Cli(ib_sim, capsys)
-
-
-def error(err: str) -> dict[str, Any]:
-    return json.loads(err.strip().splitlines()[-1])["error"]
 
 
 def test_help_needs_no_connection(capsys: pytest.CaptureFixture[str]) -> None:
