@@ -25,28 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-
-def emit(**payload: Any) -> None:
-    sys.stdout.write(json.dumps(payload, default=str) + "\n")
-    sys.stdout.flush()
-
-
-def make_exchange(args: argparse.Namespace) -> Any:
-    options: dict[str, Any] = json.loads(args.options)
-    options["journal"] = args.journal
-    if args.broker == "ib":
-        import ccxt_ibkr
-
-        return ccxt_ibkr.IBTrader({"options": options})
-    import ccxt_capital
-
-    config: dict[str, Any] = json.loads(args.credentials)
-    config["options"] = options
-    return ccxt_capital.CapitalTrader(config)
-
-
-def summary(order: dict[str, Any]) -> dict[str, Any]:
-    return {k: order.get(k) for k in ("id", "clientOrderId", "status", "filled", "amount", "symbol", "fee")}
+from tests.reliability.bots import add_exchange_args, emit, emit_report, make_exchange, summary  # noqa: E402
 
 
 def place(args: argparse.Namespace, orders: list[dict[str, Any]]) -> None:
@@ -70,34 +49,16 @@ def place(args: argparse.Namespace, orders: list[dict[str, Any]]) -> None:
 
 
 def report(args: argparse.Namespace, orders: list[dict[str, Any]]) -> None:
-    import ccxt
-
     ex = make_exchange(args)
     ex.load_markets()
-    states: dict[str, Any] = {}
-    for spec in orders:
-        cid = spec["cid"]
-        try:
-            states[cid] = summary(ex.fetch_order(cid, spec["symbol"], {"clientOrderId": cid}))
-        except ccxt.BaseError as error:
-            states[cid] = {"error": type(error).__name__, "message": str(error)}
-    symbols = sorted({spec["symbol"] for spec in orders})
-    trades = [
-        {k: t.get(k) for k in ("id", "order", "amount", "price", "fee", "symbol")}
-        for symbol in symbols
-        for t in ex.fetch_my_trades(symbol)
-    ]
-    emit(event="report", orders=states, trades=trades)
+    emit_report(ex, orders)
     ex.close()
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("mode", choices=("place", "report"))
-    parser.add_argument("--broker", choices=("ib", "capital"), required=True)
-    parser.add_argument("--journal", required=True)
-    parser.add_argument("--options", default="{}", help="the exchange's options, as JSON")
-    parser.add_argument("--credentials", default="{}", help="apiKey/login/password (Capital), as JSON")
+    add_exchange_args(parser)
     parser.add_argument("--orders", required=True, help="[{cid, symbol, type, side, amount, price, stage}]")
     args = parser.parse_args(argv)
     orders = json.loads(args.orders)

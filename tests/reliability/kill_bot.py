@@ -25,24 +25,7 @@ if str(ROOT) not in sys.path:
 
 import ccxt  # noqa: E402
 
-
-def emit(**payload: Any) -> None:
-    sys.stdout.write(json.dumps(payload, default=str) + "\n")
-    sys.stdout.flush()
-
-
-def make_exchange(args: argparse.Namespace) -> Any:
-    options: dict[str, Any] = json.loads(args.options)
-    options["journal"] = args.journal
-    if args.broker == "ib":
-        import ccxt_ibkr
-
-        return ccxt_ibkr.IBTrader({"options": options})
-    import ccxt_capital
-
-    config: dict[str, Any] = json.loads(args.credentials)
-    config["options"] = options
-    return ccxt_capital.CapitalTrader(config)
+from tests.reliability.bots import add_exchange_args, emit, emit_report, make_exchange  # noqa: E402
 
 
 def connect(ex: Any) -> None:
@@ -74,10 +57,7 @@ def place(ex: Any, spec: dict[str, Any]) -> dict[str, Any] | None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--broker", choices=("ib", "capital"), required=True)
-    parser.add_argument("--journal", required=True)
-    parser.add_argument("--options", default="{}")
-    parser.add_argument("--credentials", default="{}")
+    add_exchange_args(parser)
     parser.add_argument("--plan", required=True, help="[{cid, symbol, type, side, amount, price}] still to place")
     parser.add_argument("--redo", default="[]", help="specs attempted by earlier runs: placed again first")
     parser.add_argument("--report", action="store_true")
@@ -93,18 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         for spec in json.loads(args.plan):
             place(ex, spec)
         if args.report:
-            specs = json.loads(args.redo) + json.loads(args.plan)
-            orders = {}
-            for spec in specs:
-                try:
-                    order = ex.fetch_order(spec["cid"], spec["symbol"], {"clientOrderId": spec["cid"]})
-                    orders[spec["cid"]] = {"id": order["id"], "status": order["status"]}
-                except ccxt.BaseError as error:
-                    orders[spec["cid"]] = {"error": type(error).__name__, "message": str(error)[:300]}
-            symbols = sorted({spec["symbol"] for spec in specs})
-            trades = [{"id": t["id"], "order": t["order"], "amount": t["amount"], "symbol": t["symbol"]}
-                      for symbol in symbols for t in ex.fetch_my_trades(symbol)]
-            emit(event="report", orders=orders, trades=trades)
+            emit_report(ex, json.loads(args.redo) + json.loads(args.plan))
     finally:
         ex.close()
     return 0
