@@ -231,13 +231,24 @@ async def run_kill_loop(common: list[str], plan: list[dict[str, Any]], kills: in
     return ledger, report
 
 
-def summary(broker: str, ledger: Ledger, phantoms: int, duplicates: int, missing: int, fills: int,
-            fill_errors: int) -> str:
+def verdict(broker: str, ledger: Ledger, report: dict[str, Any], kills: int, *, phantoms: int, duplicates: int,
+            missing: int, broker_fills: list[str]) -> str:
+    """Check the fills (every one at the broker once in the last run's fetch_my_trades, none invented),
+    print the run's line, and assert it is clean: the kills all ran, no phantom, duplicate or missing
+    order, no fill missing or doubled, and every clientOrderId fetched without an error."""
+    trade_ids = Counter(t["id"] for t in report["trades"])
+    known = set(broker_fills)
+    fill_errors = sum(1 for e in broker_fills if trade_ids[e] != 1) + sum(1 for t in trade_ids if t not in known)
     spread = ", ".join(f"{phase}: {ledger.kills[phase]}" for phase in PHASES)
-    return (f"{broker} kill loop: kills run {sum(ledger.kills.values())} ({spread}); clientOrderIds attempted "
+    line = (f"{broker} kill loop: kills run {sum(ledger.kills.values())} ({spread}); clientOrderIds attempted "
             f"{len(ledger.attempted)}; orders returned {len(ledger.returned)}; phantoms {phantoms}; duplicates "
-            f"{duplicates}; attempted ids missing at the broker {missing}; fills {fills}, missing or doubled "
-            f"{fill_errors}")
+            f"{duplicates}; attempted ids missing at the broker {missing}; fills {len(broker_fills)}, missing or "
+            f"doubled {fill_errors}")
+    print(line)
+    assert sum(ledger.kills.values()) == kills
+    assert (phantoms, duplicates, missing, fill_errors) == (0, 0, 0, 0), line
+    assert all("error" not in o for o in report["orders"].values()), report["orders"]
+    return line
 
 
 # ------------------------------------------------------------------------------------------- IB
@@ -305,15 +316,9 @@ async def ib_kill_loop(tmp_path: Path, kills: int, seed: int) -> str:
             phantoms += 1
         elif line["status"] == "open" and broker[1] in ("Cancelled", "ApiCancelled", "Inactive"):
             phantoms += 1
-    trade_ids = Counter(t["id"] for t in report["trades"])
-    broker_execs = {exec_id for exec_id, ref in fills if ref in ledger.attempted}
-    fill_errors = sum(1 for e in broker_execs if trade_ids[e] != 1) + sum(1 for t in trade_ids if t not in broker_execs)
-    line = summary("ibkr", ledger, phantoms, duplicates, missing, len(broker_execs), fill_errors)
-    print(line)
-    assert sum(ledger.kills.values()) == kills
-    assert (phantoms, duplicates, missing, fill_errors) == (0, 0, 0, 0), line
-    assert all("error" not in o for o in report["orders"].values()), report["orders"]
-    return line
+    broker_execs = sorted({exec_id for exec_id, ref in fills if ref in ledger.attempted})
+    return verdict("ibkr", ledger, report, kills, phantoms=phantoms, duplicates=duplicates, missing=missing,
+                   broker_fills=broker_execs)
 
 
 # -------------------------------------------------------------------------------------- Capital
@@ -434,14 +439,8 @@ async def capital_kill_loop(tmp_path: Path, kills: int, seed: int) -> str:
                 phantoms += 1
         elif line["status"] == "closed" and "POSITION" not in kinds:
             phantoms += 1
-    trade_ids = Counter(t["id"] for t in report["trades"])
-    fill_errors = sum(1 for e in fills if trade_ids[e] != 1) + sum(1 for t in trade_ids if t not in set(fills))
-    line = summary("capitalcom", ledger, phantoms, duplicates, missing, len(fills), fill_errors)
-    print(line)
-    assert sum(ledger.kills.values()) == kills
-    assert (phantoms, duplicates, missing, fill_errors) == (0, 0, 0, 0), line
-    assert all("error" not in o for o in report["orders"].values()), report["orders"]
-    return line
+    return verdict("capitalcom", ledger, report, kills, phantoms=phantoms, duplicates=duplicates, missing=missing,
+                   broker_fills=fills)
 
 
 # ------------------------------------------------------------------------------------------ tests
