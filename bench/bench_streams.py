@@ -21,6 +21,7 @@ import json
 import statistics
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,12 +37,42 @@ from ccxt_ibkr._ib import IB_LIBRARY_NAME, ib_lib
 from ccxt_ibkr.sim import IBSimulator
 
 IDLE = 0.003  # seconds between rounds: the rest of a round's messages land before the next one
+WARMUP = 5  # untimed rounds at the start of each phase
 t0s = [0.0]
 
 
 def stamp_and(action: Any) -> None:
     t0s[0] = time.perf_counter()
     action()
+
+
+async def timed_rounds(n: int, one: Callable[[], Awaitable[float | None]], into: list[float]) -> None:
+    """``WARMUP`` untimed rounds then ``n`` timed ones, ``IDLE`` apart; ``one()`` runs a round and returns its
+    latency (None: no message came in time, the round is skipped)."""
+    for i in range(n + WARMUP):
+        await asyncio.sleep(IDLE)
+        elapsed = await one()
+        if elapsed is not None and i >= WARMUP:
+            into.append(elapsed)
+
+
+async def watch_rounds(ex: Any, symbol: str, move: Callable[[], Any], n: int, into: list[float]) -> None:
+    """``watch_ticker``'s rounds, subscribed for their length. The clock moves once the watch is waiting
+    (call_soon runs after it suspends): the bot's own coroutine awaits watch_ticker, no task in between, as
+    a bot's loop would."""
+    await ex.watch_ticker(symbol)  # subscribed
+
+    async def one() -> float | None:
+        asyncio.get_running_loop().call_soon(stamp_and, move)
+        try:
+            async with asyncio.timeout(2):
+                await ex.watch_ticker(symbol)
+        except TimeoutError:
+            return None
+        return time.perf_counter() - t0s[0]
+
+    await timed_rounds(n, one, into)
+    await ex.un_watch_ticker(symbol)
 
 
 def summary(name: str, raw: list[float], watch: list[float], chunks: int, goal: str) -> None:
@@ -70,35 +101,21 @@ async def bench_ib(rounds: int, chunks: int) -> None:
 
         ib.pendingTickersEvent += on_tickers
         per_chunk = rounds // chunks
+        async def raw_round() -> float | None:
+            waiting[:] = [asyncio.get_running_loop().create_future()]
+            t0 = time.perf_counter()
+            sim.advance(7)
+            try:
+                t1 = await asyncio.wait_for(waiting[0], 2)
+            except asyncio.TimeoutError:
+                return None
+            return t1 - t0
+
         for _ in range(chunks):
             ib.reqMktData(contract)
-            for i in range(per_chunk + 5):
-                await asyncio.sleep(IDLE)
-                waiting[:] = [asyncio.get_running_loop().create_future()]
-                t0 = time.perf_counter()
-                sim.advance(7)
-                try:
-                    t1 = await asyncio.wait_for(waiting[0], 2)
-                except asyncio.TimeoutError:
-                    continue
-                if i >= 5:
-                    raw.append(t1 - t0)
+            await timed_rounds(per_chunk, raw_round, raw)
             ib.cancelMktData(contract)
-            await ex.watch_ticker("AAPL/USD")  # subscribed
-            for i in range(per_chunk + 5):
-                await asyncio.sleep(IDLE)
-                # The clock moves once the watch is waiting (call_soon runs after it suspends): the bot's
-                # own coroutine awaits watch_ticker, no task in between, as a bot's loop would.
-                asyncio.get_running_loop().call_soon(stamp_and, lambda: sim.advance(7))
-                try:
-                    async with asyncio.timeout(2):
-                        await ex.watch_ticker("AAPL/USD")
-                except TimeoutError:
-                    continue
-                t1 = time.perf_counter()
-                if i >= 5:
-                    watch.append(t1 - t0s[0])
-            await ex.un_watch_ticker("AAPL/USD")
+            await watch_rounds(ex, "AAPL/USD", lambda: sim.advance(7), per_chunk, watch)
         summary(f"IB ({IB_LIBRARY_NAME}) tick -> watch_ticker", raw, watch, chunks, "<= 1.2x + 50 us")
         ib.disconnect()
         await ex.close()
@@ -134,32 +151,20 @@ async def bench_capital(rounds: int, chunks: int) -> None:
                                                   **tokens, "payload": {"epics": ["AAPL"]}}))
                     await ws.receive(timeout=5)  # the answer
                     await ws.receive(timeout=5)  # the first quote
-                    for i in range(per_chunk + 5):
-                        await asyncio.sleep(IDLE)
+
+                    async def raw_round(ws: Any = ws) -> float | None:
                         t0 = time.perf_counter()
                         move()
                         try:
                             message = await ws.receive(timeout=2)
                         except asyncio.TimeoutError:
-                            continue
+                            return None
                         json.loads(message.data)
-                        t1 = time.perf_counter()
-                        if i >= 5:
-                            raw.append(t1 - t0)
+                        return time.perf_counter() - t0
+
+                    await timed_rounds(per_chunk, raw_round, raw)
                     await ws.close()
-                    await ex.watch_ticker("AAPL/USD")  # subscribed
-                    for i in range(per_chunk + 5):
-                        await asyncio.sleep(IDLE)
-                        asyncio.get_running_loop().call_soon(stamp_and, move)
-                        try:
-                            async with asyncio.timeout(2):
-                                await ex.watch_ticker("AAPL/USD")
-                        except TimeoutError:
-                            continue
-                        t1 = time.perf_counter()
-                        if i >= 5:
-                            watch.append(t1 - t0s[0])
-                    await ex.un_watch_ticker("AAPL/USD")
+                    await watch_rounds(ex, "AAPL/USD", move, per_chunk, watch)
             summary("Capital WS quote -> watch_ticker", raw, watch, chunks, "<= 1.2x")
             await ex.close()
         client.close()
