@@ -61,6 +61,10 @@ T = TypeVar("T")
 #: adapters' journaling modules), and events from the broker still wake the loop thread at once.
 HANDBACK_GRACE = 0.02
 
+#: How long after the last caller's turn the loop thread keeps looking in after each grace by itself
+#: (a few graces: a bot whose calls come every few tens of ms keeps it looking in, and sets no alarm).
+CALLERS_ACTIVE = 0.1
+
 #: How long a caller waits for the loop thread to finish its current turn before handing its coroutine
 #: over instead. The thread's turns are short (it lets go whenever the loop would wait); a longer one is
 #: a callback doing heavy work, and the hop then puts the call behind it exactly as waiting would.
@@ -229,6 +233,9 @@ class LoopThread:
                 self._alarm, self._watchdog = alarm, watchdog
                 self.loop.add_reader(alarm.fd, self._alarm_rang)
                 self.loop.add_reader(watchdog.fd, self._watchdog_rang)
+                # The sleeping thread also hears the alarm directly (once per ring), even while a caller
+                # runs the loop and reads it: a burst of calls then sets the thread looking in by itself.
+                self._sleeper.register(alarm.fd, select.EPOLLIN | select.EPOLLET)
             else:  # no timerfd: every call hops to the loop thread
                 alarm.close()
                 watchdog.close()
@@ -261,31 +268,35 @@ class LoopThread:
                     self._shutdown()
             return
         woken = True  # by an event (take the turn, waiting if a caller is just letting go), not by the clock
-        seen = self._turns
+        seen, active_until = self._turns, 0.0
+        alarm_fd = self._alarm.fd if self._alarm is not None else -1
         try:
             while not self._closing:
                 if not self._turn.acquire(blocking=woken):
                     # The clock woke the thread while a caller runs the loop (that caller sees the events
                     # and the timers): look again after a grace, without waiting on the caller.
                     idle: float | None = HANDBACK_GRACE
-                    self._wake_at = min(self._wake_at, self.loop.time() + HANDBACK_GRACE)
+                    self._wake_at = self.loop.time() + HANDBACK_GRACE
                 else:
                     try:
                         # Woken by the clock with nothing queued and no timer due (the usual look-in while a
                         # bot calls back to back, whose calls ran what they left): no turn of the loop, which
                         # would cost ~70 us of CPU and the GIL beside the bot's own work (measured).
                         idle = self._thread_turn(selector) if woken or self._work_due() else self._own_wait()
+                        now = self.loop.time()
                         if self._turns != seen:
+                            seen, active_until = self._turns, now + CALLERS_ACTIVE
+                        if now < active_until:
                             # Callers are at work: look again after a grace, so the work their calls
                             # leave behind needs no alarm from them (see HANDBACK_GRACE).
-                            seen = self._turns
                             idle = HANDBACK_GRACE if idle is None else min(idle, HANDBACK_GRACE)
                         self._wake_at = math.inf if idle is None else self.loop.time() + idle
                     finally:
                         self._turn.release()
                 woken = True
                 if idle != 0.0 and not self._closing:
-                    woken = bool(sleeper.poll(-1 if idle is None else idle))
+                    # Woken by the loop's events, or by the clock (its own timeout, or the alarm alone).
+                    woken = any(fd != alarm_fd for fd, _ in sleeper.poll(-1 if idle is None else idle))
         finally:
             with self._turn:
                 self._shutdown()
