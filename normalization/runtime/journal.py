@@ -776,6 +776,14 @@ class OrderJournal:
                 "DELETE FROM early_fees WHERE exchange=? AND account=? AND exec_id=?",
                 (*self._scope, exec_id),
             )
+        if not cur.rowcount and client_order_id is not None:
+            # Recorded before its order was known (reconciliation read it while the placement was still
+            # being resolved): the order's own write names the owner. An owned fill keeps its owner.
+            conn.execute(
+                "UPDATE fills SET client_order_id=? WHERE exchange=? AND account=? AND exec_id=?"
+                " AND client_order_id IS NULL",
+                (client_order_id, *self._scope, exec_id),
+            )
         return bool(cur.rowcount)
 
     def record_fee(self, exec_id: str, cost: float, currency: str | None) -> bool:

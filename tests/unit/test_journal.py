@@ -231,6 +231,22 @@ def test_fills_exactly_once_and_fee_arriving_late(journal: OrderJournal) -> None
     assert sum(f.amount for f in journal.fills()) == 10
 
 
+def test_a_fill_recorded_before_its_order_was_known_gets_its_owner_from_the_orders_write(
+        journal: OrderJournal) -> None:
+    """Reconciliation may read a fill while the placement that made it is still being resolved (its
+    dealReference not yet attached) and record it with no owner; the order's own settled write then
+    names it. A fill that has an owner keeps it."""
+    intent(journal)
+    intent(journal, "bot-2")
+    assert journal.record_fill("e1", amount=4, price=187.4, timestamp=1) is True
+    assert journal.fills("bot-1") == []
+    journal.update_status("bot-1", "closed", filled=4, remaining=0,
+                          fills=[{"exec_id": "e1", "client_order_id": "bot-1", "amount": 4, "price": 187.4}])
+    assert [f.exec_id for f in journal.fills("bot-1")] == ["e1"]
+    assert journal.record_fill("e1", client_order_id="bot-2", amount=4, price=187.4) is False
+    assert [f.exec_id for f in journal.fills("bot-1")] == ["e1"] and journal.fills("bot-2") == []
+
+
 def test_accounts_sharing_a_file_do_not_see_each_other(at: At) -> None:
     a = OrderJournal(at("j.sqlite"), exchange="ibkr", account="A")
     b = OrderJournal(at("j.sqlite"), exchange="capitalcom", account="A")
