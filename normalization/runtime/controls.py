@@ -42,6 +42,13 @@ def _open(positions: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [p for p in positions if float(p.get("contracts") or 0.0) != 0.0]
 
 
+def _to_close(positions: list[dict[str, Any]]) -> list[tuple[str, str | None]]:
+    """One ``(symbol, side)`` per open holding: ``close_position(symbol, side)`` closes every position of
+    that symbol and side, and a broker listing each deal apart (Capital.com: two bots' buys are two
+    positions) would otherwise be asked to close the second after the first call had closed both."""
+    return list(dict.fromkeys((p["symbol"], p.get("side")) for p in _open(positions)))
+
+
 async def _call(method: Any, *args: Any) -> Any:
     """Await an async exchange's method; a sync exchange's (a plain ccxt class) answers at once."""
     result = method(*args)
@@ -80,8 +87,8 @@ async def kill_switch(exchange: Any, params: Mapping[str, Any] | None = None) ->
     lock = _locks.setdefault(exchange, asyncio.Lock())
     async with lock, account_lock(await _journal(exchange), LOCK_NAME, wait=wait):
         canceled = await _call(exchange.cancel_all_orders, None, cancel_params)
-        closed = [await _call(exchange.close_position, p["symbol"], p.get("side"), dict(params))
-                  for p in _open(await _call(exchange.fetch_positions))]
+        closed = [await _call(exchange.close_position, symbol, side, dict(params))
+                  for symbol, side in _to_close(await _call(exchange.fetch_positions))]
         deadline = time.monotonic() + wait
         closed = [await _ended(exchange, order, deadline) for order in closed]
         remaining = _open(await _call(exchange.fetch_positions)) if closed else []
