@@ -32,11 +32,13 @@ async def test_cancel_all_takes_every_working_order_or_one_symbols(face: Face, c
 
 async def test_kill_switch_cancels_then_flattens_and_is_idempotent(face: Face, capital_sim) -> None:
     await face.call("create_order", "AAPL/USD", "market", "buy", 3)
+    await face.call("create_order", "AAPL/USD", "market", "buy", 2)  # a second deal: Capital lists it apart
     await face.call("create_order", "GOLD/USD", "market", "sell", 0.5)
+    assert len(await face.call("fetch_positions")) == 3
     resting = await face.call("create_order", "TSLA/USD", "limit", "buy", 1, _below(capital_sim, "TSLA"))
-    closes = await face.call("close_all_positions")
-    assert sorted((o["symbol"], o["side"], o["amount"]) for o in closes) == [
-        ("AAPL/USD", "sell", 3), ("GOLD/USD", "buy", 0.5)]
+    closes = await face.call("close_all_positions")  # one close_position per symbol and side (it closes both deals)
+    assert sorted((o["symbol"], o["side"]) for o in closes) == [("AAPL/USD", "sell"), ("GOLD/USD", "buy")]
+    assert [o["amount"] for o in closes if o["symbol"] == "GOLD/USD"] == [0.5]
     assert all(o["status"] == "closed" for o in closes)
     assert capital_sim.positions() == [] and await face.call("fetch_open_orders") == []
     assert (await face.call("fetch_order", resting["id"]))["status"] == "canceled"
