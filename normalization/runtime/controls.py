@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 import time
 import weakref
 from collections.abc import Mapping
@@ -36,6 +37,7 @@ __all__ = ["KillSwitch", "kill_switch"]
 _locks: weakref.WeakKeyDictionary[Any, asyncio.Lock] = weakref.WeakKeyDictionary()
 DEFAULT_WAIT = 60.0  # seconds a run waits for another one on the same account, and for its closes to end
 LOCK_NAME = "kill-switch"
+log = logging.getLogger("normalization.controls")
 
 
 def _open(positions: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -85,13 +87,19 @@ async def kill_switch(exchange: Any, params: Mapping[str, Any] | None = None) ->
     options = getattr(exchange, "options", None) or {}
     wait = float(params.pop("wait", options.get("killSwitchWait", DEFAULT_WAIT)))
     lock = _locks.setdefault(exchange, asyncio.Lock())
+    name = getattr(exchange, "id", "exchange")
     async with lock, account_lock(await _journal(exchange), LOCK_NAME, wait=wait):
+        log.info("kill switch %s: cancelling every working order", name)
         canceled = await _call(exchange.cancel_all_orders, None, cancel_params)
-        closed = [await _call(exchange.close_position, symbol, side, dict(params))
-                  for symbol, side in _to_close(await _call(exchange.fetch_positions))]
+        closed = []
+        for symbol, side in _to_close(await _call(exchange.fetch_positions)):
+            log.info("kill switch %s: closing %s %s", name, symbol, side or "")
+            closed.append(await _call(exchange.close_position, symbol, side, dict(params)))
         deadline = time.monotonic() + wait
         closed = [await _ended(exchange, order, deadline) for order in closed]
         remaining = _open(await _call(exchange.fetch_positions)) if closed else []
+        log.info("kill switch %s: %d cancelled, %d closed, %d still open", name, len(canceled), len(closed),
+                 len(remaining))
     return {"canceled": canceled, "closed": closed, "remaining": remaining}
 
 

@@ -29,7 +29,6 @@ import itertools
 import json
 import random
 import signal
-import sqlite3
 import sys
 import time
 from collections import Counter
@@ -46,7 +45,7 @@ from tests.reliability.test_kill_loop import BOT, LINE_TIMEOUT, ROOT, US_SESSION
 pytestmark = [pytest.mark.long, pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")]
 
 ROUNDS = 6  # round 0: two panics at once, unkilled; then kills at seeded moments
-KILL_WAVES = 2  # per round: two panics at once, both killed (unless done first); then run again
+KILL_WAVES = 3  # per round: two panics at once, both killed (unless done first); then run again
 PREFIX = "panic-"
 BOTS = 3
 TRUTH_CLIENT_IDS = itertools.count(1000)  # a fresh clientId per look: never one the simulator still holds
@@ -85,23 +84,48 @@ async def run_bots(common: list[str], plans: list[tuple[list[str], list[dict[str
         assert proc.returncode == 0 and not failed, (failed, err.decode()[-2000:])
 
 
-class Panic:
-    """One ``panic`` process."""
+#: The real CLI, with the kill switch's own log lines (``closing AAPL/USD long``, ...) on stderr: the
+#: events the kills are timed on.
+PANIC = ("import logging, sys; log = logging.getLogger('normalization.controls'); log.setLevel(logging.INFO); "
+         "log.addHandler(logging.StreamHandler(sys.stderr)); from {module}.__main__ import main; sys.exit(main())")
 
-    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+
+class Panic:
+    """One ``panic`` process; its stderr is read as it comes (the kill switch's steps)."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, seen: asyncio.Event) -> None:
         self.proc = proc
-        self.spawned = time.time()  # wall clock: the journal's latency stamps are epoch ns
+        self.spawned = time.monotonic()
+        self.closing: list[float] = []  # when each "closing ..." line came, seconds after the spawn
+        self.lines: list[str] = []
+        self.seen = seen  # set on every line, by either run of the wave
+        self.reader = asyncio.ensure_future(self._read())
 
     @classmethod
-    async def start(cls, argv: list[str]) -> Panic:
+    async def start(cls, module: str, argv: list[str], seen: asyncio.Event) -> Panic:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-u", *argv, cwd=str(ROOT), env=_env(),
+            sys.executable, "-u", "-c", PANIC.format(module=module), *argv, cwd=str(ROOT), env=_env(),
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-        return cls(proc)
+        return cls(proc, seen)
+
+    async def _read(self) -> None:
+        assert self.proc.stderr is not None
+        try:
+            async for raw in self.proc.stderr:
+                line = raw.decode(errors="replace")
+                self.lines.append(line)
+                if line.startswith("kill switch ") and ": closing " in line:
+                    self.closing.append(time.monotonic() - self.spawned)
+                self.seen.set()
+        finally:
+            self.seen.set()
 
     async def result(self) -> dict[str, Any]:
-        out, err = await asyncio.wait_for(self.proc.communicate(), 2 * LINE_TIMEOUT)
-        assert self.proc.returncode == 0, f"panic exited {self.proc.returncode}: {err.decode()[-3000:]}"
+        assert self.proc.stdout is not None
+        out = await asyncio.wait_for(self.proc.stdout.read(), 2 * LINE_TIMEOUT)
+        await asyncio.wait_for(self.proc.wait(), LINE_TIMEOUT)
+        await self.reader
+        assert self.proc.returncode == 0, f"panic exited {self.proc.returncode}: {''.join(self.lines)[-3000:]}"
         return json.loads(out)
 
     async def kill(self) -> bool:
@@ -110,63 +134,70 @@ class Panic:
             return False
         self.proc.send_signal(signal.SIGKILL)
         await asyncio.wait_for(self.proc.wait(), LINE_TIMEOUT)
+        await self.reader
         return self.proc.returncode == -signal.SIGKILL
 
 
-def _closes(journal: Path) -> list[float]:
-    """When each closing order in the shared journal was decided, epoch seconds on this clock: its intent
-    stamp (wall clock), else its row's creation, which an adapter may write on the broker's clock -- put
-    on this one by the offset seen on the rows that carry both (the bots' orders)."""
-    if not journal.exists():
-        return []
-    db = sqlite3.connect(f"file:{journal}?mode=ro", uri=True)
-    try:
-        rows = db.execute("SELECT client_order_id, lat_intent, created FROM orders").fetchall()
-    finally:
-        db.close()
-    offsets = sorted(created / 1e3 - intent / 1e9 for _, intent, created in rows if intent)
-    ahead = offsets[len(offsets) // 2] if offsets else 0.0
-    return [intent / 1e9 if intent else created / 1e3 - ahead
-            for cid, intent, created in rows if cid.startswith(PREFIX)]
+async def until_closing(runs: list[Panic], k: int) -> bool:
+    """Wait until the wave's runs have logged k "closing" lines between them (a run killed mid-way leaves
+    the rest to the other, which goes on from there); False if they all ended first."""
+    while sum(len(run.closing) for run in runs) < k:
+        if all(run.reader.done() for run in runs):
+            return False
+        runs[0].seen.clear()
+        await runs[0].seen.wait()
+    return True
 
 
 def reported_closes(report: dict[str, Any]) -> list[str]:
     return [str(order["id"]) for order in report["closed"]]
 
 
-async def panic_round(rng: random.Random, tally: Tally, panic_argv: Any, journal: Path, kill: bool,
-                      positions: int, closed: Callable[[], Awaitable[int]]) -> list[dict[str, Any]]:
-    """Two panics at once; with ``kill``, each SIGKILLed at a seeded moment of a typical run (a run that
-    ends first is a completed one), then both run again until one completes unkilled. Returns the
-    reports of the completed runs."""
+async def panic_round(rng: random.Random, tally: Tally, panic_argv: Any, kill: bool, positions: int,
+                      closed: Callable[[], Awaitable[int]]) -> list[dict[str, Any]]:
+    """Two panics at once; with ``kill``, each SIGKILLed at a seeded point (a run that ends first is a
+    completed one), then both run again until a wave completes. Returns the completed runs' reports. The
+    points: a seeded moment before a typical run's first close (connecting, cancelling, waiting for the
+    lock), or a seeded moment after the wave's k-th "closing" line (k seeded: in the middle of the closes,
+    or after the last one while the fills are awaited and the positions read again)."""
     reports: list[dict[str, Any]] = []
-    windows = sorted(tally.windows) or [(1.5, 3.0)]
-    first, last = windows[len(windows) // 2]  # a typical run's closes: from its first to its last
+    firsts = sorted(w[0] for w in tally.windows) or [2.0]
+    first = firsts[len(firsts) // 2]
+    gaps = sorted((w[1] - w[0]) / max(1, positions - 1) for w in tally.windows) or [0.2]
+    gap = gaps[len(gaps) // 2]
     attempt = 0
     while True:
         killing = kill and attempt < KILL_WAVES  # then they are let finish
-        runs = [await Panic.start(panic_argv()) for _ in range(2)]
+        module, argv = panic_argv()
+        seen = asyncio.Event()
+        runs = [await Panic.start(module, argv() if callable(argv) else argv, seen) for _ in range(2)]
         tally.runs += 2
         if killing:
             before = await closed()
-            # Seeded moments around a typical run's closes: just before the first, between, just after the last.
-            delays = sorted(rng.uniform(0.05, first) if rng.random() < 0.25 else
-                            max(0.05, rng.uniform(first - 0.05, last + 0.05)) for _ in runs)
-            t0 = time.monotonic()
-            for run, delay in zip(runs, delays, strict=True):
-                await asyncio.sleep(max(0.0, t0 + delay - time.monotonic()))  # the kill's moment, seeded
+
+            async def killer(run: Panic, plan: tuple[str, float, int], before: int = before,
+                             runs: list[Panic] = runs) -> None:
+                mode, extra, k = plan
+                if mode == "closing" and not await until_closing(runs, k):
+                    return
+                await asyncio.sleep(extra)  # the kill's moment, seeded
                 if await run.kill():
                     done = await closed() - before  # where it landed: closes the broker booked meanwhile
-                    where = WHERE[0] if done == 0 else WHERE[2] if done >= positions else WHERE[1]
-                    tally.kills[where] += 1
+                    tally.kills[WHERE[0] if done == 0 else WHERE[2] if done >= positions else WHERE[1]] += 1
+
+            plans = []
+            for _ in runs:  # the k-th close of the wave, whichever run sends it: the holder, or the one after it
+                if rng.random() < 0.2:
+                    plans.append(("time", rng.uniform(0.05, first), 0))
+                else:
+                    plans.append(("closing", rng.uniform(0.0, gap), rng.randint(1, positions)))
+            await asyncio.gather(*(killer(run, plan) for run, plan in zip(runs, plans, strict=True)))
         finished = [run for run in runs if run.proc.returncode in (None, 0)]
         for run in finished:
             reports.append(await run.result())
             tally.completed += 1
-            ended = time.time()
-            mine = [t - run.spawned for t in _closes(journal) if run.spawned <= t <= ended]
-            if mine:
-                tally.windows.append((min(mine), max(mine)))
+            if run.closing:
+                tally.windows.append((run.closing[0], run.closing[-1]))
         if finished and not killing:
             return reports
         if finished and all(r["ok"] for r in reports[-len(finished):]):
@@ -231,9 +262,9 @@ async def ib_panic_rounds(tmp_path: Path, rounds: int, seed: int) -> str:
         config.write_text(json.dumps({"options": {**base, "journal": str(journal), "clientOrderPrefix": PREFIX}}))
         client_ids = iter(range(40, 10_000))
 
-        def panic_argv() -> list[str]:
-            return ["-m", "ccxt_ibkr", "panic", "--all-clients", "--config", str(config), "--port", str(port),
-                    "--client-id", str(next(client_ids))]
+        def panic_argv() -> tuple[str, Any]:
+            return "ccxt_ibkr", lambda: ["panic", "--all-clients", "--config", str(config), "--port", str(port),
+                                         "--client-id", str(next(client_ids))]
 
         bid = {"AAPL": 190.0, "MSFT": 420.0, "KO": 65.0, "IBM": 200.0}  # the catalogue's: the limits rest 30% away
         for round_no in range(rounds):
@@ -241,7 +272,7 @@ async def ib_panic_rounds(tmp_path: Path, rounds: int, seed: int) -> str:
             held, working, fills_before = await ib_state(port)
             assert held and working, (held, working)
             seen = {f["execId"] for f in fills_before}
-            reports = await panic_round(rng, tally, panic_argv, journal, kill=round_no > 0, positions=len(held),
+            reports = await panic_round(rng, tally, panic_argv, kill=round_no > 0, positions=len(held),
                                         closed=lambda: ib_closes(port))
             after, working_after, fills = await ib_state(port)
             assert after == {} and working_after == 0, (after, working_after)
@@ -331,9 +362,9 @@ async def capital_panic_rounds(tmp_path: Path, rounds: int, seed: int) -> str:
         config = tmp_path / "panic-config.json"
         config.write_text(json.dumps({"options": {**base, "journal": str(journal), "clientOrderPrefix": PREFIX}}))
 
-        def panic_argv() -> list[str]:
-            return ["-m", "ccxt_capital", "panic", "--config", str(config), "--base-url", base_url,
-                    "--api-key", DEFAULT_API_KEY, "--login", DEFAULT_IDENTIFIER, "--password", DEFAULT_PASSWORD]
+        def panic_argv() -> tuple[str, Any]:
+            return "ccxt_capital", ["panic", "--config", str(config), "--base-url", base_url, "--api-key",
+                                    DEFAULT_API_KEY, "--login", DEFAULT_IDENTIFIER, "--password", DEFAULT_PASSWORD]
 
         async with capital_session(api_url, DEFAULT_API_KEY, DEFAULT_IDENTIFIER, DEFAULT_PASSWORD) as http:
             bid = {s: float((await http.get(f"/markets/{s}")).json()["snapshot"]["bid"])
@@ -345,8 +376,8 @@ async def capital_panic_rounds(tmp_path: Path, rounds: int, seed: int) -> str:
                 held, working, closes_before = await capital_state(http)
                 assert held and working, (held, working)
                 seen = {(c["dealId"], c["reference"]) for c in closes_before}
-                reports = await panic_round(rng, tally, panic_argv, journal, kill=round_no > 0,
-                                            positions=len(held), closed=lambda: capital_closes(http))
+                reports = await panic_round(rng, tally, panic_argv, kill=round_no > 0, positions=len(held),
+                                            closed=lambda: capital_closes(http))
                 after, working_after, closes = await capital_state(http)
                 assert after == {} and working_after == 0, (after, working_after)
                 new = [c for c in closes if (c["dealId"], c["reference"]) not in seen]
