@@ -500,7 +500,11 @@ class LoopThread:
             return
         self._closing = True
         try:
-            self.loop.call_soon_threadsafe(self.loop.stop)  # wakes the thread (and ends a turn in progress)
+            # Wakes the thread. With turn-taking its turn ends by itself once the loop is idle, so nothing that
+            # would stop the loop is left queued: the shutdown's own run of the loop (finishing what is still
+            # pending, e.g. an order placement whose sync call timed out) would stop at it, half-way.
+            wake = self.loop.stop if self._selector is None else _nothing
+            self.loop.call_soon_threadsafe(wake)
         except RuntimeError:  # closed meanwhile
             return
         if threading.current_thread() is not self._thread:
