@@ -14,6 +14,8 @@ The keys (all optional):
 ========================  ==========================================================================
 ``maxOrderNotional``      amount x price x contract size, in the market's quote currency; a number
                           or ``{"AAPL/USD": 20000, "*": 50000}`` (``*``: every other symbol)
+``notionalCurrency``      the currency ``maxOrderNotional`` is written in (``"USD"``): an order quoted
+                          in another is converted at the broker's FX quote, refused if none is known
 ``maxOrderAmount``        the order's amount (same forms)
 ``maxPositionAmount``     the absolute position after the order fills (same forms)
 ``allowSymbols``          only these symbols may be traded
@@ -66,6 +68,7 @@ RISK_KEYS: Mapping[str, tuple[str, str]] = {
     "maxOpenOrders": ("max_open_orders", "count"),
     "maxOrdersPerDay": ("max_orders_per_day", "count"),
     "priceCollarPct": ("price_collar_pct", "percent"),
+    "notionalCurrency": ("notional_currency", "currency"),
 }
 
 #: Instrument kinds a market may carry, from the broker's own classification (IB secType, Capital
@@ -102,6 +105,7 @@ class RiskLimits:
     max_open_orders: int | None = None
     max_orders_per_day: int | None = None
     price_collar_pct: float | None = None
+    notional_currency: str | None = None  # maxOrderNotional's currency; None: each market's quote currency
 
     @property
     def active(self) -> bool:
@@ -130,7 +134,8 @@ class OrderFacts:
 
     ``price``: the limit price (or the trigger of a stop), ``None`` for a market order; ``quote``:
     the last traded price (or mid) when gathered; ``position``: the signed position in the market;
-    ``open_orders`` / ``orders_today``: the counts *before* this order.
+    ``open_orders`` / ``orders_today``: the counts *before* this order; ``notional_rate``: the
+    broker's FX rate from the quote currency to ``notionalCurrency`` when that differs.
     """
 
     symbol: str
@@ -142,6 +147,7 @@ class OrderFacts:
     contract_size: float = 1.0
     quote_currency: str | None = None
     reduce_only: bool = False
+    notional_rate: float | None = None  # units of ``notionalCurrency`` per unit of the quote currency
     quote: float | None = None
     position: float | None = None
     open_orders: int | None = None
@@ -195,15 +201,23 @@ def reduces(facts: OrderFacts) -> bool:
     return against and facts.amount <= abs(held) * (1 + 1e-12)
 
 
+def converts(limits: RiskLimits, facts: OrderFacts) -> bool:
+    """Whether the order's notional must be converted to ``notionalCurrency`` (its quote currency differs)."""
+    target = limits.notional_currency
+    return target is not None and (facts.quote_currency or "").upper() != target
+
+
 def needs(limits: RiskLimits, facts: OrderFacts) -> set[str]:
     """The facts the configured rules need for this order: ``quote``, ``position``, ``open_orders``,
-    ``orders_today``. (``position`` is asked lazily, see :func:`exposure_breaches`.)"""
+    ``orders_today``, ``fx``. (``position`` is asked lazily, see :func:`exposure_breaches`.)"""
     wanted: set[str] = set()
     if limits.price_collar_pct is not None and facts.limit_price is not None:
         wanted.add("quote")
     notional = limits.max_order_notional is not None and limits.max_order_notional.get(facts.symbol) is not None
     if notional and facts.price is None:
         wanted.add("quote")
+    if notional and converts(limits, facts):
+        wanted.add("fx")
     if limits.max_position_amount is not None and limits.max_position_amount.get(facts.symbol) is not None:
         wanted.add("position")
     if limits.max_open_orders is not None:
@@ -247,15 +261,7 @@ def exposure_breaches(limits: RiskLimits, facts: OrderFacts) -> list[str]:
         out.append(f"maxOrderAmount: amount {facts.amount:g} {symbol} exceeds the limit {cap:g}")
     cap = limits.max_order_notional.get(symbol) if limits.max_order_notional else None
     if cap is not None:
-        price = facts.price if facts.price is not None else facts.quote
-        ccy = f" {facts.quote_currency}" if facts.quote_currency else ""
-        if not price:
-            out.append(f"maxOrderNotional {cap:g}{ccy}: no price or quote for {symbol} to value the order with")
-        else:
-            notional = facts.amount * price * (facts.contract_size or 1.0)
-            if notional > cap * (1 + 1e-12):
-                out.append(f"maxOrderNotional: notional {notional:,.2f}{ccy} ({facts.amount:g} x {price:g}) exceeds "
-                           f"the limit {cap:,.2f}{ccy} for {symbol}")
+        out.extend(_notional_breach(limits, facts, cap))
     cap = limits.max_position_amount.get(symbol) if limits.max_position_amount else None
     if cap is not None:
         if facts.position is None:
@@ -277,6 +283,29 @@ def exposure_breaches(limits: RiskLimits, facts: OrderFacts) -> list[str]:
             out.append(f"maxOrdersPerDay: {shown} orders placed today (UTC), one more would exceed the limit "
                        f"{limits.max_orders_per_day}")
     return out
+
+
+def _notional_breach(limits: RiskLimits, facts: OrderFacts, cap: float) -> list[str]:
+    """``maxOrderNotional``: the order's value in the limit's currency (converted when it names one)."""
+    symbol = facts.symbol
+    price = facts.price if facts.price is not None else facts.quote
+    quote_ccy = facts.quote_currency or ""
+    target = limits.notional_currency if converts(limits, facts) else None
+    ccy = f" {target or quote_ccy}" if (target or quote_ccy) else ""
+    if not price:
+        return [f"maxOrderNotional {cap:g}{ccy}: no price or quote for {symbol} to value the order with"]
+    notional = facts.amount * price * (facts.contract_size or 1.0)
+    how = f"{facts.amount:g} x {price:g}"
+    if target is not None:
+        if not facts.notional_rate:
+            return [f"maxOrderNotional {cap:g}{ccy}: no FX rate from {quote_ccy or '?'} to {target} known to value "
+                    "the order with"]
+        notional *= facts.notional_rate
+        how += f" {quote_ccy} at {facts.notional_rate:g} {target}/{quote_ccy}"
+    if notional > cap * (1 + 1e-12):
+        return [f"maxOrderNotional: notional {notional:,.2f}{ccy} ({how}) exceeds the limit {cap:,.2f}{ccy} "
+                f"for {symbol}"]
+    return []
 
 
 def refusal(exchange_id: str, facts: OrderFacts, breaches: list[str]) -> ccxt.InvalidOrder:

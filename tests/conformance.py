@@ -183,3 +183,10 @@ def check_latency(latency: Mapping[str, Any], *, filled: bool) -> None:
     else:
         assert latency["ack_to_first_fill_ms"] is None and latency["ack_to_last_fill_ms"] is None, latency
     assert abs(latency["total_ms"] - sum(steps)) <= 0.01, latency
+
+
+def fx_notional_refusal(usd_per_eur: float) -> str:
+    """The pre-trade refusal of 6 shares at 208 USD under ``{"maxOrderNotional": 1000, "notionalCurrency":
+    "EUR"}``, converted at the broker's EUR/USD mid (both brokers' controls tests place the same order)."""
+    rate = 1 / usd_per_eur
+    return f"notional {6 * 208 * rate:,.2f} EUR (6 x 208 USD at {rate:g} EUR/USD) exceeds the limit 1,000.00 EUR"

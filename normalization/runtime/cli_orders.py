@@ -26,7 +26,7 @@ from typing import Any
 
 import ccxt
 
-from normalization.risk import OrderFacts, collar_breach, exposure_breaches, instrument_kinds, refusal
+from normalization.risk import OrderFacts, collar_breach, converts, exposure_breaches, instrument_kinds, refusal
 
 from .controls import kill_switch
 from .market_cache import load_markets_file, markets_cache_path
@@ -232,7 +232,9 @@ def _risk(exchange: Any, market: Mapping[str, Any], order: Mapping[str, Any], va
     unchecked = [key for attr, key in _BROKER_RULES.items() if getattr(limits, attr) is not None]
     limits = dataclasses.replace(limits, **{attr: None for attr in _BROKER_RULES})
     notional = limits.max_order_notional is not None and limits.max_order_notional.get(market["symbol"]) is not None
-    if notional and value_at is None:
+    if notional and (value_at is None or converts(limits, OrderFacts(
+            symbol=market["symbol"], kinds=frozenset(), side=order["side"], amount=order["amount"],
+            quote_currency=market.get("quote")))):  # no FX quote offline
         unchecked.append("maxOrderNotional")
         limits = dataclasses.replace(limits, max_order_notional=None)
     if limits.price_collar_pct is not None and order["price"] is not None and quote is None:

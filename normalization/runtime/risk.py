@@ -62,6 +62,9 @@ def risk_limits(exchange_id: str, option: Any = None, env: Mapping[str, str] | N
         attr, kind = RISK_KEYS[key]
         values[attr] = _READERS[kind](exchange_id, key, raw)
     limits = RiskLimits(**values)
+    if limits.notional_currency is not None and limits.max_order_notional is None:
+        raise ConfigError(f"{exchange_id} risk: notionalCurrency names the currency of maxOrderNotional; set "
+                          "maxOrderNotional too")
     clash = (limits.allow_symbols or frozenset()) & limits.deny_symbols
     if clash:
         raise ConfigError(f"{exchange_id} risk: {', '.join(sorted(clash))} both allowed (allowSymbols) and denied "
@@ -163,7 +166,15 @@ def _percent(exchange_id: str, key: str, raw: Any) -> float:
     return number
 
 
-_READERS = {"per_symbol": _per_symbol, "names": _names, "kinds": _kinds, "count": _count, "percent": _percent}
+def _currency(exchange_id: str, key: str, raw: Any) -> str:
+    code = raw.strip().upper() if isinstance(raw, str) else ""
+    if not (2 <= len(code) <= 10 and code.isascii() and code.isalnum()):
+        raise ConfigError(f"{exchange_id} risk limit {key} must be a currency code such as 'USD', got {raw!r}")
+    return code
+
+
+_READERS = {"per_symbol": _per_symbol, "names": _names, "kinds": _kinds, "count": _count, "percent": _percent,
+            "currency": _currency}
 
 
 # ------------------------------------------------------------------------------------ the gate
@@ -183,6 +194,10 @@ class RiskSources(Protocol):
 
     async def risk_orders_today(self) -> int:
         """How many orders were placed since midnight UTC (the journal counts them)."""
+
+    # Optional: ``risk_fx_rate(base, quote)`` -> units of ``quote`` per ``base`` or None. Without it the
+    # gate converts with the adapter's own tickers (normalization.runtime.equity.fx_for: direct, inverse
+    # or through USD, cached for options['fxTtl']).
 
 
 class RiskGate:
@@ -248,7 +263,28 @@ class RiskGate:
             asks["open_orders"] = sources.risk_open_orders()
         if "orders_today" in wanted:
             asks["orders_today"] = sources.risk_orders_today()
+        if "fx" in wanted:
+            target = str(self.limits.notional_currency)
+            asks["notional_rate"] = _fx_rate(sources, str(facts.quote_currency or "").upper(), target)
         return replace(facts, **dict(zip(asks, await asyncio.gather(*asks.values()), strict=True)))
+
+
+async def _fx_rate(sources: Any, base: str, quote: str) -> float | None:
+    """The broker's rate from ``base`` to ``quote`` for maxOrderNotional, ``None`` when none is known (the
+    order is then refused, naming the pair: a limit that cannot be evaluated fails closed)."""
+    from normalization.runtime.fx import FxRateUnavailable
+
+    if not base:
+        return None
+    ask = getattr(sources, "risk_fx_rate", None)
+    try:
+        if ask is not None:
+            return await ask(base, quote)
+        from normalization.runtime.equity import fx_for
+
+        return await fx_for(sources).rate(base, quote)
+    except FxRateUnavailable:
+        return None
 
 
 def start_of_day_ms(now_ms: int) -> int:

@@ -1,7 +1,8 @@
 """Generated pre-trade limits and orders at both adapters, both faces, counted at the simulators.
 
 Each example is one ``options['risk']`` (valid or not: unknown keys, NaN, infinities, zero, negative,
-huge, wrong types, a symbol both allowed and denied, percentages of 100 and more, fractional counts)
+huge, wrong types, a symbol both allowed and denied, percentages of 100 and more, fractional counts,
+currency codes that are not, a ``notionalCurrency`` without its ``maxOrderNotional``)
 and one to three orders (clean ones sized and priced around the quote, or with one odd field: an
 unknown type, a side that is not one, a NaN / infinite / negative / huge amount or price, a symbol
 that does not exist). What must hold, counted where the orders arrive (IB: every placeOrder message
@@ -55,7 +56,7 @@ from tests.ib.trader_fixtures import trader_options  # noqa: E402
 
 pytestmark = pytest.mark.long
 
-EXAMPLES = 60  # per broker and face
+EXAMPLES = 80  # per broker and face
 STOCKS = ("AAPL/USD", "MSFT/USD")
 #: The kinds ``allowTypes`` may name for these stocks, as each broker classifies them.
 STOCK_KINDS = {"ibkr": {"spot", "stock"}, "capitalcom": {"spot", "stock", "cfd"}}
@@ -119,11 +120,18 @@ def percent(draw: Any) -> Tagged:
     return draw(st.sampled_from([100, 150.0, 0, -5, math.nan, math.inf, "lots"])), False
 
 
+@st.composite
+def currency(draw: Any) -> Tagged:
+    if not draw(st.booleans()):
+        return draw(st.sampled_from(["USD", "EUR", "usd", "SEK"])), True
+    return draw(st.sampled_from([5, "euro!", "", "U", "US D"])), False
+
+
 READERS = {"maxOrderNotional": lambda: per_symbol("maxOrderNotional"),
            "maxOrderAmount": lambda: per_symbol("maxOrderAmount"),
            "maxPositionAmount": lambda: per_symbol("maxPositionAmount"), "allowSymbols": names,
            "denySymbols": names, "allowTypes": kinds, "maxOpenOrders": count,
-           "maxOrdersPerDay": count, "priceCollarPct": percent}
+           "maxOrdersPerDay": count, "priceCollarPct": percent, "notionalCurrency": currency}
 
 
 @st.composite
@@ -134,7 +142,10 @@ def risk_configs(draw: Any) -> Tagged:
         return None, True
     if shape == "not a dict":
         return draw(st.sampled_from([[1], "maxOrderAmount=5", 5, True])), False
-    keys = draw(st.lists(st.sampled_from(sorted(READERS)), min_size=1, max_size=4, unique=True))
+    keys = draw(st.lists(st.sampled_from(sorted(set(READERS) - {"notionalCurrency"})), min_size=1, max_size=4,
+                         unique=True))
+    if draw(st.booleans()) if "maxOrderNotional" in keys else draw(st.integers(0, 14)) == 14:
+        keys.append("notionalCurrency")  # mostly with its maxOrderNotional, now and then without
     config: dict[str, Any] = {}
     valid = True
     for key in keys:
@@ -147,6 +158,8 @@ def risk_configs(draw: Any) -> Tagged:
         valid = False
     if valid and _listed(config.get("allowSymbols")) & _listed(config.get("denySymbols")):
         valid = False  # a symbol both allowed and denied
+    if "notionalCurrency" in config and "maxOrderNotional" not in config:
+        valid = False  # the currency of a limit that is not set
     return config, valid
 
 
@@ -285,7 +298,9 @@ def judge(broker: str, risk: dict[str, Any] | None, order: dict[str, Any], price
         broken.append(not {k.lower() for k in risk["allowTypes"]} & STOCK_KINDS[broker])
     for key, value in (("maxOrderAmount", amount), ("maxOrderNotional", amount * (price or quote))):
         cap = _cap(risk.get(key), symbol)
-        if cap is not None:
+        if cap is not None and key == "maxOrderNotional" and str(risk.get("notionalCurrency", "USD")).upper() != "USD":
+            close.append(True)  # converted at the broker's rate (or refused without one): not judged here
+        elif cap is not None:
             broken.append(value > cap * 1.02)
             close.append(abs(value - cap) <= cap * 0.02 or (key == "maxOrderNotional" and price is None))
     collar = risk.get("priceCollarPct")

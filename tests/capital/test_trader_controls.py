@@ -4,6 +4,7 @@ staging (transmit=False is NotSupported before anything is sent), trailing stops
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import ccxt
@@ -90,6 +91,22 @@ async def test_a_closing_deal_passes_the_exposure_limits(make_face: Any, face_ki
         await ex.call("create_order", "AAPL/USD", "market", "buy", 10)
     closing = await ex.call("create_order", "AAPL/USD", "market", "sell", 10)
     assert closing["status"] == "closed" and capital_sim.positions() == []
+
+
+async def test_a_notional_limit_in_another_currency_is_converted_at_the_broker_rate(
+        make_face: Any, face_kind: str, capital_sim: CapitalSimulator, deal_posts: list[bool]) -> None:
+    ex = await limited(make_face, face_kind, maxOrderNotional=1000, notionalCurrency="EUR")
+    eur = await ex.call("fetch_ticker", "EUR/USD")
+    usd_per_eur = (eur["bid"] + eur["ask"]) / 2
+    assert 5 * 208.0 > 1000 and 5 * 208.0 / usd_per_eur < 1000  # over the limit in USD, within it in EUR
+    await ex.call("create_order", "AAPL/USD", "limit", "sell", 5, 208.0)
+    assert len(deal_posts) == 1
+    with pytest.raises(ccxt.InvalidOrder, match=re.escape(conformance.fx_notional_refusal(usd_per_eur))):
+        await ex.call("create_order", "AAPL/USD", "limit", "sell", 6, 208.0)
+    unknown = await limited(make_face, face_kind, maxOrderNotional=1e9, notionalCurrency="SEK")
+    with pytest.raises(ccxt.InvalidOrder, match="no FX rate from USD to SEK known"):
+        await unknown.call("create_order", "AAPL/USD", "limit", "sell", 1, 208.0)
+    assert len(deal_posts) == 1  # the refused ones were never posted
 
 
 def test_bad_risk_settings_fail_at_construction(capital_sim: CapitalSimulator) -> None:

@@ -5,6 +5,7 @@ TWS untransmitted until edit_order transmits it), trailing stops and algos."""
 # ruff: noqa: F811 - the fixtures imported from trader_fixtures are re-bound as test parameters
 from __future__ import annotations
 
+import re
 import sqlite3
 import uuid
 from typing import Any
@@ -14,6 +15,7 @@ import pytest
 
 from ccxt_ibkr.sim.server import IBSimulator
 from ccxt_ibkr.sim.testing import eventually
+from tests import conformance
 from tests.conformance import check_order
 from tests.ib.trader_fixtures import (  # noqa: F401 - fixtures
     face,
@@ -110,6 +112,26 @@ async def test_a_closing_order_passes_the_exposure_limits(make_trader, sim: IBSi
         await run(ex.create_order("AAPL/USD", "market", "buy", 5))
     closing = await run(ex.create_order("AAPL/USD", "market", "sell", 5))  # takes risk off: passes
     assert closing["status"] == "closed" and closing["filled"] == 5
+
+
+async def test_a_notional_limit_in_another_currency_is_converted_at_the_broker_rate(make_trader, order_messages,
+                                                                                    tag: str) -> None:
+    ex = make_trader(risk={"maxOrderNotional": 1000, "notionalCurrency": "EUR"})
+    eur = await run(ex.fetch_ticker("EUR/USD"))
+    usd_per_eur = (eur["bid"] + eur["ask"]) / 2
+    assert 5 * 208.0 > 1000 and 5 * 208.0 / usd_per_eur < 1000  # over the limit in USD, within it in EUR
+    sent = len(order_messages)
+    # MSFT (~420) bought at 208 rests; no other test here holds MSFT short, which a buy would only reduce.
+    order = await run(ex.create_order("MSFT/USD", "limit", "buy", 5, 208.0, {"clientOrderId": f"fx-{tag}"}))
+    assert len(order_messages) == sent + 1
+    with pytest.raises(ccxt.InvalidOrder, match=re.escape(conformance.fx_notional_refusal(usd_per_eur))):
+        await run(ex.create_order("MSFT/USD", "limit", "buy", 6, 208.0))
+    assert len(order_messages) == sent + 1  # the refused one never reached TWS
+    await run(ex.cancel_order(order["id"], "MSFT/USD"))
+    unknown = make_trader(risk={"maxOrderNotional": 1e9, "notionalCurrency": "SEK"})  # no USD/SEK market loaded
+    with pytest.raises(ccxt.InvalidOrder, match="no FX rate from USD to SEK known"):
+        await run(unknown.create_order("MSFT/USD", "limit", "buy", 1, 208.0))
+    assert len(order_messages) == sent + 1
 
 
 @pytest.mark.parametrize("risk", [{"maxOrderAmount": "lots"}, {"maxOrders": 3}, {"allowTypes": "shares"}])

@@ -77,6 +77,10 @@ def test_validate_needs_cached_markets_and_no_connection(ib: Cli, ib_sim: Any, t
     code, out, _ = ib("validate", "AAPL/USD", "buy", "5", "--ref-price", "190", "--config", str(config),
                       connect=False)
     assert code == EXIT_OK and out["risk"]["unchecked"] == ["maxOpenOrders"]  # needs the broker: said, not passed
+    config.write_text(json.dumps({"options": {"risk": {"maxOrderNotional": 1, "notionalCurrency": "EUR"}}}))
+    code, out, _ = ib("validate", "AAPL/USD", "buy", "5", "--ref-price", "190", "--config", str(config),
+                      connect=False)
+    assert code == EXIT_OK and out["risk"]["unchecked"] == ["maxOrderNotional"]  # no FX quote offline: not passed
 
 
 def test_json_order_is_placed_as_create_order_would(ib: Cli, ib_sim: Any, tmp_path: Path) -> None:

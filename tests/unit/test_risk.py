@@ -20,9 +20,14 @@ class Sources:
     """The adapter's answers, counted: a rule that is not configured must not ask."""
 
     def __init__(self, quote: float | None = 100.0, position: float = 0.0, open_orders: int = 0,
-                 today: int = 0) -> None:
+                 today: int = 0, rates: dict[tuple[str, str], float] | None = None) -> None:
         self.quote, self.position, self.open_orders, self.today = quote, position, open_orders, today
+        self.rates = rates or {}
         self.asked: list[str] = []
+
+    async def risk_fx_rate(self, base: str, quote: str) -> float | None:
+        self.asked.append(f"fx {base}/{quote}")
+        return self.rates.get((base, quote))
 
     async def risk_quote(self, market: Any) -> float | None:
         self.asked.append("quote")
@@ -113,6 +118,36 @@ def test_max_order_notional_per_symbol_and_limit_price() -> None:
 
 def test_max_order_notional_fails_closed_without_a_quote() -> None:
     assert "no price or quote for AAPL/USD" in refused({"maxOrderNotional": 1e6}, Sources(quote=None))
+
+
+def test_max_order_notional_in_a_named_currency_is_converted_at_the_broker_rate() -> None:
+    risk = {"maxOrderNotional": 1000, "notionalCurrency": "EUR"}
+    sources = Sources(rates={("USD", "EUR"): 0.9})
+    message = refused(risk, sources, amount=10, price=120.0, limit=120.0)  # 1,200 USD = 1,080 EUR
+    assert "maxOrderNotional: notional 1,080.00 EUR (10 x 120 USD at 0.9 EUR/USD) exceeds the limit 1,000.00 EUR" \
+        in message
+    assert sources.asked[0] == "fx USD/EUR" and "quote" not in sources.asked  # the limit price values it
+    check(risk, Sources(rates={("USD", "EUR"): 0.9}), amount=10, price=110.0, limit=110.0)  # 990 EUR
+    same = Sources()
+    check({"maxOrderNotional": 1000, "notionalCurrency": "usd"}, same, amount=10, price=100.0, limit=100.0)
+    assert same.asked == []  # the market's own currency: no rate asked
+
+
+def test_max_order_notional_in_a_named_currency_refuses_without_a_rate() -> None:
+    message = refused({"maxOrderNotional": 1e9, "notionalCurrency": "SEK"}, Sources(), amount=1, price=1.0, limit=1.0)
+    assert "maxOrderNotional 1e+09 SEK: no FX rate from USD to SEK known to value the order with" in message
+
+
+@pytest.mark.parametrize(("risk", "words"), [
+    ({"notionalCurrency": "EUR"}, "notionalCurrency names the currency of maxOrderNotional"),
+    ({"maxOrderNotional": 5, "notionalCurrency": "euro!"}, "notionalCurrency must be a currency code"),
+    ({"maxOrderNotional": 5, "notionalCurrency": 5}, "notionalCurrency must be a currency code"),
+])
+def test_notional_currency_configuration(risk: dict[str, Any], words: str) -> None:
+    with pytest.raises(ccxt.BadRequest, match=words):
+        risk_limits("ibkr", risk, env={})
+    assert risk_limits("ibkr", None, env={"CCXT_BROKERS_RISK_NOTIONAL_CURRENCY": "eur",
+                                         "CCXT_BROKERS_RISK_MAX_ORDER_NOTIONAL": "100"}).notional_currency == "EUR"
 
 
 def test_max_order_amount() -> None:
