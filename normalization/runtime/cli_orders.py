@@ -79,6 +79,9 @@ def add_order_parsers(add: Callable[..., argparse.ArgumentParser], positive: Any
                    help="IB: every order of the account, whichever client placed it (reqGlobalCancel)")
     p = add("panic", _cmd_panic, "kill switch: cancel every working order, then close every position")
     p.add_argument("--all-clients", action="store_true", help="IB: cancel other clients' orders too")
+    p.add_argument("--wait", type=float, metavar="SECONDS",
+                   help="how long to wait for a kill switch already running on the account (default 60; "
+                        "0: report it at once)")
 
 
 # -- the order, from flags or JSON -----------------------------------------------------------------
@@ -342,5 +345,8 @@ def _cmd_cancel_all(exchange: Any, args: argparse.Namespace, call: Any) -> Any:
 def _cmd_panic(exchange: Any, args: argparse.Namespace, call: Any) -> Any:
     _require(exchange, "closeAllPositions")
     call(exchange.load_markets)
-    report = call(kill_switch, exchange, {"allClients": True} if args.all_clients else {})
+    params: dict[str, Any] = {"allClients": True} if args.all_clients else {}
+    if args.wait is not None:
+        params["wait"] = args.wait
+    report = call(kill_switch, exchange, params)
     return {"ok": not report["remaining"], **report}

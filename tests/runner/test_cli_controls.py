@@ -4,9 +4,11 @@ journal commands, ``cancel-all`` and ``panic`` (twice: the second finds nothing)
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +16,9 @@ import pytest
 
 from ccxt_capital.__main__ import main as capital_main
 from ccxt_ibkr.__main__ import main as ib_main
+from normalization.runtime.account_lock import account_lock
 from normalization.runtime.cli import EXIT_EXCHANGE, EXIT_OK, EXIT_USAGE
+from normalization.runtime.journal import OrderJournal
 from tests.runner.cli_harness import error, run_main
 
 # Each command logs in afresh: the simulator's login pacing is not what these tests are about.
@@ -149,3 +153,34 @@ def test_cancel_all_and_panic_twice(broker: str, request: pytest.FixtureRequest)
     assert code == EXIT_OK and out == {"ok": True, "canceled": [], "closed": [], "remaining": []}
     code, out, _ = cli("positions")
     assert code == EXIT_OK and [p for p in out if p["contracts"]] == []
+
+
+def test_panic_reports_a_run_in_progress_on_the_account(ib: Cli, ib_sim: Any, tmp_path: Path) -> None:
+    """Another process's kill switch holds the account (here: a thread holding its lock on the shared journal
+    file): ``panic --wait 0`` says so and sends nothing; once it ends, panic runs."""
+    journal = tmp_path / "shared.sqlite"
+    config = tmp_path / "shared.json"
+    config.write_text(json.dumps({"options": {"journal": str(journal)}}))
+    held, release = threading.Event(), threading.Event()
+
+    async def hold() -> None:
+        other = OrderJournal(journal, exchange="ibkr", account=ib_sim.ledger.account, sync="normal")
+        async with account_lock(other, "kill-switch", wait=0):
+            held.set()
+            await asyncio.to_thread(release.wait, 30)
+        other.close()
+
+    holder = threading.Thread(target=asyncio.run, args=(hold(),))
+    holder.start()
+    try:
+        assert held.wait(10)
+        orders = len(ib_sim.orders())
+        code, _, err = ib("panic", "--wait", "0", "--config", str(config))
+        assert code == EXIT_EXCHANGE and error(err)["type"] == "OperationRejected"
+        assert "kill-switch for account" in error(err)["message"] and "already running (pid" in error(err)["message"]
+        assert len(ib_sim.orders()) == orders
+    finally:
+        release.set()
+        holder.join(10)
+    code, out, _ = ib("panic", "--wait", "0", "--config", str(config))
+    assert code == EXIT_OK and out["ok"] is True
