@@ -47,7 +47,6 @@ pytestmark = [pytest.mark.long, pytest.mark.skipif(sys.platform == "win32", reas
 ROUNDS = 6  # round 0: two panics at once, unkilled; then kills at seeded moments
 KILL_WAVES = 3  # per round: two panics at once, both killed (unless done first); then run again
 PREFIX = "panic-"
-BOTS = 3
 TRUTH_CLIENT_IDS = itertools.count(1000)  # a fresh clientId per look: never one the simulator still holds
 WHERE = ("before any close", "between closes", "after every close")
 
@@ -230,23 +229,32 @@ async def ib_closes(port: int) -> int:
     return len({f["ref"] for f in (await ib_state(port))[2] if f["ref"].startswith(PREFIX)})
 
 
+def bot_orders(rng: random.Random, tag: str, bid: dict[str, float], books: tuple[tuple[str, ...], ...],
+               resting_sells: bool) -> list[list[dict[str, Any]]]:
+    """Each bot's orders: a market order per symbol that opens a long or short position (AAPL bought by two
+    bots, so one position is two bots' doing), and limit orders resting far from the touch."""
+    plans: list[list[dict[str, Any]]] = []
+    for b, symbols in enumerate(books):
+        plan: list[dict[str, Any]] = []
+        for symbol in symbols:
+            side = "buy" if (symbol == "AAPL" or rng.random() < 0.5) else "sell"
+            plan.append({"cid": f"{tag}-{b}-{symbol}-m", "symbol": f"{symbol}/USD", "type": "market",
+                         "side": side, "amount": rng.randint(1, 20)})
+            plan.append({"cid": f"{tag}-{b}-{symbol}-l", "symbol": f"{symbol}/USD", "type": "limit",
+                         "side": "buy", "amount": rng.randint(1, 5), "price": round(bid[symbol] * 0.7, 2)})
+            if resting_sells:
+                plan.append({"cid": f"{tag}-{b}-{symbol}-s", "symbol": f"{symbol}/USD", "type": "limit",
+                             "side": "sell", "amount": rng.randint(1, 5), "price": round(bid[symbol] * 1.3, 2)})
+        plans.append(plan)
+    return plans
+
+
 def ib_bot_plans(rng: random.Random, round_no: int, bid: dict[str, float],
                  base: dict[str, Any]) -> list[tuple[list[str], list[dict]]]:
-    """Three bots: market orders that open long and short positions in AAPL, MSFT and KO (AAPL held by two
-    bots, so one position is two bots' doing), and limit orders resting far from the touch."""
-    plans: list[tuple[list[str], list[dict[str, Any]]]] = []
-    for b in range(BOTS):
-        plan: list[dict[str, Any]] = []
-        for symbol in (("AAPL", "MSFT", "IBM"), ("AAPL", "KO"), ("KO", "MSFT", "IBM"))[b]:
-            side = "buy" if (symbol == "AAPL" or rng.random() < 0.5) else "sell"
-            plan.append({"cid": f"pb-{round_no}-{b}-{symbol}-m", "symbol": f"{symbol}/USD", "type": "market",
-                         "side": side, "amount": rng.randint(1, 20)})
-            plan.append({"cid": f"pb-{round_no}-{b}-{symbol}-l", "symbol": f"{symbol}/USD", "type": "limit",
-                         "side": "buy", "amount": rng.randint(1, 5), "price": round(bid[symbol] * 0.7, 2)})
-            plan.append({"cid": f"pb-{round_no}-{b}-{symbol}-s", "symbol": f"{symbol}/USD", "type": "limit",
-                         "side": "sell", "amount": rng.randint(1, 5), "price": round(bid[symbol] * 1.3, 2)})
-        plans.append((["--options", json.dumps({**base, "clientId": 11 + b})], plan))
-    return plans
+    """Three bots in AAPL, MSFT, KO and IBM, each on a clientId of its own."""
+    books = (("AAPL", "MSFT", "IBM"), ("AAPL", "KO"), ("KO", "MSFT", "IBM"))
+    return [(["--options", json.dumps({**base, "clientId": 11 + b})], plan)
+            for b, plan in enumerate(bot_orders(rng, f"pb-{round_no}", bid, books, resting_sells=True))]
 
 
 async def ib_panic_rounds(tmp_path: Path, rounds: int, seed: int) -> str:
@@ -331,17 +339,8 @@ async def capital_closes(http: Any) -> int:
 
 
 def capital_bot_plans(rng: random.Random, round_no: int, bid: dict[str, float]) -> list[tuple[list[str], list[dict]]]:
-    plans: list[tuple[list[str], list[dict[str, Any]]]] = []
-    for b in range(BOTS):
-        plan: list[dict[str, Any]] = []
-        for symbol in (("AAPL", "MSFT"), ("AAPL", "KO"), ("KO", "MSFT"))[b]:
-            side = "buy" if (symbol == "AAPL" or rng.random() < 0.5) else "sell"
-            plan.append({"cid": f"pc-{round_no}-{b}-{symbol}-m", "symbol": f"{symbol}/USD", "type": "market",
-                         "side": side, "amount": rng.randint(1, 20)})
-            plan.append({"cid": f"pc-{round_no}-{b}-{symbol}-l", "symbol": f"{symbol}/USD", "type": "limit",
-                         "side": "buy", "amount": rng.randint(1, 5), "price": round(bid[symbol] * 0.7, 2)})
-        plans.append(([], plan))
-    return plans
+    books = (("AAPL", "MSFT"), ("AAPL", "KO"), ("KO", "MSFT"))
+    return [([], plan) for plan in bot_orders(rng, f"pc-{round_no}", bid, books, resting_sells=False)]
 
 
 async def capital_panic_rounds(tmp_path: Path, rounds: int, seed: int) -> str:
