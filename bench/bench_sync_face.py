@@ -13,6 +13,8 @@ directly, and runs the async twin and the raw client one operation at a time on 
    client, with the spread over five slices of the phase; and the raw client's median split by which
    face ran just before it: the sync face's background work (its loop thread taking over what a call
    left behind) must not slow what runs beside it.
+   Then the sync face against its async twin alone, the two in a random order each round: the goal's
+   measure (with the raw client in the rounds, the async face often follows it warm on the same loop).
    Then where the sync call's time goes: the same create_order timed inside its coroutine on both faces
    (equal: the body runs the same code on either loop) and the sync call around it, whose difference is
    the turn (the facade, taking the loop, ``run_forever`` starting and stopping, handing it back).
@@ -197,6 +199,21 @@ def report_create_order(broker: str, raw_label: str, result: dict[str, Any]) -> 
               f"{rs:7.3f} ms ({len(after['sync'])}): {rs - ra:+.3f} ms")
 
 
+def report_pair(broker: str, s: dict[str, list[float]]) -> None:
+    """The sync face against its async twin alone. In the three-way rounds the async face shares the bot's
+    loop with the raw client and follows it warm about half the time, where the sync face's loop is the
+    other one: that costs the sync side ~0.1 ms of cold caches that a sync bot, with no second loop on its
+    thread, never pays (measured: paired differences +0.07 / +0.13 ms in pairs, +0.21 / +0.25 ms with
+    the raw client in the rounds, same code)."""
+    asy, syn = _ms(s["async"]), _ms(s["sync"])
+    gap = _slices(s["sync"], s["async"])
+    print(f"{broker} create_order, the sync face against its async twin alone ({len(s['async'])} rounds, "
+          "the two in a random order each round):")
+    print(f"  async {asy:7.3f} ms, sync {syn:7.3f} ms: sync - async {syn - asy:+.3f} ms (goal <= +0.150; 5 slices "
+          f"{min(gap):+.3f} .. {max(gap):+.3f}; median of the rounds' own differences "
+          f"{_paired(s['sync'], s['async']):+.3f})")
+
+
 def report_turn(broker: str, split: dict[str, list[tuple[float, float]]]) -> None:
     base = split["async body"]
     print(f"{broker} where the sync call's time goes ({len(base)} rounds; medians of each round's difference "
@@ -275,12 +292,13 @@ def bench_ib(bench: Bench, orders: int, calls: int, tmp: Path) -> None:
         ]:
             rows.append((label, bench.interleave(sides, calls, warmup=3)["samples"]))
 
-        result = bench.interleave({
+        sides = {
             "raw": lambda i: bench.timed_async(lambda: raw_order(i)),
             "async": lambda i: bench.timed_async(lambda: asy.create_order("AAPL/USD", "limit", "buy", 1, price(i))),
             "sync": lambda i: bench.timed_sync(syn, lambda: syn.create_order("AAPL/USD", "limit", "buy", 1, price(i))),
-        }, orders)
-        report_create_order("IB", "raw ib_async placeOrder -> Submitted", result)
+        }
+        report_create_order("IB", "raw ib_async placeOrder -> Submitted", bench.interleave(sides, orders))
+        report_pair("IB", bench.interleave({"async": sides["async"], "sync": sides["sync"]}, orders)["samples"])
         report_turn("IB", bench.turn_split(
             asy, syn, lambda exchange, i: exchange.create_order("AAPL/USD", "limit", "buy", 1, price(i)), orders // 2))
         report_methods("IB", rows)
@@ -339,14 +357,15 @@ def bench_capital(bench: Bench, orders: int, calls: int, tmp: Path) -> None:
         ]:
             rows.append((label, bench.interleave(sides, calls, warmup=3)["samples"]))
 
-        result = bench.interleave({
+        sides = {
             "raw": lambda i: bench.timed_async(lambda: bare_deals(http, headers, bare, 1)),
             "async": lambda i: bench.timed_async(
                 lambda: asy.create_order("EUR/USD", "market", direction("async"), 1000)),
             "sync": lambda i: bench.timed_sync(
                 syn, lambda: syn.create_order("EUR/USD", "market", direction("sync"), 1000)),
-        }, orders)
-        report_create_order("Capital", "bare httpx POST /positions + GET /confirms", result)
+        }
+        report_create_order("Capital", "bare httpx POST /positions + GET /confirms", bench.interleave(sides, orders))
+        report_pair("Capital", bench.interleave({"async": sides["async"], "sync": sides["sync"]}, orders)["samples"])
         report_turn("Capital", bench.turn_split(
             asy, syn, lambda exchange, i: exchange.create_order("EUR/USD", "market", "buy" if i % 2 else "sell", 1000),
             orders // 2))
