@@ -63,6 +63,19 @@ class Tally:
     canceled_reported: int = 0
     windows: list[tuple[float, float]] = field(default_factory=list)  # (first, last) close, s after spawn
 
+    def settle_round(self, reports: list[dict[str, Any]], booked: set[str], closes: int, flattened: int) -> None:
+        """Every close the runs reported is one the broker booked, none reported twice; then count the round."""
+        reported = [cid for r in reports for cid in reported_closes(r)]
+        assert len(reported) == len(set(reported)), reported  # nothing reported twice
+        for r in reports:
+            for order in r["closed"]:
+                assert {str(order.get("id")), str(order.get("clientOrderId"))} & booked, (order, booked)
+        self.rounds += 1
+        self.closes_booked += closes
+        self.positions_flattened += flattened
+        self.found_nothing += sum(1 for r in reports if not r["closed"])
+        self.canceled_reported += sum(len(r["canceled"]) for r in reports)
+
     def line(self, broker: str) -> str:
         spread = ", ".join(f"{where}: {self.kills[where]}" for where in WHERE)
         return (f"{broker} panic across processes: rounds {self.rounds}; panic runs {self.runs} (completed "
@@ -294,18 +307,8 @@ async def ib_panic_rounds(tmp_path: Path, rounds: int, seed: int) -> str:
                 symbol = orders[0]["symbol"]
                 signed = sum(f["shares"] * (1 if f["side"] == "BOT" else -1) for f in orders)
                 assert signed == -held[symbol], (ref, orders, held)
-            reported = [cid for r in reports for cid in reported_closes(r)]
-            assert len(reported) == len(set(reported)), reported  # nothing reported twice
-            perm_ids = {str(f["permId"]) for f in closing}
-            booked_ids = set(by_order) | perm_ids
-            for r in reports:
-                for order in r["closed"]:
-                    assert {str(order.get("id")), str(order.get("clientOrderId"))} & booked_ids, order
-            tally.rounds += 1
-            tally.closes_booked += len(by_order)
-            tally.positions_flattened += len(held)
-            tally.found_nothing += sum(1 for r in reports if not r["closed"])
-            tally.canceled_reported += sum(len(r["canceled"]) for r in reports)
+            booked = set(by_order) | {str(f["permId"]) for f in closing}
+            tally.settle_round(reports, booked, len(by_order), len(held))
     line = tally.line("ibkr")
     print(line)
     return line
@@ -387,17 +390,8 @@ async def capital_panic_rounds(tmp_path: Path, rounds: int, seed: int) -> str:
                     position = held[c["dealId"]]
                     assert c["size"] == position["size"], (c, position)
                     assert c["direction"] != position["direction"], (c, position)
-                reported = [cid for r in reports for cid in reported_closes(r)]
-                assert len(reported) == len(set(reported)), reported  # nothing reported twice
-                references = {str(c["reference"]) for c in new} | {str(c["dealId"]) for c in new}
-                for r in reports:
-                    for order in r["closed"]:
-                        assert str(order.get("id")) in references, (order, new)
-                tally.rounds += 1
-                tally.closes_booked += len(new)
-                tally.positions_flattened += len(held)
-                tally.found_nothing += sum(1 for r in reports if not r["closed"])
-                tally.canceled_reported += sum(len(r["canceled"]) for r in reports)
+                booked = {str(c["reference"]) for c in new} | {str(c["dealId"]) for c in new}
+                tally.settle_round(reports, booked, len(new), len(held))
     line = tally.line("capitalcom")
     print(line)
     return line
