@@ -148,10 +148,10 @@ class _Alarm:
         self.fd = -1
         self._spec: Any = None
         try:
-            # PyDLL: the call keeps the GIL. timerfd_settime never blocks, and letting go of the GIL around
-            # it (as CDLL and os.timerfd_settime do) hands it to any thread waiting for it -- the journal's
-            # disk thread, say -- at the end of every sync call: 20-30 us a call on a loaded machine, against
-            # ~2 us holding it (measured).
+            # PyDLL: the call keeps the GIL. timerfd_settime never blocks, so letting go of the GIL around it
+            # (as CDLL and os.timerfd_settime do) could only hand it to another thread at the end of a sync
+            # call. The call still costs 20-30 us in context against 4 us in a tight loop (measured either
+            # way), which is why callers in a burst set no alarm at all (see HANDBACK_GRACE).
             libc = ctypes.PyDLL(None, use_errno=True)
             create, self._settime = libc.timerfd_create, libc.timerfd_settime
         except (OSError, AttributeError):
